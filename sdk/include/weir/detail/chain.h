@@ -1,0 +1,223 @@
+// The plugin side of a running chain, and the JobProgram that creates chains.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "weir/detail/builder_state.h"
+#include "weir/task_api.h"
+
+namespace weir::detail {
+
+// Runs `body`, converting every exception into a Status; nothing escapes the plugin boundary.
+template <class Body>
+Status boundary(const char* what, Body&& body) noexcept {
+  try {
+    body();
+    return Status::ok();
+  } catch (const WriterCancelled&) {
+    return Status::cancelled();
+  } catch (const OperatorFailure& e) {
+    return Status::failed(e.what());
+  } catch (const std::exception& e) {
+    return Status::failed(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return Status::failed(std::string(what) + ": unknown exception");
+  }
+}
+
+class ChainRuntime final : public ChainInstance {
+ public:
+  Status open() noexcept override {
+    // Tail first, so every operator's downstream is ready before it can emit.
+    return boundary("open", [&] {
+      for (std::size_t i = ops_.size(); i-- > 0;) {
+        ops_[i]->open(contexts_[i]);
+        opened_ = ops_.size() - i;
+      }
+    });
+  }
+
+  Status pollSource(SourceStatus& status) noexcept override {
+    if (source_ == nullptr) return Status::internal("pollSource on a chain without a source");
+    return boundary("source", [&] { status = source_->poll(); });
+  }
+
+  Status processInput(int channel, const std::uint8_t* data, std::size_t size) noexcept override {
+    if (reader_ == nullptr) return Status::internal("processInput on a source chain");
+    std::string err;
+    Status s = boundary("input", [&] { err = reader_->read(channel, data, size); });
+    if (s.isOk() && !err.empty()) return Status::corruption(err);
+    return s;
+  }
+
+  Status endInput() noexcept override {
+    return boundary("end of input", [&] {
+      for (auto& op : ops_) guarded(op->name, [&] { op->endInput(); });
+    });
+  }
+
+  Status close() noexcept override {
+    // Head first; every opened operator is closed even when an earlier close fails.
+    Status first;
+    const std::size_t begin = ops_.size() - opened_;
+    for (std::size_t i = begin; i < ops_.size(); ++i) {
+      Status s = boundary("close", [&] { ops_[i]->close(); });
+      if (!s.isOk() && first.isOk()) first = std::move(s);
+    }
+    opened_ = 0;
+    return first;
+  }
+
+  const VertexCounters* counters(int vertex_id) const noexcept override {
+    for (std::size_t i = 0; i < vertex_ids_.size(); ++i) {
+      if (vertex_ids_[i] == vertex_id) return &ops_[i]->counters;
+    }
+    return nullptr;
+  }
+
+ private:
+  friend class Program;
+
+  // Declaration order is destruction order reversed: the reader feeds operators, which feed writers.
+  std::vector<std::unique_ptr<BatchConsumerBase>> writers_;
+  std::vector<std::unique_ptr<OperatorInstance>> ops_;
+  std::unique_ptr<InputReaderBase> reader_;
+  std::vector<int> vertex_ids_;
+  std::vector<RuntimeContext> contexts_;
+  SourceOperatorBase* source_ = nullptr;
+  std::size_t opened_ = 0;  // how many operators (counted from the tail) were opened
+};
+
+class Program final : public JobProgram {
+ public:
+  explicit Program(BuilderState state) : state_(std::move(state)), graph_(state_.graph()) {}
+
+  const LogicalGraph& graph() const noexcept override { return graph_; }
+
+  Status createChain(const ChainSpec& spec, TaskEnvironment& env,
+                     std::unique_ptr<ChainInstance>& out) noexcept override {
+    auto chain = std::make_unique<ChainRuntime>();
+    Status s = checkSpec(spec);
+    if (!s.isOk()) return s;
+    s = boundary("creating the chain", [&] { build(spec, env, *chain); });
+    if (!s.isOk()) return s;
+    out = std::move(chain);
+    return Status::ok();
+  }
+
+ private:
+  bool inChain(const ChainSpec& spec, int vertex) const {
+    return std::find(spec.vertex_ids.begin(), spec.vertex_ids.end(), vertex) !=
+           spec.vertex_ids.end();
+  }
+
+  Status checkSpec(const ChainSpec& spec) const {
+    const int n = static_cast<int>(state_.nodes.size());
+    if (spec.vertex_ids.empty()) return Status::invalidArgument("chain has no vertices");
+    if (spec.max_parallelism.size() != spec.vertex_ids.size()) {
+      return Status::invalidArgument("chain spec: max_parallelism does not match vertex_ids");
+    }
+    for (int v : spec.vertex_ids) {
+      if (v < 0 || v >= n) {
+        return Status::invalidArgument("chain names vertex " + std::to_string(v) +
+                                       ", which this job does not have");
+      }
+    }
+    const VertexDef& head = state_.nodes[spec.vertex_ids[0]]->def;
+    if ((head.kind == VertexKind::kSource) != (spec.num_input_channels == 0)) {
+      return Status::invalidArgument("chain head '" + head.name +
+                                     "': input channel count does not fit its kind");
+    }
+    for (std::size_t i = 1; i < spec.vertex_ids.size(); ++i) {
+      int inputs = 0;
+      for (const auto& e : state_.edges) {
+        if (e.def.target != spec.vertex_ids[i]) continue;
+        if (!inChain(spec, e.def.source)) {
+          return Status::invalidArgument("chained vertex '" +
+                                         state_.nodes[spec.vertex_ids[i]]->def.name +
+                                         "' has an input from outside its chain");
+        }
+        ++inputs;
+      }
+      if (inputs != 1) return Status::invalidArgument("chained vertex must have exactly one input");
+    }
+    for (const auto& e : state_.edges) {
+      if (!inChain(spec, e.def.source) || inChain(spec, e.def.target)) continue;
+      const bool covered =
+          std::any_of(spec.outputs.begin(), spec.outputs.end(),
+                      [&](const NetworkOutputSpec& o) { return o.edge_id == e.def.id; });
+      if (!covered) {
+        return Status::invalidArgument("edge " + std::to_string(e.def.id) +
+                                       " leaves the chain but has no network output");
+      }
+    }
+    for (const auto& o : spec.outputs) {
+      if (o.edge_id < 0 || o.edge_id >= static_cast<int>(state_.edges.size())) {
+        return Status::invalidArgument("network output names unknown edge " +
+                                       std::to_string(o.edge_id));
+      }
+      const EdgeNode& e = state_.edges[o.edge_id];
+      if (!inChain(spec, e.def.source) || inChain(spec, e.def.target)) {
+        return Status::invalidArgument("network output edge " + std::to_string(o.edge_id) +
+                                       " does not leave this chain");
+      }
+      if (o.partitioner == Partitioner::kHash && !e.has_key) {
+        return Status::invalidArgument("edge " + std::to_string(o.edge_id) +
+                                       " is hash-partitioned but has no key selector");
+      }
+      if (o.num_channels < 1) return Status::invalidArgument("network output without channels");
+    }
+    return Status::ok();
+  }
+
+  void build(const ChainSpec& spec, TaskEnvironment& env, ChainRuntime& chain) const {
+    chain.vertex_ids_ = spec.vertex_ids;
+    for (std::size_t i = 0; i < spec.vertex_ids.size(); ++i) {
+      const NodeBase& node = *state_.nodes[spec.vertex_ids[i]];
+      auto op = node.instantiate();
+      op->name = node.def.name;
+      chain.contexts_.emplace_back(spec.job_name, node.def.name, spec.subtask_index,
+                                   spec.parallelism, spec.max_parallelism[i], &env.args());
+      chain.ops_.push_back(std::move(op));
+    }
+    auto opFor = [&](int vertex) -> OperatorInstance& {
+      for (std::size_t i = 0; i < spec.vertex_ids.size(); ++i) {
+        if (spec.vertex_ids[i] == vertex) return *chain.ops_[i];
+      }
+      throw std::logic_error("vertex not in chain");
+    };
+    for (const auto& e : state_.edges) {
+      if (!inChain(spec, e.def.source)) continue;
+      OperatorInstance& from = opFor(e.def.source);
+      if (inChain(spec, e.def.target)) {
+        from.addOutput(opFor(e.def.target).inputPort());
+        continue;
+      }
+      for (std::size_t i = 0; i < spec.outputs.size(); ++i) {
+        if (spec.outputs[i].edge_id != e.def.id) continue;
+        OutputGate& gate = env.outputGate(i);
+        if (gate.numChannels() != spec.outputs[i].num_channels) {
+          throw std::logic_error("output gate channel count differs from the chain spec");
+        }
+        chain.writers_.push_back(e.make_writer(gate, spec.outputs[i], spec.subtask_index));
+        from.addOutput(chain.writers_.back().get());
+      }
+    }
+    for (auto& op : chain.ops_) op->finishWiring();
+    const NodeBase& head = *state_.nodes[spec.vertex_ids[0]];
+    if (head.def.kind == VertexKind::kSource) {
+      chain.source_ = static_cast<SourceOperatorBase*>(chain.ops_[0].get());
+    } else {
+      chain.reader_ = head.makeReader(spec.num_input_channels, *chain.ops_[0]);
+    }
+  }
+
+  BuilderState state_;
+  LogicalGraph graph_;
+};
+
+}  // namespace weir::detail

@@ -1,0 +1,321 @@
+// Typed operator instances: one per vertex and subtask, instantiated inside the plugin.
+//
+// Every operator processes a whole batch per call and flushes its output before returning. User
+// exceptions are caught at the operator that raised them and rethrown once as OperatorFailure naming
+// it; the chain turns that into a failed Status at the plugin boundary.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "weir/collector.h"
+#include "weir/context.h"
+#include "weir/functions.h"
+#include "weir/key_groups.h"
+
+namespace weir::detail {
+
+class OperatorFailure : public std::runtime_error {
+ public:
+  OperatorFailure(const std::string& op, const std::string& what)
+      : std::runtime_error("operator '" + op + "' failed: " + what) {}
+};
+
+// Runs `body`, turning any user exception into an OperatorFailure that names `op` (once).
+template <class Body>
+void guarded(const std::string& op, Body&& body) {
+  try {
+    body();
+  } catch (const OperatorFailure&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw OperatorFailure(op, e.what());
+  } catch (...) {
+    throw OperatorFailure(op, "unknown exception");
+  }
+}
+
+class OperatorInstance {
+ public:
+  virtual ~OperatorInstance() = default;
+  virtual void open(const RuntimeContext& ctx) = 0;
+  // All input has been seen: emit anything still held.
+  virtual void endInput() {}
+  virtual void close() = 0;
+  // This operator's typed input, or null for a source.
+  virtual BatchConsumerBase* inputPort() { return nullptr; }
+  // Connects one more downstream consumer; the consumer's record type is this operator's output
+  // type (guaranteed by the builder, which only connects matching types).
+  virtual void addOutput(BatchConsumerBase* consumer) = 0;
+  // Called once after the last addOutput.
+  virtual void finishWiring() = 0;
+
+  VertexCounters counters;
+  std::string name;
+};
+
+// Delivers one batch to several consumers in order.
+template <class T>
+class FanOut final : public BatchConsumer<T> {
+ public:
+  explicit FanOut(std::vector<BatchConsumer<T>*> targets) : targets_(std::move(targets)) {}
+  void consume(const RecordBatch<T>& batch) override {
+    for (auto* t : targets_) t->consume(batch);
+  }
+
+ private:
+  std::vector<BatchConsumer<T>*> targets_;
+};
+
+template <class T>
+class Discard final : public BatchConsumer<T> {
+ public:
+  void consume(const RecordBatch<T>&) override {}
+};
+
+// The output side of an operator producing T.
+template <class T>
+class Outputs {
+ public:
+  void add(BatchConsumerBase* c) { targets_.push_back(static_cast<BatchConsumer<T>*>(c)); }
+  void finish(Collector<T>& out, VertexCounters* counters) {
+    BatchConsumer<T>* target = nullptr;
+    if (targets_.empty()) {
+      discard_ = std::make_unique<Discard<T>>();
+      target = discard_.get();
+    } else if (targets_.size() == 1) {
+      target = targets_.front();
+    } else {
+      fan_out_ = std::make_unique<FanOut<T>>(targets_);
+      target = fan_out_.get();
+    }
+    out.bind(target, counters);
+  }
+
+ private:
+  std::vector<BatchConsumer<T>*> targets_;
+  std::unique_ptr<FanOut<T>> fan_out_;
+  std::unique_ptr<Discard<T>> discard_;
+};
+
+// Base of single-input operators with output type Out. Subclasses implement process().
+template <class In, class Out, class F>
+class OneInputOperator : public OperatorInstance, public BatchConsumer<In> {
+ public:
+  explicit OneInputOperator(F fn) : fn_(std::move(fn)) {}
+
+  void open(const RuntimeContext& ctx) override {
+    guarded(name, [&] { openFunction(fn_, ctx); });
+  }
+  void close() override {
+    guarded(name, [&] { closeFunction(fn_); });
+  }
+  BatchConsumerBase* inputPort() override { return static_cast<BatchConsumer<In>*>(this); }
+  void addOutput(BatchConsumerBase* c) override { outputs_.add(c); }
+  void finishWiring() override { outputs_.finish(out_, &counters); }
+
+  void consume(const RecordBatch<In>& batch) final {
+    counters.addIn(batch.size());
+    guarded(name, [&] { process(batch); });
+    out_.flush();
+  }
+
+ protected:
+  virtual void process(const RecordBatch<In>& batch) = 0;
+
+  F fn_;
+  Collector<Out> out_;
+
+ private:
+  Outputs<Out> outputs_;
+};
+
+template <class In, class Out, class F>
+class MapOperator final : public OneInputOperator<In, Out, F> {
+ public:
+  using OneInputOperator<In, Out, F>::OneInputOperator;
+
+ protected:
+  void process(const RecordBatch<In>& batch) override {
+    for (const In& v : batch) this->out_.collect(callMap(this->fn_, v));
+  }
+};
+
+template <class T, class F>
+class FilterOperator final : public OneInputOperator<T, T, F> {
+ public:
+  using OneInputOperator<T, T, F>::OneInputOperator;
+
+ protected:
+  void process(const RecordBatch<T>& batch) override {
+    for (const T& v : batch) {
+      if (callFilter(this->fn_, v)) this->out_.collect(v);
+    }
+  }
+};
+
+template <class In, class Out, class F>
+class FlatMapOperator final : public OneInputOperator<In, Out, F> {
+ public:
+  using OneInputOperator<In, Out, F>::OneInputOperator;
+
+ protected:
+  void process(const RecordBatch<In>& batch) override {
+    for (const In& v : batch) callFlatMap(this->fn_, v, this->out_);
+  }
+};
+
+// Hash functor for per-key state maps (deterministic, not std::hash).
+template <class K>
+struct StateKeyHash {
+  std::size_t operator()(const K& k) const { return static_cast<std::size_t>(hasher(k)); }
+  mutable KeyHasher<K> hasher;
+};
+
+// Checks that a record's key belongs to this subtask: a key selector that is not deterministic
+// would otherwise silently split one key's state across subtasks.
+class KeyGroupGuard {
+ public:
+  void init(const RuntimeContext& ctx) {
+    max_parallelism_ = ctx.maxParallelism();
+    range_ = keyGroupRangeForSubtask(ctx.subtaskIndex(), ctx.parallelism(), max_parallelism_);
+  }
+  int check(std::uint64_t hash) const {
+    const int kg = keyGroupForHash(hash, max_parallelism_);
+    if (!range_.contains(kg)) {
+      throw std::logic_error("record's key is in key group " + std::to_string(kg) +
+                             ", outside this subtask's range [" + std::to_string(range_.start) +
+                             ", " + std::to_string(range_.end) +
+                             "]: the key selector must be deterministic");
+    }
+    return kg;
+  }
+
+ private:
+  int max_parallelism_ = 1;
+  KeyGroupRange range_;
+};
+
+// Running reduce per key: emits the updated aggregate for every input record (Flink's
+// KeyedStream#reduce). State lives on the heap, typed, keyed by K.
+template <class T, class K, class KeyF, class F>
+class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
+ public:
+  KeyedReduceOperator(KeyF key, F fn) : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
+
+  void open(const RuntimeContext& ctx) override {
+    guard_.init(ctx);
+    OneInputOperator<T, T, F>::open(ctx);
+  }
+
+ protected:
+  void process(const RecordBatch<T>& batch) override {
+    for (const T& v : batch) {
+      decltype(auto) key = callKey(key_, v);
+      guard_.check(hasher_(key));
+      auto it = state_.find(key);
+      if (it == state_.end()) {
+        it = state_.emplace(key, v).first;
+      } else {
+        it->second = callReduce(this->fn_, it->second, v);
+      }
+      this->out_.collect(it->second);
+    }
+  }
+
+ private:
+  KeyF key_;
+  KeyHasher<K> hasher_;
+  KeyGroupGuard guard_;
+  std::unordered_map<K, T, StateKeyHash<K>> state_;
+};
+
+template <class T, class K, class Out, class KeyF, class F>
+class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
+ public:
+  KeyedProcessOperator(KeyF key, F fn)
+      : OneInputOperator<T, Out, F>(std::move(fn)), key_(std::move(key)) {}
+
+  void open(const RuntimeContext& ctx) override {
+    guard_.init(ctx);
+    OneInputOperator<T, Out, F>::open(ctx);
+  }
+
+ protected:
+  void process(const RecordBatch<T>& batch) override {
+    for (const T& v : batch) {
+      const K key = callKey(key_, v);
+      ctx_.setCurrent(&key, guard_.check(hasher_(key)));
+      callProcess(this->fn_, v, ctx_, this->out_);
+    }
+  }
+
+ private:
+  KeyF key_;
+  KeyHasher<K> hasher_;
+  KeyGroupGuard guard_;
+  KeyedContext<K> ctx_;
+};
+
+template <class T, class F>
+class SinkOperator final : public OperatorInstance, public BatchConsumer<T> {
+ public:
+  explicit SinkOperator(F fn) : fn_(std::move(fn)) {}
+  void open(const RuntimeContext& ctx) override {
+    guarded(name, [&] { openFunction(fn_, ctx); });
+  }
+  void close() override {
+    guarded(name, [&] { closeFunction(fn_); });
+  }
+  BatchConsumerBase* inputPort() override { return static_cast<BatchConsumer<T>*>(this); }
+  void addOutput(BatchConsumerBase*) override {}
+  void finishWiring() override {}
+
+  void consume(const RecordBatch<T>& batch) override {
+    counters.addIn(batch.size());
+    guarded(name, [&] {
+      for (const T& v : batch) callSink(fn_, v);
+      if constexpr (requires { fn_.flushBatch(); }) fn_.flushBatch();
+    });
+  }
+
+ private:
+  F fn_;
+};
+
+class SourceOperatorBase : public OperatorInstance {
+ public:
+  virtual SourceStatus poll() = 0;
+};
+
+template <class T, class F>
+class SourceOperator final : public SourceOperatorBase {
+ public:
+  explicit SourceOperator(F fn) : fn_(std::move(fn)) {}
+  void open(const RuntimeContext& ctx) override {
+    guarded(name, [&] { openFunction(fn_, ctx); });
+  }
+  void close() override {
+    guarded(name, [&] { closeFunction(fn_); });
+  }
+  void addOutput(BatchConsumerBase* c) override { outputs_.add(c); }
+  void finishWiring() override { outputs_.finish(out_, &counters); }
+
+  SourceStatus poll() override {
+    SourceStatus status = SourceStatus::kEndOfInput;
+    guarded(name, [&] { status = fn_.pollNext(out_); });
+    out_.flush();
+    return status;
+  }
+
+ private:
+  F fn_;
+  Collector<T> out_;
+  Outputs<T> outputs_;
+};
+
+}  // namespace weir::detail

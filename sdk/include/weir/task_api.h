@@ -1,0 +1,138 @@
+// The runtime side of the plugin boundary: what the engine and a plugin's typed code say to each
+// other while a task runs. Users never touch these types; the SDK's templates implement the plugin
+// side (detail/chain.h) and the engine implements the other (engine/runtime/).
+//
+// Concurrency model: one chain instance is driven by exactly one task thread, which makes every call
+// below. Nothing here is shared between threads except VertexCounters, which other threads read.
+//
+// "Typed inside, bytes at the edge": inside a chain, records move as C++ objects by direct calls. At
+// the chain's network outputs, the plugin serialises records straight into engine-owned buffers
+// through a WriteCursor per channel; at its network input, the engine hands it whole data buffers.
+// Control elements (end of input, and later watermarks and barriers) travel as separate event
+// buffers that only the engine interprets.
+//
+// Data buffer format (the same bytes the network layer carries between TaskManagers):
+//   a sequence of record frames: [u32 payload length, little endian][payload: Serde<T> bytes]
+//   A frame's 4-byte header always lies within one buffer. Its payload may continue into the next
+//   buffers of the same channel when it does not fit; a reader reassembles such a record.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weir/graph.h"
+#include "weir/job_args.h"
+#include "weir/status.h"
+
+namespace weir {
+
+// Version of the binary contract between engine and plugins. Bumped whenever any type in this header
+// or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
+inline constexpr std::uint32_t kSdkAbiVersion = 1;
+
+inline constexpr std::size_t kFrameHeaderSize = 4;
+
+// Where the next frame of one output channel goes. Owned by the engine; the plugin writes at `pos`
+// and advances it, never past `end`. All three are null while the channel has no current buffer.
+struct WriteCursor {
+  std::uint8_t* begin = nullptr;
+  std::uint8_t* pos = nullptr;
+  std::uint8_t* end = nullptr;
+};
+
+// One network output of a task (one outgoing edge), with one channel per consumer subtask it feeds.
+class OutputGate {
+ public:
+  virtual ~OutputGate() = default;
+  virtual int numChannels() const noexcept = 0;
+  // numChannels() cursors, valid for the gate's lifetime.
+  virtual WriteCursor* cursors() noexcept = 0;
+  // Hands the channel's current buffer (if it holds any bytes) to the consumer and installs a fresh
+  // empty one. Blocks while no buffer is free: this is where back-pressure stops a producer. Returns
+  // false when the task is being cancelled; the caller must then stop writing.
+  virtual bool advance(int channel) noexcept = 0;
+};
+
+struct NetworkOutputSpec {
+  int edge_id = 0;
+  Partitioner partitioner = Partitioner::kForward;  // resolved, never kDefault
+  int num_channels = 1;       // 1 for forward, the consumer's parallelism otherwise
+  int target_parallelism = 1;
+  int target_max_parallelism = 1;
+};
+
+// Which part of the job graph one task runs: a chain of vertices joined by forward edges.
+struct ChainSpec {
+  std::string job_name;
+  std::vector<int> vertex_ids;  // head first, in topological order
+  int subtask_index = 0;
+  int parallelism = 1;          // shared by every vertex of the chain
+  std::vector<int> max_parallelism;  // per vertex, parallel to vertex_ids (resolved)
+  int num_input_channels = 0;   // network input channels of the head (0 for a source head)
+  std::vector<NetworkOutputSpec> outputs;  // index i is TaskEnvironment::outputGate(i)
+};
+
+// Records counted per vertex and subtask. Written by the task thread (relaxed, once per batch), read
+// by any thread.
+struct VertexCounters {
+  std::atomic<std::uint64_t> records_in{0};
+  std::atomic<std::uint64_t> records_out{0};
+  void addIn(std::uint64_t n) {
+    records_in.store(records_in.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void addOut(std::uint64_t n) {
+    records_out.store(records_out.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// Provided by the engine to one chain instance, for its whole life.
+class TaskEnvironment {
+ public:
+  virtual ~TaskEnvironment() = default;
+  virtual const JobArgs& args() const noexcept = 0;
+  virtual OutputGate& outputGate(std::size_t index) noexcept = 0;
+};
+
+enum class SourceStatus : std::uint8_t {
+  kMoreAvailable,     // call pollSource again at once
+  kNothingAvailable,  // nothing now; the engine backs off briefly before polling again
+  kEndOfInput,        // the source is exhausted
+};
+
+// A running chain, implemented in the plugin. Every method is noexcept: user exceptions are caught
+// inside and returned as a failed Status naming the operator. After any failure the engine calls
+// close() and then destroys the instance.
+class ChainInstance {
+ public:
+  virtual ~ChainInstance() = default;
+  // Opens every operator, the tail first.
+  virtual Status open() noexcept = 0;
+  // Source chains: runs the source once and pushes what it emitted through the chain.
+  virtual Status pollSource(SourceStatus& status) noexcept = 0;
+  // Other chains: one data buffer from network input channel `channel`. The bytes are only
+  // borrowed for the duration of the call.
+  virtual Status processInput(int channel, const std::uint8_t* data, std::size_t size) noexcept = 0;
+  // Every input has ended (or the source has): operators emit what they still hold.
+  virtual Status endInput() noexcept = 0;
+  // Closes every operator, head first. Called exactly once, also after a failure.
+  virtual Status close() noexcept = 0;
+  // Counters of one vertex of this chain, or null for a vertex not in it.
+  virtual const VertexCounters* counters(int vertex_id) const noexcept = 0;
+};
+
+// A built job inside a plugin: the logical graph plus the typed operators behind it. Created by the
+// plugin's builder entry; destroyed by the engine before the library is unloaded.
+class JobProgram {
+ public:
+  virtual ~JobProgram() = default;
+  virtual const LogicalGraph& graph() const noexcept = 0;
+  // Instantiates the operators of one chain for one subtask. `env` outlives the chain.
+  virtual Status createChain(const ChainSpec& spec, TaskEnvironment& env,
+                             std::unique_ptr<ChainInstance>& out) noexcept = 0;
+};
+
+}  // namespace weir
