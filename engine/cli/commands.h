@@ -1,0 +1,31 @@
+// The `weir` command line: one function per subcommand, each returning the process exit code.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "weir/job_args.h"
+#include "weir/status.h"
+
+namespace weir::cli {
+
+// Exit codes shared by every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the job failed or the request was refused
+inline constexpr int kExitUsage = 2;    // bad command-line arguments
+
+// Parses repeated `--arg key=value` options.
+Result<JobArgs> parseJobArgs(const std::vector<std::string>& pairs);
+
+struct JobOptions {
+  std::string plugin;
+  int parallelism = 1;
+  std::vector<std::string> args;
+  int buffer_timeout_ms = 10;
+};
+
+int runLocal(const JobOptions& options);
+int runInfo(const JobOptions& options);
+
+}  // namespace weir::cli

@@ -1,0 +1,170 @@
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "jobmanager/local_job.h"
+
+namespace weir::cli {
+
+Result<JobArgs> parseJobArgs(const std::vector<std::string>& pairs) {
+  JobArgs args;
+  for (const std::string& p : pairs) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status::invalidArgument("--arg expects key=value, got '" + p + "'");
+    }
+    args.set(p.substr(0, eq), p.substr(eq + 1));
+  }
+  return args;
+}
+
+namespace {
+
+// Waits for SIGINT/SIGTERM on a dedicated thread (the signals are blocked in every other thread)
+// and cancels the job gracefully on the first one. A second signal ends the process at once.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(engine::LocalJob* job) : job_(job) {
+    thread_ = std::thread([this] { watch(); });
+  }
+  ~SignalWatcher() {
+    stop_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR1);  // ends its wait at once
+    thread_.join();
+  }
+  static void blockSignals() {
+    sigset_t set = watchedSignals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+  bool interrupted() const { return interrupted_.load(); }
+
+ private:
+  static sigset_t watchedSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);  // internal: stop watching
+    return set;
+  }
+
+  void watch() {
+    const sigset_t set = watchedSignals();
+    while (!stop_.load()) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0 || sig == SIGUSR1) continue;
+      if (interrupted_.exchange(true)) {
+        std::fprintf(stderr, "weir: second interrupt, exiting now\n");
+        std::_Exit(130);
+      }
+      std::fprintf(stderr, "weir: interrupted, cancelling the job (interrupt again to force)\n");
+      job_->cancel();
+    }
+  }
+
+  engine::LocalJob* job_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> interrupted_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+int runLocal(const JobOptions& options) {
+  auto args = parseJobArgs(options.args);
+  if (!args.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", args.status().message().c_str());
+    return kExitUsage;
+  }
+  auto plugin = engine::LoadedPlugin::load(options.plugin);
+  if (!plugin.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", plugin.status().message().c_str());
+    return kExitFailure;
+  }
+  SignalWatcher::blockSignals();  // before any task thread exists, so they inherit the mask
+
+  engine::TaskExecutorOptions executor_options;
+  executor_options.buffer_timeout = std::chrono::milliseconds(options.buffer_timeout_ms);
+  const auto start = std::chrono::steady_clock::now();
+  auto job = engine::LocalJob::start(engine::pluginProgramFactory(*plugin, *args),
+                                     options.parallelism, *args, executor_options);
+  if (!job.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", job.status().message().c_str());
+    return kExitFailure;
+  }
+  spdlog::info("running job '{}' from plugin {} {} with parallelism {}", (*job)->graph().name,
+               (*plugin)->name(), (*plugin)->version(), options.parallelism);
+  Status result;
+  bool interrupted = false;
+  {
+    SignalWatcher watcher(job->get());
+    result = (*job)->wait();
+    interrupted = watcher.interrupted();
+  }
+  const double ms = std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - start).count();
+  std::fflush(stdout);
+  if (interrupted && result.code() == Status::Code::kCancelled) {
+    std::fprintf(stderr, "weir: job '%s' cancelled after %.1f ms\n", (*job)->graph().name.c_str(),
+                 ms);
+    return 130;
+  }
+  if (!result.isOk()) {
+    std::fprintf(stderr, "weir: job '%s' failed: %s\n", (*job)->graph().name.c_str(),
+                 result.message().c_str());
+    return kExitFailure;
+  }
+  spdlog::info("job '{}' finished in {:.1f} ms", (*job)->graph().name, ms);
+  return kExitOk;
+}
+
+int runInfo(const JobOptions& options) {
+  auto args = parseJobArgs(options.args);
+  if (!args.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", args.status().message().c_str());
+    return kExitUsage;
+  }
+  auto plugin = engine::LoadedPlugin::load(options.plugin);
+  if (!plugin.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", plugin.status().message().c_str());
+    return kExitFailure;
+  }
+  auto program = (*plugin)->createProgram(*args);
+  if (!program.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", program.status().message().c_str());
+    return kExitFailure;
+  }
+  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, *args);
+  if (!graph.isOk()) {
+    std::fprintf(stderr, "weir: %s\n", graph.status().message().c_str());
+    return kExitFailure;
+  }
+  const engine::JobGraph& g = *graph;
+  std::printf("plugin   %s %s (%s)\n", (*plugin)->name().c_str(), (*plugin)->version().c_str(),
+              options.plugin.c_str());
+  std::printf("job      %s, max parallelism %d\n", g.name.c_str(), g.maxParallelism);
+  std::printf("vertices\n");
+  for (const auto& v : g.vertices) {
+    std::printf("  %d  %-24s uid=%-16s parallelism=%d max=%d%s\n", v.id, v.name.c_str(),
+                v.uid.c_str(), v.parallelism, v.maxParallelism, v.keyed ? " keyed" : "");
+  }
+  std::printf("edges\n");
+  for (const auto& e : g.edges) {
+    const std::string why = engine::chainBreakReason(g, e);
+    std::printf("  %d -> %d  %-9s %s\n", e.source, e.target,
+                weir::thrift::to_string(e.partitioner).c_str(),
+                why.empty() ? "chained" : ("not chained: " + why).c_str());
+  }
+  std::printf("tasks\n");
+  for (const auto& c : engine::computeChains(g)) {
+    std::printf("  chain %d x%d  %s\n", c.id, c.parallelism, c.name.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace weir::cli

@@ -1,0 +1,76 @@
+#include "runtime/network/buffer_pool.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+namespace weir::engine {
+
+BufferPool::BufferPool(std::size_t segment_size, std::size_t max_segments)
+    : segment_size_(segment_size), max_segments_(max_segments) {}
+
+BufferPool::~BufferPool() {
+  for (std::uint8_t* s : all_) std::free(s);
+}
+
+std::uint8_t* BufferPool::takeLocked() {
+  std::uint8_t* s = nullptr;
+  if (!free_.empty()) {
+    s = free_.back();
+    free_.pop_back();
+  } else if (all_.size() < max_segments_) {
+    s = static_cast<std::uint8_t*>(std::aligned_alloc(64, (segment_size_ + 63) / 64 * 64));
+    if (s == nullptr) throw std::bad_alloc();
+    all_.push_back(s);
+  } else {
+    return nullptr;
+  }
+  ++in_use_;
+  peak_in_use_ = std::max(peak_in_use_, in_use_);
+  return s;
+}
+
+std::uint8_t* BufferPool::tryRequest() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return takeLocked();
+}
+
+std::uint8_t* BufferPool::request(const std::atomic<bool>& cancelled) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (cancelled.load(std::memory_order_acquire)) return nullptr;
+    if (std::uint8_t* s = takeLocked()) return s;
+    cv_.wait(lock);
+  }
+}
+
+void BufferPool::recycle(std::uint8_t* segment) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(segment);
+    --in_use_;
+  }
+  cv_.notify_one();
+}
+
+void BufferPool::wakeAll() {
+  { std::lock_guard<std::mutex> lock(mu_); }
+  cv_.notify_all();
+}
+
+std::size_t BufferPool::inUse() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_use_;
+}
+
+std::size_t BufferPool::peakInUse() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_in_use_;
+}
+
+std::size_t BufferPool::allocated() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return all_.size();
+}
+
+}  // namespace weir::engine

@@ -1,0 +1,109 @@
+// Fixed-size memory segments for data buffers, and bounded pools of them.
+//
+// Every producer output (result partition) draws its buffers from its own bounded pool. A buffer
+// returns to its pool when the consumer has decoded it. A producer that finds its pool empty waits:
+// that wait is back-pressure, and the pool's bound is what keeps memory bounded however slow a
+// consumer is. Pools allocate segments lazily up to their bound and keep them until destroyed.
+//
+// Thread-safety: request/recycle may be called from any thread (one mutex per pool, taken once per
+// buffer, never per record).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace weir::engine {
+
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  BufferPool(std::size_t segment_size, std::size_t max_segments);
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // A free segment, or null at once when none is free.
+  std::uint8_t* tryRequest();
+  // A free segment, waiting while none is; null when `cancelled` becomes true (see wakeAll).
+  std::uint8_t* request(const std::atomic<bool>& cancelled);
+  void recycle(std::uint8_t* segment);
+  // Wakes waiting requesters so they re-check their cancellation flag.
+  void wakeAll();
+
+  std::size_t segmentSize() const { return segment_size_; }
+  std::size_t maxSegments() const { return max_segments_; }
+  std::size_t inUse() const;
+  std::size_t peakInUse() const;
+  std::size_t allocated() const;
+
+ private:
+  std::uint8_t* takeLocked();
+
+  const std::size_t segment_size_;
+  const std::size_t max_segments_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::uint8_t*> free_;     // guarded by mu_
+  std::vector<std::uint8_t*> all_;      // guarded by mu_
+  std::size_t in_use_ = 0;              // guarded by mu_
+  std::size_t peak_in_use_ = 0;         // guarded by mu_
+};
+
+// A unit handed from producer to consumer: a data segment holding record frames, or an event.
+// Move-only; a data buffer returns its segment to its pool when destroyed.
+class Buffer {
+ public:
+  enum class Kind : std::uint8_t { kData, kEndOfInput };
+
+  Buffer() = default;
+  static Buffer data(std::shared_ptr<BufferPool> pool, std::uint8_t* segment, std::size_t size) {
+    Buffer b;
+    b.kind_ = Kind::kData;
+    b.pool_ = std::move(pool);
+    b.segment_ = segment;
+    b.size_ = size;
+    return b;
+  }
+  static Buffer endOfInput() {
+    Buffer b;
+    b.kind_ = Kind::kEndOfInput;
+    return b;
+  }
+
+  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      kind_ = o.kind_;
+      pool_ = std::move(o.pool_);
+      segment_ = o.segment_;
+      size_ = o.size_;
+      o.segment_ = nullptr;
+      o.size_ = 0;
+    }
+    return *this;
+  }
+  ~Buffer() { release(); }
+
+  Kind kind() const { return kind_; }
+  const std::uint8_t* bytes() const { return segment_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  void release() {
+    if (segment_ != nullptr && pool_) pool_->recycle(segment_);
+    segment_ = nullptr;
+    pool_.reset();
+  }
+
+  Kind kind_ = Kind::kEndOfInput;
+  std::shared_ptr<BufferPool> pool_;
+  std::uint8_t* segment_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace weir::engine

@@ -1,0 +1,57 @@
+// The output side of a task for one outgoing edge: one channel per consumer subtask it feeds. It
+// implements the SDK's OutputGate: the chain serialises records straight into the current buffer of
+// a channel through its WriteCursor; a full buffer is handed to the consumer and replaced by one from
+// this partition's bounded pool, waiting (back-pressure) while the pool is exhausted.
+//
+// Only the producing task's thread calls into a partition. Partly filled buffers are flushed by that
+// thread when its buffer timeout expires, when it has no input, and at end of input.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/network/buffer_pool.h"
+#include "runtime/network/input_gate.h"
+#include "weir/task_api.h"
+
+namespace weir::engine {
+
+struct ChannelTarget {
+  InputGate* gate = nullptr;
+  int channel = 0;
+};
+
+class ResultPartition final : public OutputGate {
+ public:
+  // `cancelled` and `backpressured_ns` belong to the producing task and outlive the partition.
+  ResultPartition(std::shared_ptr<BufferPool> pool, std::vector<ChannelTarget> targets,
+                  const std::atomic<bool>* cancelled, std::atomic<std::uint64_t>* backpressured_ns);
+  ~ResultPartition() override;
+
+  int numChannels() const noexcept override { return static_cast<int>(targets_.size()); }
+  WriteCursor* cursors() noexcept override { return cursors_.data(); }
+  bool advance(int channel) noexcept override;
+
+  // Hands every partly filled buffer to its consumer.
+  void flushAll();
+  bool hasPendingData() const;
+  // Flushes, then sends end-of-input on every channel.
+  void finish();
+  // Drops current buffers without sending them (after failure or cancellation).
+  void discard();
+
+  BufferPool& pool() { return *pool_; }
+
+ private:
+  void submit(int channel);
+
+  std::shared_ptr<BufferPool> pool_;
+  std::vector<ChannelTarget> targets_;
+  std::vector<WriteCursor> cursors_;
+  const std::atomic<bool>* cancelled_;
+  std::atomic<std::uint64_t>* backpressured_ns_;
+};
+
+}  // namespace weir::engine

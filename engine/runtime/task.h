@@ -1,0 +1,98 @@
+// A task: one subtask of one chain, run on its own thread.
+//
+// Concurrency model: the task thread owns the chain instance, its result partitions and the
+// consuming end of its input gate; it makes every call into plugin code. Other threads only push
+// buffers into the gate, recycle buffers into the partitions' pools, read the atomic counters and
+// call cancel(), which sets a flag and wakes the thread wherever it waits (gate, pool, idle source).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/execution_plan.h"
+#include "runtime/network/input_gate.h"
+#include "runtime/network/result_partition.h"
+#include "runtime/plugin_loader.h"
+#include "weir/job_args.h"
+#include "weir/status.h"
+#include "weir/task_api.h"
+
+namespace weir::engine {
+
+enum class TaskState : int { kCreated, kRunning, kFinished, kCanceled, kFailed };
+const char* taskStateName(TaskState s);
+
+struct TaskMetrics {
+  std::atomic<std::uint64_t> busy_ns{0};           // processing, including back-pressured time
+  std::atomic<std::uint64_t> idle_ns{0};           // waiting for input
+  std::atomic<std::uint64_t> backpressured_ns{0};  // waiting for an output buffer
+};
+
+class StreamTask final : public TaskEnvironment {
+ public:
+  struct Options {
+    std::chrono::milliseconds buffer_timeout{10};
+  };
+
+  StreamTask(TaskDeployment deployment, JobArgs args, Options options);
+  ~StreamTask() override;
+
+  // Set-up, before init(): outputs in the order of deployment().spec.outputs.
+  void addOutput(std::unique_ptr<ResultPartition> partition);
+  InputGate* inputGate() { return gate_.get(); }
+  const std::atomic<bool>* cancelFlag() const { return &cancelled_; }
+  std::atomic<std::uint64_t>* backpressureCounter() { return &metrics_.backpressured_ns; }
+
+  // Instantiates the chain's operators from the program.
+  Status init(const ProgramPtr& program);
+
+  // The thread body: open, process until end of input or cancellation, close. Calls `on_done`
+  // once at the end, on the task thread.
+  void run();
+  void cancel();
+
+  TaskState state() const { return state_.load(std::memory_order_acquire); }
+  // The failure (or cancellation) reason once the task has ended.
+  Status result() const;
+  const TaskDeployment& deployment() const { return deployment_; }
+  const TaskMetrics& metrics() const { return metrics_; }
+  const VertexCounters* counters(int vertex_id) const;
+  const std::vector<std::unique_ptr<ResultPartition>>& outputs() const { return outputs_; }
+
+  std::function<void(StreamTask&)> on_done;
+
+  // TaskEnvironment
+  const JobArgs& args() const noexcept override { return args_; }
+  OutputGate& outputGate(std::size_t index) noexcept override { return *outputs_[index]; }
+
+ private:
+  Status runSource();
+  Status runInputs();
+  void flushOutputs();
+  bool anyPendingOutput() const;
+  void finishOutputs();
+
+  TaskDeployment deployment_;
+  JobArgs args_;
+  Options options_;
+  std::unique_ptr<InputGate> gate_;
+  std::vector<std::unique_ptr<ResultPartition>> outputs_;
+  ChainPtr chain_;
+  bool is_source_ = false;
+
+  std::atomic<bool> cancelled_{false};
+  std::atomic<TaskState> state_{TaskState::kCreated};
+  TaskMetrics metrics_;
+
+  mutable std::mutex mu_;
+  std::condition_variable idle_cv_;  // wakes an idle source on cancel
+  Status result_;                    // guarded by mu_
+};
+
+}  // namespace weir::engine
