@@ -48,13 +48,12 @@ int main(int argc, char** argv) {
     return weir::cli::kExitUsage;
   }
 
-  spdlog::set_default_logger(spdlog::default_logger());
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   // Logs go to stderr so that a job's printed output alone is on stdout.
   spdlog::default_logger()->sinks().clear();
   spdlog::default_logger()->sinks().push_back(
       std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
   if (local->parsed()) return weir::cli::runLocal(job);
   if (info->parsed()) return weir::cli::runInfo(job);

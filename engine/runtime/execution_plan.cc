@@ -1,6 +1,9 @@
 #include "runtime/execution_plan.h"
 
+#include <functional>
 #include <map>
+#include <queue>
+#include <stdexcept>
 
 namespace weir::engine {
 
@@ -39,17 +42,21 @@ std::vector<ChainDef> computeChains(const JobGraph& g) {
   const int n = static_cast<int>(g.vertices.size());
   std::vector<int> chain_of(n, -1);
   std::vector<ChainDef> chains;
-  // Vertex ids are a topological order: every edge goes from a lower to a higher id in graphs the
-  // builder makes, but a graph from elsewhere may not, so order by Kahn's algorithm.
+  // Visit vertices in topological order, lowest id first among the ready ones: for graphs from the
+  // builder (whose ids are already topological) that is id order, so chain ids follow their heads.
   std::vector<int> remaining(n, 0);
   for (const auto& e : g.edges) ++remaining[e.target];
-  std::vector<int> order;
+  std::priority_queue<int, std::vector<int>, std::greater<>> ready;
   for (int i = 0; i < n; ++i) {
-    if (remaining[i] == 0) order.push_back(i);
+    if (remaining[i] == 0) ready.push(i);
   }
-  for (std::size_t k = 0; k < order.size(); ++k) {
+  std::vector<int> order;
+  while (!ready.empty()) {
+    const int v = ready.top();
+    ready.pop();
+    order.push_back(v);
     for (const auto& e : g.edges) {
-      if (e.source == order[k] && --remaining[e.target] == 0) order.push_back(e.target);
+      if (e.source == v && --remaining[e.target] == 0) ready.push(e.target);
     }
   }
   for (int v : order) {

@@ -15,6 +15,14 @@ constexpr const char* kEntrySymbol = "weir_plugin_v1";
 
 std::string quoted(const std::string& path) { return "plugin '" + path + "'"; }
 
+// Errors are one line: a plugin's message may not be.
+std::string oneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
 // Finds a `weir_plugin_v<N>` export of another ABI, to name it in the error.
 std::string otherAbiEntry(const std::string& path) {
   try {
@@ -35,9 +43,9 @@ LoadedPlugin::~LoadedPlugin() = default;
 
 Result<std::shared_ptr<LoadedPlugin>> LoadedPlugin::load(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return Status::notFound(quoted(path) + ": no such file");
-  }
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) return Status::ioError(quoted(path) + ": " + ec.message());
+  if (!exists) return Status::notFound(quoted(path) + ": no such file");
   if (!std::filesystem::is_regular_file(path, ec)) {
     return Status::invalidArgument(quoted(path) + ": not a regular file");
   }
@@ -108,7 +116,8 @@ Result<ProgramPtr> LoadedPlugin::createProgram(const JobArgs& args) const {
   JobProgram* raw = descriptor_->create_program(&args, &error);
   auto self = shared_from_this();
   if (raw == nullptr) {
-    return Status::failed("plugin '" + name_ + "' (" + path_ + "): job builder failed: " + error);
+    return Status::failed("plugin '" + name_ + "' (" + path_ + "): job builder failed: " +
+                          oneLine(error));
   }
   // The deleter runs the program's destructor (plugin code), then releases the library.
   return ProgramPtr(raw, [self](JobProgram* p) { delete p; });

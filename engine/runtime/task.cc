@@ -8,11 +8,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::uint64_t nanosSince(Clock::time_point start) {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
-}
-
 // How long an idle source waits before it is polled again.
 constexpr auto kIdleSourceBackoff = std::chrono::milliseconds(1);
 
@@ -104,20 +99,21 @@ Status StreamTask::runSource() {
   auto flush_deadline = Clock::time_point::max();
   for (;;) {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
-    const auto start = Clock::now();
+    metrics_.busy.begin(Clock::now());
     SourceStatus status = SourceStatus::kMoreAvailable;
     Status s = chain_->pollSource(status);
-    metrics_.busy_ns.fetch_add(nanosSince(start), std::memory_order_relaxed);
+    const auto now = Clock::now();
+    metrics_.busy.end(now);
     if (!s.isOk()) return s;
     if (status == SourceStatus::kEndOfInput) return Status::ok();
-    const auto now = Clock::now();
     if (status == SourceStatus::kNothingAvailable) {
       flushOutputs();
       flush_deadline = Clock::time_point::max();
+      metrics_.idle.begin(now);
       std::unique_lock<std::mutex> lock(mu_);
       idle_cv_.wait_for(lock, kIdleSourceBackoff,
                         [&] { return cancelled_.load(std::memory_order_acquire); });
-      metrics_.idle_ns.fetch_add(nanosSince(now), std::memory_order_relaxed);
+      metrics_.idle.end(Clock::now());
       continue;
     }
     if (now >= flush_deadline) {
@@ -142,12 +138,10 @@ Status StreamTask::runInputs() {
       flushOutputs();
       flush_deadline = Clock::time_point::max();
     }
+    metrics_.idle.begin(wait_start);
     auto item = gate_->poll(flush_deadline, cancelled_);
     const auto got = Clock::now();
-    metrics_.idle_ns.fetch_add(
-        static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(got - wait_start).count()),
-        std::memory_order_relaxed);
+    metrics_.idle.end(got);
     if (!item) continue;
     const int ch = item->channel;
     if (item->buffer.kind() == Buffer::Kind::kEndOfInput) {
@@ -161,9 +155,10 @@ Status StreamTask::runInputs() {
     if (ended[static_cast<std::size_t>(ch)]) {
       return Status::internal("data after end of input on channel " + std::to_string(ch));
     }
+    metrics_.busy.begin(got);
     Status s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
     item.reset();  // recycle the buffer at once
-    metrics_.busy_ns.fetch_add(nanosSince(got), std::memory_order_relaxed);
+    metrics_.busy.end(Clock::now());
     if (!s.isOk()) return s;
     if (flush_deadline == Clock::time_point::max() && anyPendingOutput()) {
       flush_deadline = Clock::now() + options_.buffer_timeout;

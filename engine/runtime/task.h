@@ -19,6 +19,7 @@
 #include "runtime/network/input_gate.h"
 #include "runtime/network/result_partition.h"
 #include "runtime/plugin_loader.h"
+#include "runtime/state_timer.h"
 #include "weir/job_args.h"
 #include "weir/status.h"
 #include "weir/task_api.h"
@@ -29,9 +30,9 @@ enum class TaskState : int { kCreated, kRunning, kFinished, kCanceled, kFailed }
 const char* taskStateName(TaskState s);
 
 struct TaskMetrics {
-  std::atomic<std::uint64_t> busy_ns{0};           // processing, including back-pressured time
-  std::atomic<std::uint64_t> idle_ns{0};           // waiting for input
-  std::atomic<std::uint64_t> backpressured_ns{0};  // waiting for an output buffer
+  StateTimer busy;           // processing, including back-pressured time
+  StateTimer idle;           // waiting for input
+  StateTimer backpressured;  // waiting for an output buffer
 };
 
 class StreamTask final : public TaskEnvironment {
@@ -47,7 +48,7 @@ class StreamTask final : public TaskEnvironment {
   void addOutput(std::unique_ptr<ResultPartition> partition);
   InputGate* inputGate() { return gate_.get(); }
   const std::atomic<bool>* cancelFlag() const { return &cancelled_; }
-  std::atomic<std::uint64_t>* backpressureCounter() { return &metrics_.backpressured_ns; }
+  StateTimer* backpressureTimer() { return &metrics_.backpressured; }
 
   // Instantiates the chain's operators from the program.
   Status init(const ProgramPtr& program);

@@ -45,7 +45,7 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
       budget += max_buffers;
       auto pool = std::make_shared<BufferPool>(options_.segment_size, max_buffers);
       task->addOutput(std::make_unique<ResultPartition>(
-          std::move(pool), std::move(targets), task->cancelFlag(), task->backpressureCounter()));
+          std::move(pool), std::move(targets), task->cancelFlag(), task->backpressureTimer()));
     }
   }
   if (budget > options_.total_buffers) {
@@ -145,9 +145,10 @@ std::vector<TaskSnapshot> TaskExecutor::snapshot() const {
     s.chain_id = t->deployment().chain_id;
     s.subtask = t->deployment().subtask;
     s.state = t->state();
-    s.busy_ns = t->metrics().busy_ns.load(std::memory_order_relaxed);
-    s.idle_ns = t->metrics().idle_ns.load(std::memory_order_relaxed);
-    s.backpressured_ns = t->metrics().backpressured_ns.load(std::memory_order_relaxed);
+    const auto now = StateTimer::Clock::now();
+    s.busy_ns = t->metrics().busy.read(now);
+    s.idle_ns = t->metrics().idle.read(now);
+    s.backpressured_ns = t->metrics().backpressured.read(now);
     for (int v : t->deployment().spec.vertex_ids) {
       TaskSnapshot::Vertex vs;
       vs.id = v;

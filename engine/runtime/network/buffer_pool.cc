@@ -40,7 +40,9 @@ std::uint8_t* BufferPool::request(const std::atomic<bool>& cancelled) {
   for (;;) {
     if (cancelled.load(std::memory_order_acquire)) return nullptr;
     if (std::uint8_t* s = takeLocked()) return s;
+    ++waiting_;
     cv_.wait(lock);
+    --waiting_;
   }
 }
 
@@ -66,6 +68,11 @@ std::size_t BufferPool::inUse() const {
 std::size_t BufferPool::peakInUse() const {
   std::lock_guard<std::mutex> lock(mu_);
   return peak_in_use_;
+}
+
+std::size_t BufferPool::waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_;
 }
 
 std::size_t BufferPool::allocated() const {

@@ -39,6 +39,8 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::size_t inUse() const;
   std::size_t peakInUse() const;
   std::size_t allocated() const;
+  // Threads blocked in request() right now.
+  std::size_t waiting() const;
 
  private:
   std::uint8_t* takeLocked();
@@ -51,6 +53,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::vector<std::uint8_t*> all_;      // guarded by mu_
   std::size_t in_use_ = 0;              // guarded by mu_
   std::size_t peak_in_use_ = 0;         // guarded by mu_
+  std::size_t waiting_ = 0;             // guarded by mu_
 };
 
 // A unit handed from producer to consumer: a data segment holding record frames, or an event.

@@ -6,13 +6,12 @@ namespace weir::engine {
 
 ResultPartition::ResultPartition(std::shared_ptr<BufferPool> pool,
                                  std::vector<ChannelTarget> targets,
-                                 const std::atomic<bool>* cancelled,
-                                 std::atomic<std::uint64_t>* backpressured_ns)
+                                 const std::atomic<bool>* cancelled, StateTimer* backpressured)
     : pool_(std::move(pool)),
       targets_(std::move(targets)),
       cursors_(targets_.size()),
       cancelled_(cancelled),
-      backpressured_ns_(backpressured_ns) {}
+      backpressured_(backpressured) {}
 
 ResultPartition::~ResultPartition() { discard(); }
 
@@ -35,13 +34,9 @@ bool ResultPartition::advance(int channel) noexcept {
   submit(channel);
   std::uint8_t* segment = pool_->tryRequest();
   if (segment == nullptr) {
-    const auto start = std::chrono::steady_clock::now();
+    backpressured_->begin(StateTimer::Clock::now());
     segment = pool_->request(*cancelled_);
-    const auto waited = std::chrono::steady_clock::now() - start;
-    backpressured_ns_->fetch_add(
-        static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()),
-        std::memory_order_relaxed);
+    backpressured_->end(StateTimer::Clock::now());
     if (segment == nullptr) return false;
   }
   c.begin = segment;

@@ -14,6 +14,7 @@
 
 #include "runtime/network/buffer_pool.h"
 #include "runtime/network/input_gate.h"
+#include "runtime/state_timer.h"
 #include "weir/task_api.h"
 
 namespace weir::engine {
@@ -25,9 +26,9 @@ struct ChannelTarget {
 
 class ResultPartition final : public OutputGate {
  public:
-  // `cancelled` and `backpressured_ns` belong to the producing task and outlive the partition.
+  // `cancelled` and `backpressured` belong to the producing task and outlive the partition.
   ResultPartition(std::shared_ptr<BufferPool> pool, std::vector<ChannelTarget> targets,
-                  const std::atomic<bool>* cancelled, std::atomic<std::uint64_t>* backpressured_ns);
+                  const std::atomic<bool>* cancelled, StateTimer* backpressured);
   ~ResultPartition() override;
 
   int numChannels() const noexcept override { return static_cast<int>(targets_.size()); }
@@ -51,7 +52,7 @@ class ResultPartition final : public OutputGate {
   std::vector<ChannelTarget> targets_;
   std::vector<WriteCursor> cursors_;
   const std::atomic<bool>* cancelled_;
-  std::atomic<std::uint64_t>* backpressured_ns_;
+  StateTimer* backpressured_;
 };
 
 }  // namespace weir::engine

@@ -41,13 +41,11 @@
 
 namespace weir {
 
+// Not defined for T: the Serializable concept below is false, and the job builder stops with a
+// readable static_assert naming the accepted record types.
 template <class T, class Enable = void>
 struct Serde {
-  static_assert(sizeof(T) == 0,
-                "weir::Serde<T> is not defined for this record type. Records that cross a task "
-                "boundary must be trivially copyable, a std::string / vector / optional / pair / "
-                "tuple / array / map of such types, a struct declaring WEIR_SERDE_FIELDS(...), or "
-                "have an explicit weir::Serde<T> specialisation.");
+  static constexpr bool kUndefined = true;
 };
 
 namespace serde_detail {
@@ -381,9 +379,13 @@ std::vector<std::uint8_t> serialize(const T& v) {
 // trailing bytes.
 template <class T>
 bool deserialize(const std::vector<std::uint8_t>& bytes, T& out) {
-  const std::uint8_t* end = bytes.data() + bytes.size();
-  const std::uint8_t* p = Serde<T>::read(bytes.data(), end, out);
-  return p == end;
+  // An empty vector may have a null data(): use a real address so that a value encoded in zero
+  // bytes (an empty tuple) is told apart from a failure.
+  static const std::uint8_t kNothing = 0;
+  const std::uint8_t* begin = bytes.empty() ? &kNothing : bytes.data();
+  const std::uint8_t* end = begin + bytes.size();
+  const std::uint8_t* p = Serde<T>::read(begin, end, out);
+  return p != nullptr && p == end;
 }
 
 }  // namespace weir

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "weir/collector.h"
+#include "weir/detail/operators.h"
 #include "weir/functions.h"
 #include "weir/key_groups.h"
 #include "weir/serde.h"
@@ -28,10 +29,6 @@ inline std::uint32_t loadFrameHeader(const std::uint8_t* p) {
   return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
-
-// Thrown (inside the plugin only) when the engine cancels the task while a writer waits for a
-// buffer; the chain reports it as a cancelled status.
-struct WriterCancelled {};
 
 // A record larger than this is refused: the u32 frame length is the hard limit of the format.
 inline constexpr std::size_t kMaxRecordSize = 0xFFFFFFFFu;

@@ -25,12 +25,18 @@ class OperatorFailure : public std::runtime_error {
       : std::runtime_error("operator '" + op + "' failed: " + what) {}
 };
 
+// Thrown (inside the plugin only) when the engine cancels the task while a writer waits for a
+// buffer; it unwinds through the operators untouched and the chain reports a cancelled status.
+struct WriterCancelled {};
+
 // Runs `body`, turning any user exception into an OperatorFailure that names `op` (once).
 template <class Body>
 void guarded(const std::string& op, Body&& body) {
   try {
     body();
   } catch (const OperatorFailure&) {
+    throw;
+  } catch (const WriterCancelled&) {
     throw;
   } catch (const std::exception& e) {
     throw OperatorFailure(op, e.what());

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds weir_bench in Release (in build-bench/ next to the sources) and runs it.
+#
+#   bench/run.sh                      default record counts, best of 3 runs
+#   bench/run.sh 100000000            N records for both the chain and the hash-exchange benchmark
+#   bench/run.sh -- --chain-records 3e8 --hash-records 5e7 --runs 5    any weir_bench arguments
+#
+# Environment: JOBS (build parallelism, default 2), BUILD_DIR (default <repo>/build-bench).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench}"
+JOBS="${JOBS:-2}"
+
+args=()
+if [[ $# -gt 0 && "$1" == "--" ]]; then
+  shift
+  args=("$@")
+elif [[ $# -eq 1 && "$1" =~ ^[0-9.eE+]+$ ]]; then
+  args=(--records "$1")
+elif [[ $# -gt 0 ]]; then
+  args=("$@")
+fi
+
+cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIR_BUILD_TESTS=OFF \
+  -DWEIR_BUILD_BENCH=ON >/dev/null
+cmake --build "$BUILD_DIR" --target weir_bench -j "$JOBS"
+
+echo
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+exec "$BUILD_DIR/bin/weir_bench" "${args[@]+"${args[@]}"}"
