@@ -12,6 +12,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"Weir: a distributed, stateful stream-processing engine"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--log-level) may follow the subcommand
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -44,7 +45,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "weir: %s\nRun 'weir --help' for usage.\n", e.what());
+    std::fprintf(stderr, "weir: %s (see 'weir --help')\n", e.what());
     return weir::cli::kExitUsage;
   }
 

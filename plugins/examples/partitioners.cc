@@ -5,7 +5,7 @@
 //   hash       key -> key group -> the subtask owning it    (keyBy)
 //   broadcast  every record to every consumer subtask
 //
-//   weir local partitioners.so --parallelism 2 [--arg count=N]
+//   weir local partitioners.so --parallelism 2 [--arg count=N|unbounded]
 #include <weir/weir.h>
 
 #include <cstdint>
@@ -34,9 +34,11 @@ class TagSubtask {
 
 void build(weir::JobBuilder& job) {
   job.name("partitioners");
-  const std::int64_t n = job.args().getInt("count", 8);
-  auto numbers = job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(i); },
-                                   static_cast<std::uint64_t>(n));
+  // count=N emits 0..N-1 (default 8); count=unbounded runs until cancelled.
+  const bool unbounded = job.args().get("count", "") == "unbounded";
+  const std::uint64_t n =
+      unbounded ? weir::kUnbounded : static_cast<std::uint64_t>(job.args().getInt("count", 8));
+  auto numbers = job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(i); }, n);
   numbers.uid("numbers").name("numbers");
 
   numbers.forward().map(TagSubtask("forward")).uid("forward").print().uid("print-forward");

@@ -18,7 +18,7 @@ struct UserKey {
 
 }  // namespace
 
-TEST_CASE("key groups: ranges of all subtasks partition [0, maxParallelism)") {
+TEST_CASE("key groups: ranges of all subtasks partition all key groups") {
   for (int max_p : {1, 2, 7, 128, 1000, 32768}) {
     for (int p : {1, 2, 3, 4, 5, 7, 16, 127, 128}) {
       if (p > max_p) continue;
