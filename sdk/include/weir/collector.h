@@ -45,6 +45,9 @@ class RecordBatch {
   // The next free slot, to be filled in place and then committed.
   T& nextSlot() { return slots_[size_]; }
   void commit() { ++size_; }
+  // Bulk access for SDK code that fills slots through a local cursor (see Collector::reserve).
+  T* data() { return slots_.get(); }
+  void setSize(std::size_t n) { size_ = n; }
   void clear() { size_ = 0; }
 
  private:
@@ -96,6 +99,17 @@ class Collector final {
     batch_.clear();
   }
   std::size_t pending() const { return batch_.size(); }
+  // Bulk emission for SDK operators and sources: the free slots of the current batch (at least
+  // one; a full batch is flushed first). Fill dst[0..k) in place, then publish with
+  // commitReserved(k). Keeping the cursor in locals matters: a store of a record may alias the
+  // batch's size and slot pointer (e.g. int64 records vs size_t), which otherwise forces a reload
+  // and a store of both per record.
+  T* reserve(std::size_t& room) {
+    if (batch_.full()) flush();
+    room = RecordBatch<T>::kCapacity - batch_.size();
+    return batch_.data() + batch_.size();
+  }
+  void commitReserved(std::size_t k) { batch_.setSize(batch_.size() + k); }
 
  private:
   RecordBatch<T> batch_;

@@ -38,7 +38,9 @@ struct KeyGroupRange {
 };
 
 inline int keyGroupForHash(std::uint64_t hash, int max_parallelism) {
-  return static_cast<int>(hash % static_cast<std::uint64_t>(max_parallelism));
+  const auto mp = static_cast<std::uint64_t>(max_parallelism);
+  if ((mp & (mp - 1)) == 0) return static_cast<int>(hash & (mp - 1));  // same result, no division
+  return static_cast<int>(hash % mp);
 }
 
 inline int subtaskForKeyGroup(int key_group, int parallelism, int max_parallelism) {

@@ -2,6 +2,7 @@
 // input by subtask index, so the union of all subtasks' output is the whole input exactly once.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -38,10 +39,25 @@ class GeneratorSource {
   }
 
   SourceStatus pollNext(Collector<T>& out) {
-    for (int i = 0; i < kSourceRecordsPerPoll && next_ < count_; ++i) {
-      out.collect(fn_(next_));
-      next_ += step_;
+    // Locals, not members: a store of a record may alias the members and force a reload per record.
+    std::uint64_t next = next_;
+    const std::uint64_t step = step_;
+    const std::uint64_t count = count_;
+    std::size_t left = kSourceRecordsPerPoll;
+    while (left > 0 && next < count) {
+      std::size_t room = 0;
+      T* dst = out.reserve(room);
+      std::size_t k = std::min(room, left);
+      const std::uint64_t remaining = (count - next - 1) / step + 1;
+      if (remaining < k) k = static_cast<std::size_t>(remaining);
+      for (std::size_t i = 0; i < k; ++i) {
+        dst[i] = fn_(next);
+        next += step;
+      }
+      out.commitReserved(k);
+      left -= k;
     }
+    next_ = next;
     return next_ >= count_ ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
   }
 

@@ -54,7 +54,16 @@ class ExchangeWriter final : public BatchConsumer<T> {
         target_parallelism_(spec.target_parallelism),
         max_parallelism_(spec.target_max_parallelism),
         next_channel_(subtask_index % std::max(1, gate.numChannels())),
-        key_(std::move(key)) {}
+        key_(std::move(key)) {
+    if (partitioner_ == Partitioner::kHash) {
+      // key group -> channel, computed once: saves a 64-bit division per record.
+      channel_of_group_.resize(static_cast<std::size_t>(max_parallelism_));
+      for (int kg = 0; kg < max_parallelism_; ++kg) {
+        channel_of_group_[static_cast<std::size_t>(kg)] =
+            subtaskForKeyGroup(kg, target_parallelism_, max_parallelism_);
+      }
+    }
+  }
 
   void consume(const RecordBatch<T>& batch) override {
     switch (partitioner_) {
@@ -77,7 +86,7 @@ class ExchangeWriter final : public BatchConsumer<T> {
         if constexpr (!std::is_same_v<KeyF, NoKeySelector>) {
           for (const T& v : batch) {
             const int kg = keyGroupForHash(hasher_(callKey(key_, v)), max_parallelism_);
-            write(subtaskForKeyGroup(kg, target_parallelism_, max_parallelism_), v);
+            write(channel_of_group_[static_cast<std::size_t>(kg)], v);
           }
         } else {
           throw std::logic_error("hash partitioning needs a key selector (use keyBy)");
@@ -141,6 +150,7 @@ class ExchangeWriter final : public BatchConsumer<T> {
   KeyF key_;
   KeyHasher<KeyOf<KeyF, T>> hasher_;
   std::vector<std::uint8_t> scratch_;
+  std::vector<int> channel_of_group_;  // hash edges: key group -> channel
 };
 
 // Decodes data buffers of T records arriving on `num_channels` input channels and pushes them, in
@@ -164,29 +174,44 @@ class InputReader {
       partial.bytes.insert(partial.bytes.end(), p, p + n);
       p += n;
       if (partial.bytes.size() < partial.expected) return {};
-      std::string err = decode(partial.bytes.data(), partial.expected);
+      const bool ok = decode(partial.bytes.data(), partial.expected);
+      const std::size_t bad_len = partial.expected;
       partial.expected = 0;
       partial.bytes.clear();
       if (partial.bytes.capacity() > (1u << 20)) std::vector<std::uint8_t>().swap(partial.bytes);
-      if (!err.empty()) return err;
+      if (!ok) return corrupt(bad_len);
     }
+    // The batch cursor lives in locals: a store of a decoded record may alias the batch's members.
+    T* const slots = batch_.data();
+    std::size_t n = batch_.size();
     while (p < end) {
-      if (static_cast<std::size_t>(end - p) < kFrameHeaderSize) {
+      if (static_cast<std::size_t>(end - p) < kFrameHeaderSize) [[unlikely]] {
+        batch_.setSize(n);
         flush();
         return "truncated record frame header";
       }
       const std::size_t len = loadFrameHeader(p);
       p += kFrameHeaderSize;
-      if (len > static_cast<std::size_t>(end - p)) {
+      if (len > static_cast<std::size_t>(end - p)) [[unlikely]] {
         if (len == 0) break;
         partial.expected = len;
         partial.bytes.assign(p, end);
         break;
       }
-      std::string err = decode(p, len);
-      if (!err.empty()) return err;
+      if (n == RecordBatch<T>::kCapacity) {
+        batch_.setSize(n);
+        flush();
+        n = 0;
+      }
+      if (Serde<T>::read(p, p + len, slots[n]) != p + len) [[unlikely]] {
+        batch_.setSize(n);
+        flush();
+        return corrupt(len);
+      }
+      ++n;
       p += len;
     }
+    batch_.setSize(n);
     flush();
     return {};
   }
@@ -204,15 +229,20 @@ class InputReader {
     std::vector<std::uint8_t> bytes;
   };
 
-  std::string decode(const std::uint8_t* p, std::size_t len) {
+  // Decodes one reassembled record (the rare path; whole frames are decoded inline in read()).
+  bool decode(const std::uint8_t* p, std::size_t len) {
     if (batch_.full()) flush();
     const std::uint8_t* q = Serde<T>::read(p, p + len, batch_.nextSlot());
     if (q != p + len) {
       flush();
-      return "corrupt record: " + std::to_string(len) + "-byte frame does not decode";
+      return false;
     }
     batch_.commit();
-    return {};
+    return true;
+  }
+
+  [[gnu::noinline, gnu::cold]] static std::string corrupt(std::size_t len) {
+    return "corrupt record: " + std::to_string(len) + "-byte frame does not decode";
   }
 
   void flush() {

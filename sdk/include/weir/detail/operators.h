@@ -5,7 +5,9 @@
 // it; the chain turns that into a failed Status at the plugin boundary.
 #pragma once
 
+#include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -147,7 +149,16 @@ class MapOperator final : public OneInputOperator<In, Out, F> {
 
  protected:
   void process(const RecordBatch<In>& batch) override {
-    for (const In& v : batch) this->out_.collect(callMap(this->fn_, v));
+    const In* p = batch.begin();
+    const In* const e = batch.end();
+    while (p != e) {
+      std::size_t room = 0;
+      Out* dst = this->out_.reserve(room);
+      const std::size_t k = std::min(room, static_cast<std::size_t>(e - p));
+      for (std::size_t i = 0; i < k; ++i) dst[i] = callMap(this->fn_, p[i]);
+      this->out_.commitReserved(k);
+      p += k;
+    }
   }
 };
 
@@ -158,8 +169,23 @@ class FilterOperator final : public OneInputOperator<T, T, F> {
 
  protected:
   void process(const RecordBatch<T>& batch) override {
-    for (const T& v : batch) {
-      if (callFilter(this->fn_, v)) this->out_.collect(v);
+    const T* p = batch.begin();
+    const T* const e = batch.end();
+    while (p != e) {
+      std::size_t room = 0;
+      T* dst = this->out_.reserve(room);
+      const std::size_t k = std::min(room, static_cast<std::size_t>(e - p));
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < k; ++i) {
+        if constexpr (std::is_trivially_copyable_v<T> && sizeof(T) <= 32) {
+          dst[n] = p[i];  // branch-free: always copy, keep it only when the filter passes
+          n += callFilter(this->fn_, p[i]) ? 1 : 0;
+        } else {
+          if (callFilter(this->fn_, p[i])) dst[n++] = p[i];
+        }
+      }
+      this->out_.commitReserved(n);
+      p += k;
     }
   }
 };
@@ -192,16 +218,21 @@ class KeyGroupGuard {
   }
   int check(std::uint64_t hash) const {
     const int kg = keyGroupForHash(hash, max_parallelism_);
-    if (!range_.contains(kg)) {
+    if (!range_.contains(kg)) [[unlikely]] fail(kg);
+    return kg;
+  }
+
+ private:
+  // Out of line, so that check() stays small enough to inline.
+  [[noreturn, gnu::noinline, gnu::cold]] void fail(int kg) const {
+    {
       throw std::logic_error("record's key is in key group " + std::to_string(kg) +
                              ", outside this subtask's range [" + std::to_string(range_.start) +
                              ", " + std::to_string(range_.end) +
                              "]: the key selector must be deterministic");
     }
-    return kg;
   }
 
- private:
   int max_parallelism_ = 1;
   KeyGroupRange range_;
 };
