@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "weir/sdk_fingerprint.h"
+#include "weir/task_api.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Weir: a distributed, stateful stream-processing engine"};
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
   if (local->parsed()) return weir::cli::runLocal(job);
   if (info->parsed()) return weir::cli::runInfo(job);
   if (version->parsed()) {
-    std::printf("weir %s (SDK ABI %u, SDK headers %s)\n", WEIR_VERSION_STRING, 1u,
+    std::printf("weir %s (SDK ABI %u, SDK headers %s)\n", WEIR_VERSION_STRING, weir::kSdkAbiVersion,
                 WEIR_SDK_HEADER_HASH);
   }
   return weir::cli::kExitOk;

@@ -22,6 +22,32 @@ namespace weir {
 
 inline constexpr std::uint64_t kUnbounded = std::numeric_limits<std::uint64_t>::max();
 
+// Base classes for user sources; optional (any class with a matching pollNext works) but they
+// document the contract. A copy runs per parallel subtask: open() tells it which one.
+//   pollNext() emits zero or more records and says whether more may come.
+template <class T>
+class BoundedSource {
+ public:
+  virtual ~BoundedSource() = default;
+  virtual void open(const RuntimeContext&) {}
+  // Returns kEndOfInput once everything has been emitted.
+  virtual SourceStatus pollNext(Collector<T>& out) = 0;
+  virtual void close() {}
+  bool bounded() const { return true; }
+};
+
+// A source that runs until the job is cancelled. pollNext returns kNothingAvailable when it has
+// nothing right now; the task then backs off briefly instead of spinning.
+template <class T>
+class UnboundedSource {
+ public:
+  virtual ~UnboundedSource() = default;
+  virtual void open(const RuntimeContext&) {}
+  virtual SourceStatus pollNext(Collector<T>& out) = 0;
+  virtual void close() {}
+  bool bounded() const { return false; }
+};
+
 // How many records a source emits per poll: large enough to amortise the poll, small enough that
 // the task checks for cancellation and flush deadlines often.
 inline constexpr int kSourceRecordsPerPoll = 1024;

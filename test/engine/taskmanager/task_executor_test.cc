@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <map>
+#include <numeric>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -270,4 +271,69 @@ TEST_CASE("executor: not enough network buffers is a clear deployment error") {
       4, {}, options);
   REQUIRE_FALSE(job.isOk());
   CHECK(job.status().message().find("insufficient network buffers") != std::string::npos);
+}
+
+namespace {
+
+// Emits "<subtask>:<i>" for i < 5 in bursts of two, saying "nothing available" in between.
+class Bursty : public weir::BoundedSource<std::string> {
+ public:
+  void open(const weir::RuntimeContext& ctx) override { subtask_ = ctx.subtaskIndex(); }
+  weir::SourceStatus pollNext(weir::Collector<std::string>& out) override {
+    if (idle_turn_ = !idle_turn_; idle_turn_) return weir::SourceStatus::kNothingAvailable;
+    for (int k = 0; k < 2 && next_ < 5; ++k) {
+      out.collect(std::to_string(subtask_) + ":" + std::to_string(next_++));
+    }
+    return next_ == 5 ? weir::SourceStatus::kEndOfInput : weir::SourceStatus::kMoreAvailable;
+  }
+
+ private:
+  int subtask_ = 0;
+  int next_ = 0;
+  bool idle_turn_ = false;
+};
+
+// Counts forever, one record per poll.
+class Ticker : public weir::UnboundedSource<std::int64_t> {
+ public:
+  weir::SourceStatus pollNext(weir::Collector<std::int64_t>& out) override {
+    out.collect(n_++);
+    return weir::SourceStatus::kMoreAvailable;
+  }
+
+ private:
+  std::int64_t n_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("executor: user sources through the bounded and unbounded source interfaces") {
+  weir::CollectSink<std::string> sink;
+  auto bounded = [sink](JobBuilder& job) {
+    job.addSource<std::string>(Bursty{}, "bursty").rebalance().addSink(sink);
+  };
+  auto job = startJob(bounded, 2);
+  REQUIRE(job.isOk());
+  REQUIRE((*job)->wait().isOk());
+  CHECK((*job)->graph().vertices[0].bounded);
+  CHECK(sorted(sink.results()) == std::vector<std::string>{"0:0", "0:1", "0:2", "0:3", "0:4",
+                                                           "1:0", "1:1", "1:2", "1:3", "1:4"});
+
+  weir::CollectSink<std::int64_t> ticks;
+  auto unbounded = [ticks](JobBuilder& job) {
+    job.addSource<std::int64_t>(Ticker{}, "ticker").addSink(ticks);
+  };
+  auto forever = startJob(unbounded, 1);
+  REQUIRE(forever.isOk());
+  CHECK_FALSE((*forever)->graph().vertices[0].bounded);
+  REQUIRE(weir::testing::eventually([&] {
+    return (*forever)->snapshot()[0].vertices[0].records_out > 10000;
+  }));
+  (*forever)->cancel();
+  CHECK((*forever)->wait().code() == weir::Status::Code::kCancelled);
+  const auto seen = ticks.results();  // the sink published what it saw when it closed
+  REQUIRE(seen.size() > 10000);
+  std::vector<std::int64_t> expected(seen.size());
+  std::iota(expected.begin(), expected.end(), 0);
+  CHECK(seen == expected);
 }

@@ -73,32 +73,39 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+int fail(const Status& status, int code) {
+  std::fprintf(stderr, "weir: %s\n", status.message().c_str());
+  return code;
+}
+
+// The first steps of every command taking a plugin: parse --arg pairs, load the plugin.
+int loadPlugin(const JobOptions& options, JobArgs& args,
+               std::shared_ptr<engine::LoadedPlugin>& plugin) {
+  auto parsed = parseJobArgs(options.args);
+  if (!parsed.isOk()) return fail(parsed.status(), kExitUsage);
+  auto loaded = engine::LoadedPlugin::load(options.plugin);
+  if (!loaded.isOk()) return fail(loaded.status(), kExitFailure);
+  args = std::move(*parsed);
+  plugin = std::move(*loaded);
+  return kExitOk;
+}
+
 }  // namespace
 
 int runLocal(const JobOptions& options) {
-  auto args = parseJobArgs(options.args);
-  if (!args.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", args.status().message().c_str());
-    return kExitUsage;
-  }
-  auto plugin = engine::LoadedPlugin::load(options.plugin);
-  if (!plugin.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", plugin.status().message().c_str());
-    return kExitFailure;
-  }
+  JobArgs args;
+  std::shared_ptr<engine::LoadedPlugin> plugin;
+  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
   SignalWatcher::blockSignals();  // before any task thread exists, so they inherit the mask
 
   engine::TaskExecutorOptions executor_options;
   executor_options.buffer_timeout = std::chrono::milliseconds(options.buffer_timeout_ms);
   const auto start = std::chrono::steady_clock::now();
-  auto job = engine::LocalJob::start(engine::pluginProgramFactory(*plugin, *args),
-                                     options.parallelism, *args, executor_options);
-  if (!job.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", job.status().message().c_str());
-    return kExitFailure;
-  }
+  auto job = engine::LocalJob::start(engine::pluginProgramFactory(plugin, args),
+                                     options.parallelism, args, executor_options);
+  if (!job.isOk()) return fail(job.status(), kExitFailure);
   spdlog::info("running job '{}' from plugin {} {} with parallelism {}", (*job)->graph().name,
-               (*plugin)->name(), (*plugin)->version(), options.parallelism);
+               plugin->name(), plugin->version(), options.parallelism);
   Status result;
   bool interrupted = false;
   {
@@ -124,28 +131,15 @@ int runLocal(const JobOptions& options) {
 }
 
 int runInfo(const JobOptions& options) {
-  auto args = parseJobArgs(options.args);
-  if (!args.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", args.status().message().c_str());
-    return kExitUsage;
-  }
-  auto plugin = engine::LoadedPlugin::load(options.plugin);
-  if (!plugin.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", plugin.status().message().c_str());
-    return kExitFailure;
-  }
-  auto program = (*plugin)->createProgram(*args);
-  if (!program.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", program.status().message().c_str());
-    return kExitFailure;
-  }
-  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, *args);
-  if (!graph.isOk()) {
-    std::fprintf(stderr, "weir: %s\n", graph.status().message().c_str());
-    return kExitFailure;
-  }
+  JobArgs args;
+  std::shared_ptr<engine::LoadedPlugin> plugin;
+  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
+  auto program = plugin->createProgram(args);
+  if (!program.isOk()) return fail(program.status(), kExitFailure);
+  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
+  if (!graph.isOk()) return fail(graph.status(), kExitFailure);
   const engine::JobGraph& g = *graph;
-  std::printf("plugin   %s %s (%s)\n", (*plugin)->name().c_str(), (*plugin)->version().c_str(),
+  std::printf("plugin   %s %s (%s)\n", plugin->name().c_str(), plugin->version().c_str(),
               options.plugin.c_str());
   std::printf("job      %s, max parallelism %d\n", g.name.c_str(), g.maxParallelism);
   std::printf("vertices\n");
