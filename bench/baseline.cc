@@ -3,7 +3,6 @@
 // it happens to land relative to 64-byte boundaries, which made the baseline (and every ratio
 // against it) change whenever unrelated code in the same file changed.
 #include "bench_functions.h"
-
 #include "weir/key_groups.h"
 
 namespace weir_bench {
@@ -34,8 +33,7 @@ namespace weir_bench {
   std::uint64_t group_sum = 0;
   for (std::uint64_t i = 0; i < n; ++i) {
     const std::int64_t v = gen(i);
-    group_sum += static_cast<std::uint64_t>(
-        weir::keyGroupForHash(hasher(key(v)), kMaxParallelism));
+    group_sum += static_cast<std::uint64_t>(weir::keyGroupForHash(hasher(key(v)), kMaxParallelism));
     sink.invoke(v);
   }
   sink.close();

@@ -1,12 +1,15 @@
 // weir_bench: throughput of the real task runtime against a hand-written loop.
 //
-//   weir_bench [--records N] [--chain-records N] [--hash-records N] [--runs R] [--startup-records N]
+//   weir_bench [--records N] [--chain-records N] [--hash-records N] [--runs R] [--startup-records
+//   N]
 //
 // Benchmarks (all in this process, best of R runs, std::chrono wall time):
-//   chain          generator -> map -> filter -> counting sink, parallelism 1: one task, one thread,
+//   chain          generator -> map -> filter -> counting sink, parallelism 1: one task, one
+//   thread,
 //                  every operator chained. Built with weir::makeProgram, run with LocalJob.
 //   chain baseline the same user function objects applied in a plain loop (no runtime).
-//   hash exchange  generator (task 1) -> keyBy -> keyed process -> counting sink (task 2): two tasks on
+//   hash exchange  generator (task 1) -> keyBy -> keyed process -> counting sink (task 2): two
+//   tasks on
 //                  two threads joined by one in-memory, hash-partitioned channel.
 //   hash baseline  the same user functions plus the key-group hash, in a plain loop.
 //   startup        a whole job of a few records: the fixed cost of start + run + wait.
@@ -32,10 +35,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench_functions.h"
 #include "jobmanager/local_job.h"
 #include "runtime/plugin_loader.h"
 #include "taskmanager/task_executor.h"
-#include "bench_functions.h"
 #include "weir/weir.h"
 
 namespace {
@@ -78,23 +81,24 @@ Expected expectedChain(std::uint64_t n) {
   const std::uint64_t dropped = n > 5 ? (n - 5 + 7) / 8 : 0;  // i = 5 + 8k < n
   const unsigned __int128 all = 3 * triangle(n) + n;
   // sum over dropped i = 5 + 8k, k in [0, dropped): 3 * (5 * dropped + 8 * T(dropped)) + dropped
-  const unsigned __int128 gone = 3 * (5 * static_cast<unsigned __int128>(dropped) +
-                                      8 * triangle(dropped)) +
-                                 dropped;
+  const unsigned __int128 gone =
+      3 * (5 * static_cast<unsigned __int128>(dropped) + 8 * triangle(dropped)) + dropped;
   return {n - dropped, static_cast<std::uint64_t>(all - gone)};
 }
 
-Expected expectedIdentity(std::uint64_t n) { return {n, static_cast<std::uint64_t>(triangle(n))}; }
+Expected expectedIdentity(std::uint64_t n) {
+  return {n, static_cast<std::uint64_t>(triangle(n))};
+}
 
 void check(const char* what, const Totals& t, const Expected& e, int expected_closes) {
   const std::uint64_t count = t.count.load();
   const std::uint64_t sum = t.sum.load();
   const int closed = t.closed.load(std::memory_order_acquire);
   if (closed != expected_closes || count != e.count || sum != e.sum) {
-    die(std::string(what) + ": sink saw count=" + std::to_string(count) + " sum=" +
-        std::to_string(sum) + " (closed " + std::to_string(closed) + "x), expected count=" +
-        std::to_string(e.count) + " sum=" + std::to_string(e.sum) + " (closed " +
-        std::to_string(expected_closes) + "x)");
+    die(std::string(what) + ": sink saw count=" + std::to_string(count) +
+        " sum=" + std::to_string(sum) + " (closed " + std::to_string(closed) +
+        "x), expected count=" + std::to_string(e.count) + " sum=" + std::to_string(e.sum) +
+        " (closed " + std::to_string(expected_closes) + "x)");
   }
 }
 
@@ -132,31 +136,28 @@ RunResult runJob(const char* what, const BuildFn& build, std::size_t expected_ta
   r.plan = (*job)->plan();
   r.tasks = (*job)->snapshot();
   if (r.plan.tasks.size() != expected_tasks) {
-    die(std::string(what) + ": expected " + std::to_string(expected_tasks) + " tasks, the plan has " +
-        std::to_string(r.plan.tasks.size()));
+    die(std::string(what) + ": expected " + std::to_string(expected_tasks) +
+        " tasks, the plan has " + std::to_string(r.plan.tasks.size()));
   }
   return r;
 }
 
 void buildChain(weir::JobBuilder& job, std::uint64_t n, const std::shared_ptr<Totals>& totals) {
   job.name("bench-chain");
-  job.fromGenerator(kGen, n)
-      .map(kMap)
-      .filter(kFilter)
-      .addSink(CountingSink(totals), "Counting Sink");
+  job.fromGenerator(kGen, n).map(kMap).filter(kFilter).addSink(CountingSink(totals),
+                                                               "Counting Sink");
 }
 
 void buildHash(weir::JobBuilder& job, std::uint64_t n, const std::shared_ptr<Totals>& totals) {
   job.name("bench-hash");
-  job.fromGenerator(kGen, n)
-      .keyBy(kKey)
-      .process(kForward)
-      .addSink(CountingSink(totals), "Counting Sink");
+  job.fromGenerator(kGen, n).keyBy(kKey).process(kForward).addSink(CountingSink(totals),
+                                                                   "Counting Sink");
 }
 
 RunResult runChainJob(std::uint64_t n) {
   auto totals = std::make_shared<Totals>();
-  RunResult r = runJob("chain", [&](weir::JobBuilder& job) { buildChain(job, n, totals); }, 1);
+  RunResult r = runJob(
+      "chain", [&](weir::JobBuilder& job) { buildChain(job, n, totals); }, 1);
   if (r.plan.chains.size() != 1 || r.plan.chains[0].vertices.size() != 4) {
     die("chain: expected one chain of 4 operators, got " + std::to_string(r.plan.chains.size()) +
         " chains");
@@ -167,7 +168,8 @@ RunResult runChainJob(std::uint64_t n) {
 
 RunResult runHashJob(std::uint64_t n) {
   auto totals = std::make_shared<Totals>();
-  RunResult r = runJob("hash exchange", [&](weir::JobBuilder& job) { buildHash(job, n, totals); }, 2);
+  RunResult r = runJob(
+      "hash exchange", [&](weir::JobBuilder& job) { buildHash(job, n, totals); }, 2);
   const auto& chains = r.plan.chains;
   if (chains.size() != 2 || chains[0].vertices.size() != 1 || chains[1].vertices.size() != 2) {
     die("hash exchange: expected chains [source] and [keyed process -> sink]");
@@ -260,9 +262,11 @@ void printRow(const char* name, std::uint64_t n, const Measured& m, const char* 
 void printTasks(const char* name, const RunResult& r) {
   std::printf("  %s, fastest run: LocalJob::start returned after %.2f ms\n", name, r.start_s * 1e3);
   for (const auto& t : r.tasks) {
-    std::printf("    task %-58s busy %8.1f ms  idle %8.1f ms  back-pressured %8.1f ms  buffers peak %zu/%zu\n",
-                t.name.c_str(), t.busy_ns / 1e6, t.idle_ns / 1e6, t.backpressured_ns / 1e6,
-                t.peak_buffers_in_use, t.max_buffers);
+    std::printf(
+        "    task %-58s busy %8.1f ms  idle %8.1f ms  back-pressured %8.1f ms  buffers peak "
+        "%zu/%zu\n",
+        t.name.c_str(), t.busy_ns / 1e6, t.idle_ns / 1e6, t.backpressured_ns / 1e6,
+        t.peak_buffers_in_use, t.max_buffers);
     for (const auto& v : t.vertices) {
       std::printf("      vertex %d: in %llu, out %llu\n", v.id,
                   static_cast<unsigned long long>(v.records_in),
@@ -408,8 +412,9 @@ int main(int argc, char** argv) {
   std::printf("%s\n", rule.c_str());
 
   if (do_startup) {
-    std::printf("\nstart-up: a whole job of %llu records (start + run + wait); best / median of %d\n",
-                static_cast<unsigned long long>(startup_n), runs);
+    std::printf(
+        "\nstart-up: a whole job of %llu records (start + run + wait); best / median of %d\n",
+        static_cast<unsigned long long>(startup_n), runs);
     auto startupLine = [&](const char* name, const Measured& m) {
       const double best_start = *std::min_element(m.start.begin(), m.start.end());
       std::printf("  %-16s total %7.3f ms / %7.3f ms   of which LocalJob::start %7.3f ms (best)\n",

@@ -113,8 +113,8 @@ int runLocal(const JobOptions& options) {
     result = (*job)->wait();
     interrupted = watcher.interrupted();
   }
-  const double ms = std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now() - start).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fflush(stdout);
   if (interrupted && result.code() == Status::Code::kCancelled) {
     std::fprintf(stderr, "weir: job '%s' cancelled after %.1f ms\n", (*job)->graph().name.c_str(),

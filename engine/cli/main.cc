@@ -1,7 +1,6 @@
 // weir: the command-line entry point.
-#include <spdlog/spdlog.h>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -30,8 +29,9 @@ int main(int argc, char** argv) {
 
   CLI::App* local = app.add_subcommand("local", "run a job in this process (embedded mode)");
   addJobOptions(local);
-  local->add_option("--buffer-timeout-ms", job.buffer_timeout_ms,
-                    "flush partly filled network buffers after this many milliseconds")
+  local
+      ->add_option("--buffer-timeout-ms", job.buffer_timeout_ms,
+                   "flush partly filled network buffers after this many milliseconds")
       ->check(CLI::Range(0, 60000));
 
   CLI::App* info = app.add_subcommand("info", "show a plugin's job graph and chaining");

@@ -11,17 +11,22 @@ namespace {
 
 Partitioner fromThrift(thrift::Partitioner::type p) {
   switch (p) {
-    case thrift::Partitioner::FORWARD: return Partitioner::kForward;
-    case thrift::Partitioner::REBALANCE: return Partitioner::kRebalance;
-    case thrift::Partitioner::HASH: return Partitioner::kHash;
-    case thrift::Partitioner::BROADCAST: return Partitioner::kBroadcast;
+    case thrift::Partitioner::FORWARD:
+      return Partitioner::kForward;
+    case thrift::Partitioner::REBALANCE:
+      return Partitioner::kRebalance;
+    case thrift::Partitioner::HASH:
+      return Partitioner::kHash;
+    case thrift::Partitioner::BROADCAST:
+      return Partitioner::kBroadcast;
   }
   return Partitioner::kRebalance;
 }
 
 int inputCount(const JobGraph& g, int vertex) {
   int n = 0;
-  for (const auto& e : g.edges) n += e.target == vertex ? 1 : 0;
+  for (const auto& e : g.edges)
+    n += e.target == vertex ? 1 : 0;
   return n;
 }
 
@@ -45,7 +50,8 @@ std::vector<ChainDef> computeChains(const JobGraph& g) {
   // Visit vertices in topological order, lowest id first among the ready ones: for graphs from the
   // builder (whose ids are already topological) that is id order, so chain ids follow their heads.
   std::vector<int> remaining(n, 0);
-  for (const auto& e : g.edges) ++remaining[e.target];
+  for (const auto& e : g.edges)
+    ++remaining[e.target];
   std::priority_queue<int, std::vector<int>, std::greater<>> ready;
   for (int i = 0; i < n; ++i) {
     if (remaining[i] == 0) ready.push(i);
@@ -93,7 +99,8 @@ ExecutionPlan planExecution(const JobGraph& g) {
   plan.chains = computeChains(g);
   std::map<int, int> chain_of_vertex;
   for (const auto& c : plan.chains) {
-    for (int v : c.vertices) chain_of_vertex[v] = c.id;
+    for (int v : c.vertices)
+      chain_of_vertex[v] = c.id;
   }
   auto edge = [&](int id) -> const thrift::JobEdge& {
     for (const auto& e : g.edges) {
@@ -121,12 +128,14 @@ ExecutionPlan planExecution(const JobGraph& g) {
       TaskDeployment t;
       t.chain_id = c.id;
       t.subtask = s;
-      t.task_name = c.name + " (" + std::to_string(s + 1) + "/" + std::to_string(c.parallelism) + ")";
+      t.task_name =
+          c.name + " (" + std::to_string(s + 1) + "/" + std::to_string(c.parallelism) + ")";
       t.spec.job_name = g.name;
       t.spec.vertex_ids = c.vertices;
       t.spec.subtask_index = s;
       t.spec.parallelism = c.parallelism;
-      for (int v : c.vertices) t.spec.max_parallelism.push_back(g.vertices[v].maxParallelism);
+      for (int v : c.vertices)
+        t.spec.max_parallelism.push_back(g.vertices[v].maxParallelism);
       t.spec.num_input_channels = channel_count[c.id];
       for (int e : c.input_edges) {
         const auto& je = edge(e);

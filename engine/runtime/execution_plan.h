@@ -16,8 +16,8 @@ namespace weir::engine {
 
 struct ChainDef {
   int id = 0;
-  std::string name;            // "Source: Text File -> Flat Map -> Map"
-  std::vector<int> vertices;   // head first, topological
+  std::string name;           // "Source: Text File -> Flat Map -> Map"
+  std::vector<int> vertices;  // head first, topological
   int parallelism = 1;
   std::vector<int> input_edges;   // network inputs of the head, by edge id
   std::vector<int> output_edges;  // network outputs leaving the chain, by edge id
@@ -47,8 +47,8 @@ struct TaskDeployment {
   int subtask = 0;
   std::string task_name;  // "<chain name> (i/p)", 1-based like Flink
   ChainSpec spec;
-  std::vector<InputChannelSource> inputs;            // indexed by input channel
-  std::vector<std::vector<ChannelRoute>> routes;     // [output][channel]
+  std::vector<InputChannelSource> inputs;         // indexed by input channel
+  std::vector<std::vector<ChannelRoute>> routes;  // [output][channel]
 };
 
 struct ExecutionPlan {

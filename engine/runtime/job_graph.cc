@@ -16,30 +16,42 @@ namespace {
 
 thrift::Partitioner::type toThrift(Partitioner p) {
   switch (p) {
-    case Partitioner::kForward: return thrift::Partitioner::FORWARD;
-    case Partitioner::kRebalance: return thrift::Partitioner::REBALANCE;
-    case Partitioner::kHash: return thrift::Partitioner::HASH;
-    case Partitioner::kBroadcast: return thrift::Partitioner::BROADCAST;
-    case Partitioner::kDefault: break;
+    case Partitioner::kForward:
+      return thrift::Partitioner::FORWARD;
+    case Partitioner::kRebalance:
+      return thrift::Partitioner::REBALANCE;
+    case Partitioner::kHash:
+      return thrift::Partitioner::HASH;
+    case Partitioner::kBroadcast:
+      return thrift::Partitioner::BROADCAST;
+    case Partitioner::kDefault:
+      break;
   }
   return thrift::Partitioner::REBALANCE;
 }
 
 thrift::VertexKind::type toThrift(VertexKind k) {
   switch (k) {
-    case VertexKind::kSource: return thrift::VertexKind::SOURCE;
-    case VertexKind::kSink: return thrift::VertexKind::SINK;
-    case VertexKind::kOperator: break;
+    case VertexKind::kSource:
+      return thrift::VertexKind::SOURCE;
+    case VertexKind::kSink:
+      return thrift::VertexKind::SINK;
+    case VertexKind::kOperator:
+      break;
   }
   return thrift::VertexKind::OPERATOR;
 }
 
 const char* partitionerText(thrift::Partitioner::type p) {
   switch (p) {
-    case thrift::Partitioner::FORWARD: return "forward";
-    case thrift::Partitioner::REBALANCE: return "rebalance";
-    case thrift::Partitioner::HASH: return "hash";
-    case thrift::Partitioner::BROADCAST: return "broadcast";
+    case thrift::Partitioner::FORWARD:
+      return "forward";
+    case thrift::Partitioner::REBALANCE:
+      return "rebalance";
+    case thrift::Partitioner::HASH:
+      return "hash";
+    case thrift::Partitioner::BROADCAST:
+      return "broadcast";
   }
   return "unknown";
 }
@@ -83,8 +95,8 @@ JobGraph toJobGraph(const LogicalGraph& logical, int default_parallelism, const 
       const bool in_range = d.source >= 0 && d.target >= 0 &&
                             d.source < static_cast<int>(g.vertices.size()) &&
                             d.target < static_cast<int>(g.vertices.size());
-      const bool same = in_range && g.vertices[d.source].parallelism ==
-                                        g.vertices[d.target].parallelism;
+      const bool same =
+          in_range && g.vertices[d.source].parallelism == g.vertices[d.target].parallelism;
       p = same ? Partitioner::kForward : Partitioner::kRebalance;
     }
     e.partitioner = toThrift(p);
@@ -106,7 +118,8 @@ Status validateJobGraph(const JobGraph& g) {
   for (int i = 0; i < n; ++i) {
     const auto& v = g.vertices[i];
     const std::string who = "invalid job graph: vertex " + describeVertex(g, i);
-    if (v.id != i) return Status::invalidArgument(who + ": id " + std::to_string(v.id) + " out of order");
+    if (v.id != i)
+      return Status::invalidArgument(who + ": id " + std::to_string(v.id) + " out of order");
     if (v.uid.empty()) return Status::invalidArgument(who + ": empty uid");
     auto [it, inserted] = uids.emplace(v.uid, i);
     if (!inserted) {

@@ -5,10 +5,10 @@
 #include <string>
 
 #include "jobgraph_types.h"
-#include "weir/task_api.h"
 #include "weir/graph.h"
 #include "weir/job_args.h"
 #include "weir/status.h"
+#include "weir/task_api.h"
 
 namespace weir::engine {
 

@@ -13,7 +13,9 @@ namespace {
 
 constexpr const char* kEntrySymbol = "weir_plugin_v1";
 
-std::string quoted(const std::string& path) { return "plugin '" + path + "'"; }
+std::string quoted(const std::string& path) {
+  return "plugin '" + path + "'";
+}
 
 // Errors are one line: a plugin's message may not be.
 std::string oneLine(std::string s) {
@@ -37,7 +39,9 @@ std::string otherAbiEntry(const std::string& path) {
 
 }  // namespace
 
-const char* engineBuildFingerprint() { return kBuildFingerprint; }
+const char* engineBuildFingerprint() {
+  return kBuildFingerprint;
+}
 
 LoadedPlugin::~LoadedPlugin() = default;
 
@@ -63,8 +67,8 @@ Result<std::shared_ptr<LoadedPlugin>> LoadedPlugin::load(const std::string& path
     const std::string other = otherAbiEntry(path);
     if (!other.empty()) {
       return Status::incompatible(quoted(path) + ": built for SDK ABI " +
-                                  other.substr(std::strlen(kPluginEntryPrefix)) +
-                                  " (exports " + other + "), this engine supports ABI " +
+                                  other.substr(std::strlen(kPluginEntryPrefix)) + " (exports " +
+                                  other + "), this engine supports ABI " +
                                   std::to_string(kSdkAbiVersion) + " (" + kEntrySymbol + ")");
     }
     return Status::invalidArgument(quoted(path) + ": not a Weir plugin (no exported entry " +
@@ -116,8 +120,8 @@ Result<ProgramPtr> LoadedPlugin::createProgram(const JobArgs& args) const {
   JobProgram* raw = descriptor_->create_program(&args, &error);
   auto self = shared_from_this();
   if (raw == nullptr) {
-    return Status::failed("plugin '" + name_ + "' (" + path_ + "): job builder failed: " +
-                          oneLine(error));
+    return Status::failed("plugin '" + name_ + "' (" + path_ +
+                          "): job builder failed: " + oneLine(error));
   }
   // The deleter runs the program's destructor (plugin code), then releases the library.
   return ProgramPtr(raw, [self](JobProgram* p) { delete p; });

@@ -1,8 +1,8 @@
 // Time a task spends in one state (busy, idle, back-pressured), readable from other threads while
 // the state lasts: a reader sees the accumulated total plus the running stretch.
 //
-// One writer (the task thread), any number of readers. A read racing with end() may briefly miss the
-// stretch that just ended; it never counts it twice.
+// One writer (the task thread), any number of readers. A read racing with end() may briefly miss
+// the stretch that just ended; it never counts it twice.
 #pragma once
 
 #include <atomic>

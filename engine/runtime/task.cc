@@ -15,11 +15,16 @@ constexpr auto kIdleSourceBackoff = std::chrono::milliseconds(1);
 
 const char* taskStateName(TaskState s) {
   switch (s) {
-    case TaskState::kCreated: return "CREATED";
-    case TaskState::kRunning: return "RUNNING";
-    case TaskState::kFinished: return "FINISHED";
-    case TaskState::kCanceled: return "CANCELED";
-    case TaskState::kFailed: return "FAILED";
+    case TaskState::kCreated:
+      return "CREATED";
+    case TaskState::kRunning:
+      return "RUNNING";
+    case TaskState::kFinished:
+      return "FINISHED";
+    case TaskState::kCanceled:
+      return "CANCELED";
+    case TaskState::kFailed:
+      return "FAILED";
   }
   return "UNKNOWN";
 }
@@ -61,7 +66,8 @@ Status StreamTask::result() const {
 void StreamTask::cancel() {
   cancelled_.store(true, std::memory_order_release);
   if (gate_) gate_->wake();
-  for (auto& o : outputs_) o->pool().wakeAll();
+  for (auto& o : outputs_)
+    o->pool().wakeAll();
   { std::lock_guard<std::mutex> lock(mu_); }
   idle_cv_.notify_all();
 }
@@ -77,7 +83,8 @@ void StreamTask::run() {
   if (s.isOk()) {
     finishOutputs();
   } else {
-    for (auto& o : outputs_) o->discard();
+    for (auto& o : outputs_)
+      o->discard();
   }
 
   TaskState final_state = TaskState::kFinished;
@@ -168,7 +175,8 @@ Status StreamTask::runInputs() {
 }
 
 void StreamTask::flushOutputs() {
-  for (auto& o : outputs_) o->flushAll();
+  for (auto& o : outputs_)
+    o->flushAll();
 }
 
 bool StreamTask::anyPendingOutput() const {
@@ -179,7 +187,8 @@ bool StreamTask::anyPendingOutput() const {
 }
 
 void StreamTask::finishOutputs() {
-  for (auto& o : outputs_) o->finish();
+  for (auto& o : outputs_)
+    o->finish();
 }
 
 }  // namespace weir::engine

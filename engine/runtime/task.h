@@ -3,7 +3,8 @@
 // Concurrency model: the task thread owns the chain instance, its result partitions and the
 // consuming end of its input gate; it makes every call into plugin code. Other threads only push
 // buffers into the gate, recycle buffers into the partitions' pools, read the atomic counters and
-// call cancel(), which sets a flag and wakes the thread wherever it waits (gate, pool, idle source).
+// call cancel(), which sets a flag and wakes the thread wherever it waits (gate, pool, idle
+// source).
 #pragma once
 
 #include <atomic>

@@ -19,7 +19,8 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
                             const ExecutionPlan& plan) {
   if (!tasks_.empty()) return Status::internal("executor already runs a job");
   plan_ = plan;
-  const JobArgs args(std::map<std::string, std::string>(graph.jobArgs.begin(), graph.jobArgs.end()));
+  const JobArgs args(
+      std::map<std::string, std::string>(graph.jobArgs.begin(), graph.jobArgs.end()));
   StreamTask::Options task_options;
   task_options.buffer_timeout = options_.buffer_timeout;
 
@@ -49,10 +50,10 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
     }
   }
   if (budget > options_.total_buffers) {
-    return Status::invalidArgument(
-        "insufficient network buffers: the job needs " + std::to_string(budget) + " buffers of " +
-        std::to_string(options_.segment_size) + " bytes, " + std::to_string(options_.total_buffers) +
-        " are configured");
+    return Status::invalidArgument("insufficient network buffers: the job needs " +
+                                   std::to_string(budget) + " buffers of " +
+                                   std::to_string(options_.segment_size) + " bytes, " +
+                                   std::to_string(options_.total_buffers) + " are configured");
   }
   for (auto& task : tasks) {
     Status s = task->init(program);
@@ -94,7 +95,8 @@ void TaskExecutor::onTaskDone(StreamTask& task) {
     --running_;
   }
   if (cancel_others) {
-    for (auto& t : tasks_) t->cancel();
+    for (auto& t : tasks_)
+      t->cancel();
   }
   done_cv_.notify_all();
 }
@@ -127,7 +129,8 @@ void TaskExecutor::cancel() {
     if (running_ == 0) return;
     cancel_requested_ = true;
   }
-  for (auto& t : tasks_) t->cancel();
+  for (auto& t : tasks_)
+    t->cancel();
 }
 
 void TaskExecutor::joinAll() {

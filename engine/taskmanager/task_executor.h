@@ -3,8 +3,8 @@
 //
 // This is the runtime a TaskManager hosts; `weir local` runs a whole job on one executor.
 //
-// Failure handling: when a task fails, every other task of the job is cancelled and the job's result
-// is that first failure. cancel() stops the job gracefully (result: cancelled).
+// Failure handling: when a task fails, every other task of the job is cancelled and the job's
+// result is that first failure. cancel() stops the job gracefully (result: cancelled).
 #pragma once
 
 #include <chrono>
@@ -45,9 +45,9 @@ struct TaskSnapshot {
     std::uint64_t records_out = 0;
   };
   std::vector<Vertex> vertices;
-  std::size_t buffers_in_use = 0;      // output buffers held right now
+  std::size_t buffers_in_use = 0;  // output buffers held right now
   std::size_t peak_buffers_in_use = 0;
-  std::size_t max_buffers = 0;         // bound of the task's output pools
+  std::size_t max_buffers = 0;  // bound of the task's output pools
 };
 
 class TaskExecutor {
@@ -81,8 +81,8 @@ class TaskExecutor {
 
   mutable std::mutex mu_;
   std::condition_variable done_cv_;
-  int running_ = 0;      // guarded by mu_
-  Status job_result_;    // guarded by mu_: first failure
+  int running_ = 0;                // guarded by mu_
+  Status job_result_;              // guarded by mu_: first failure
   bool cancel_requested_ = false;  // guarded by mu_
 };
 

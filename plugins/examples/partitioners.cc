@@ -42,15 +42,23 @@ void build(weir::JobBuilder& job) {
   numbers.uid("numbers").name("numbers");
 
   numbers.forward().map(TagSubtask("forward")).uid("forward").print().uid("print-forward");
-  numbers.rebalance().map(TagSubtask("rebalance")).uid("rebalance").parallelism(3)
-      .print().uid("print-rebalance");
-  numbers.broadcast().map(TagSubtask("broadcast")).uid("broadcast").parallelism(2)
-      .print().uid("print-broadcast");
+  numbers.rebalance()
+      .map(TagSubtask("rebalance"))
+      .uid("rebalance")
+      .parallelism(3)
+      .print()
+      .uid("print-rebalance");
+  numbers.broadcast()
+      .map(TagSubtask("broadcast"))
+      .uid("broadcast")
+      .parallelism(2)
+      .print()
+      .uid("print-broadcast");
   numbers.keyBy([](const std::int64_t& v) { return v % 5; })
       .process([](const std::int64_t& v, weir::KeyedContext<std::int64_t>& ctx,
                   weir::Collector<Routed>& out) {
-        out.collect(Routed{"hash(key=" + std::to_string(ctx.currentKey()) + ")", v,
-                           ctx.currentKeyGroup()});
+        out.collect(
+            Routed{"hash(key=" + std::to_string(ctx.currentKey()) + ")", v, ctx.currentKeyGroup()});
       })
       .uid("hash")
       .print()

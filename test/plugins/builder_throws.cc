@@ -5,7 +5,9 @@
 
 namespace {
 
-void build(weir::JobBuilder&) { throw std::runtime_error("boom"); }
+void build(weir::JobBuilder&) {
+  throw std::runtime_error("boom");
+}
 
 }  // namespace
 

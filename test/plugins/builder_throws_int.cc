@@ -3,7 +3,9 @@
 
 namespace {
 
-void build(weir::JobBuilder&) { throw 42; }
+void build(weir::JobBuilder&) {
+  throw 42;
+}
 
 }  // namespace
 

@@ -1,3 +1,5 @@
+#include "weir/format.h"
+
 #include <doctest/doctest.h>
 
 #include <map>
@@ -5,8 +7,6 @@
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include "weir/format.h"
 
 namespace {
 struct Reading {

@@ -1,11 +1,11 @@
+#include "weir/key_groups.h"
+
 #include <doctest/doctest.h>
 
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "weir/key_groups.h"
 
 namespace {
 

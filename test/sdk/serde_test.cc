@@ -1,3 +1,5 @@
+#include "weir/serde.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,8 +11,6 @@
 #include <tuple>
 #include <unordered_map>
 #include <vector>
-
-#include "weir/serde.h"
 
 namespace {
 
@@ -96,7 +96,8 @@ TEST_CASE("serde: reading into a used value replaces it") {
 TEST_CASE("serde: containers") {
   CHECK(roundTrip(std::vector<int>{}).empty());
   std::vector<std::int64_t> many(10000);
-  for (std::size_t i = 0; i < many.size(); ++i) many[i] = static_cast<std::int64_t>(i * i);
+  for (std::size_t i = 0; i < many.size(); ++i)
+    many[i] = static_cast<std::int64_t>(i * i);
   CHECK(roundTrip(many) == many);
   CHECK(roundTrip(std::vector<bool>{true, false, true}) == std::vector<bool>{true, false, true});
   const std::vector<std::string> words = {"", "a", std::string(300, 'z')};

@@ -10,7 +10,8 @@ BufferPool::BufferPool(std::size_t segment_size, std::size_t max_segments)
     : segment_size_(segment_size), max_segments_(max_segments) {}
 
 BufferPool::~BufferPool() {
-  for (std::uint8_t* s : all_) std::free(s);
+  for (std::uint8_t* s : all_)
+    std::free(s);
 }
 
 std::uint8_t* BufferPool::takeLocked() {

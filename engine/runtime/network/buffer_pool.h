@@ -49,11 +49,11 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   const std::size_t max_segments_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::uint8_t*> free_;     // guarded by mu_
-  std::vector<std::uint8_t*> all_;      // guarded by mu_
-  std::size_t in_use_ = 0;              // guarded by mu_
-  std::size_t peak_in_use_ = 0;         // guarded by mu_
-  std::size_t waiting_ = 0;             // guarded by mu_
+  std::vector<std::uint8_t*> free_;  // guarded by mu_
+  std::vector<std::uint8_t*> all_;   // guarded by mu_
+  std::size_t in_use_ = 0;           // guarded by mu_
+  std::size_t peak_in_use_ = 0;      // guarded by mu_
+  std::size_t waiting_ = 0;          // guarded by mu_
 };
 
 // A unit handed from producer to consumer: a data segment holding record frames, or an event.

@@ -45,7 +45,8 @@ void InputGate::wake() {
 std::size_t InputGate::queued() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::size_t n = 0;
-  for (const auto& q : queues_) n += q.size();
+  for (const auto& q : queues_)
+    n += q.size();
   return n;
 }
 

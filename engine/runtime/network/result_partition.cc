@@ -13,7 +13,9 @@ ResultPartition::ResultPartition(std::shared_ptr<BufferPool> pool,
       cancelled_(cancelled),
       backpressured_(backpressured) {}
 
-ResultPartition::~ResultPartition() { discard(); }
+ResultPartition::~ResultPartition() {
+  discard();
+}
 
 void ResultPartition::submit(int channel) {
   WriteCursor& c = cursors_[static_cast<std::size_t>(channel)];
@@ -46,7 +48,8 @@ bool ResultPartition::advance(int channel) noexcept {
 }
 
 void ResultPartition::flushAll() {
-  for (int i = 0; i < numChannels(); ++i) submit(i);
+  for (int i = 0; i < numChannels(); ++i)
+    submit(i);
 }
 
 bool ResultPartition::hasPendingData() const {
@@ -58,7 +61,8 @@ bool ResultPartition::hasPendingData() const {
 
 void ResultPartition::finish() {
   flushAll();
-  for (const ChannelTarget& t : targets_) t.gate->push(t.channel, Buffer::endOfInput());
+  for (const ChannelTarget& t : targets_)
+    t.gate->push(t.channel, Buffer::endOfInput());
 }
 
 void ResultPartition::discard() {

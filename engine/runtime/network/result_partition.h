@@ -1,10 +1,10 @@
 // The output side of a task for one outgoing edge: one channel per consumer subtask it feeds. It
 // implements the SDK's OutputGate: the chain serialises records straight into the current buffer of
-// a channel through its WriteCursor; a full buffer is handed to the consumer and replaced by one from
-// this partition's bounded pool, waiting (back-pressure) while the pool is exhausted.
+// a channel through its WriteCursor; a full buffer is handed to the consumer and replaced by one
+// from this partition's bounded pool, waiting (back-pressure) while the pool is exhausted.
 //
-// Only the producing task's thread calls into a partition. Partly filled buffers are flushed by that
-// thread when its buffer timeout expires, when it has no input, and at end of input.
+// Only the producing task's thread calls into a partition. Partly filled buffers are flushed by
+// that thread when its buffer timeout expires, when it has no input, and at end of input.
 #pragma once
 
 #include <atomic>

@@ -1,11 +1,11 @@
 // Record batches and collectors: how typed records move between chained operators.
 //
-// An operator pushes records into its Collector; the collector fills a fixed-capacity batch and hands
-// full batches to the downstream operator by one virtual call per batch, not per record. Every
-// operator flushes its collector before returning from a call, so records never wait in a batch
-// between calls (chaining adds no latency). Batch slots are default-constructed once and reused:
-// assigning into a slot reuses its capacity (e.g. a std::string's heap buffer), so steady-state
-// processing allocates nothing.
+// An operator pushes records into its Collector; the collector fills a fixed-capacity batch and
+// hands full batches to the downstream operator by one virtual call per batch, not per record.
+// Every operator flushes its collector before returning from a call, so records never wait in a
+// batch between calls (chaining adds no latency). Batch slots are default-constructed once and
+// reused: assigning into a slot reuses its capacity (e.g. a std::string's heap buffer), so
+// steady-state processing allocates nothing.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +27,7 @@ class RecordBatch {
 
   // Capacity adapts to the record size: large enough to amortise the per-batch call, small enough
   // to stay in cache.
-  static constexpr std::size_t kCapacity =
-      sizeof(T) >= 1024 ? 16 : (sizeof(T) >= 128 ? 64 : 256);
+  static constexpr std::size_t kCapacity = sizeof(T) >= 1024 ? 16 : (sizeof(T) >= 128 ? 64 : 256);
 
   RecordBatch() : slots_(std::make_unique<T[]>(kCapacity)) {}
   RecordBatch(const RecordBatch&) = delete;

@@ -55,7 +55,9 @@ template <class T>
 struct IsOptional<std::optional<T>> : std::true_type {};
 
 template <class T>
-concept Streamable = requires(std::ostream& os, const T& v) { os << v; };
+concept Streamable = requires(std::ostream& os, const T& v) {
+  os << v;
+};
 
 template <class Tuple>
 void appendTuple(std::string& out, const Tuple& t, char open, char close, const char* sep) {

@@ -46,7 +46,9 @@ struct CallTraits<R (*)(A...)> {
 };
 
 template <class F>
-concept HasCallOperator = requires { &std::remove_cvref_t<F>::operator(); };
+concept HasCallOperator = requires {
+  &std::remove_cvref_t<F>::operator();
+};
 
 template <class P>
 struct CollectorArg {
@@ -63,7 +65,7 @@ struct CollectorOutput {
   using type = void;
 };
 template <class F, std::size_t I>
-  requires HasCallOperator<F> || std::is_function_v<std::remove_pointer_t<F>>
+requires HasCallOperator<F> || std::is_function_v<std::remove_pointer_t<F>>
 struct CollectorOutput<F, I> {
   using Args = typename CallTraits<F>::Args;
   using type = std::conditional_t<(I < std::tuple_size_v<Args>),
@@ -86,7 +88,9 @@ void closeFunction(F& f) {
 
 // ---- map: R map(const T&) ----
 template <class F, class T>
-concept MapMethod = requires(F& f, const T& v) { f.map(v); };
+concept MapMethod = requires(F& f, const T& v) {
+  f.map(v);
+};
 template <class F, class T>
 concept MapFunction = MapMethod<F, T> || std::is_invocable_v<F&, const T&>;
 template <class F, class T>
@@ -98,7 +102,8 @@ decltype(auto) callMap(F& f, const T& v) {
   }
 }
 template <class F, class T>
-using MapResult = std::remove_cvref_t<decltype(callMap(std::declval<F&>(), std::declval<const T&>()))>;
+using MapResult =
+    std::remove_cvref_t<decltype(callMap(std::declval<F&>(), std::declval<const T&>()))>;
 
 // ---- filter: bool filter(const T&) ----
 template <class F, class T>
@@ -118,10 +123,13 @@ bool callFilter(F& f, const T& v) {
 
 // ---- flatMap: void flatMap(const T&, Collector<R>&) ----
 template <class F, class T, class R>
-concept FlatMapMethod = requires(F& f, const T& v, Collector<R>& out) { f.flatMap(v, out); };
+concept FlatMapMethod = requires(F& f, const T& v, Collector<R>& out) {
+  f.flatMap(v, out);
+};
 template <class F, class T, class R>
-concept FlatMapFunction =
-    FlatMapMethod<F, T, R> || std::is_invocable_v<F&, const T&, Collector<R>&>;
+concept FlatMapFunction = FlatMapMethod<F, T, R> || std::is_invocable_v < F&,
+        const T&, Collector<R>
+& > ;
 template <class F, class T, class R>
 void callFlatMap(F& f, const T& v, Collector<R>& out) {
   if constexpr (FlatMapMethod<F, T, R>) {
@@ -135,7 +143,9 @@ struct FlatMapMethodOutput {
   using type = void;
 };
 template <class F>
-  requires requires { &F::flatMap; }
+requires requires {
+  &F::flatMap;
+}
 struct FlatMapMethodOutput<F> {
   using type = typename fn_detail::CollectorArg<
       std::tuple_element_t<1, typename fn_detail::CallTraits<decltype(&F::flatMap)>::Args>>::type;
@@ -163,8 +173,9 @@ concept ProcessMethod = requires(F& f, const T& v, KeyedContext<K>& ctx, Collect
   f.processElement(v, ctx, out);
 };
 template <class F, class T, class K, class R>
-concept KeyedProcessFunction =
-    ProcessMethod<F, T, K, R> || std::is_invocable_v<F&, const T&, KeyedContext<K>&, Collector<R>&>;
+concept KeyedProcessFunction = ProcessMethod<F, T, K, R> || std::is_invocable_v < F&,
+        const T&, KeyedContext<K>
+&, Collector<R>& > ;
 template <class F, class T, class K, class R>
 void callProcess(F& f, const T& v, KeyedContext<K>& ctx, Collector<R>& out) {
   if constexpr (ProcessMethod<F, T, K, R>) {
@@ -178,7 +189,9 @@ struct ProcessMethodOutput {
   using type = void;
 };
 template <class F>
-  requires requires { &F::processElement; }
+requires requires {
+  &F::processElement;
+}
 struct ProcessMethodOutput<F> {
   using type = typename fn_detail::CollectorArg<std::tuple_element_t<
       2, typename fn_detail::CallTraits<decltype(&F::processElement)>::Args>>::type;
@@ -186,7 +199,9 @@ struct ProcessMethodOutput<F> {
 
 // ---- sink: void invoke(const T&) ----
 template <class F, class T>
-concept InvokeMethod = requires(F& f, const T& v) { f.invoke(v); };
+concept InvokeMethod = requires(F& f, const T& v) {
+  f.invoke(v);
+};
 template <class F, class T>
 concept SinkFunction = InvokeMethod<F, T> || std::is_invocable_v<F&, const T&>;
 template <class F, class T>
@@ -200,7 +215,9 @@ void callSink(F& f, const T& v) {
 
 // ---- key selector: K getKey(const T&) ----
 template <class F, class T>
-concept KeySelectorMethod = requires(F& f, const T& v) { f.getKey(v); };
+concept KeySelectorMethod = requires(F& f, const T& v) {
+  f.getKey(v);
+};
 template <class F, class T>
 concept KeySelector = KeySelectorMethod<F, T> || std::is_invocable_v<F&, const T&>;
 template <class F, class T>

@@ -24,16 +24,16 @@ enum class VertexKind : std::uint8_t { kSource = 0, kOperator, kSink };
 const char* partitionerName(Partitioner p);
 
 struct VertexDef {
-  int id = 0;                // dense, 0-based, in creation order (a topological order)
-  std::string uid;           // stable identity for state; user-set or derived deterministically
+  int id = 0;       // dense, 0-based, in creation order (a topological order)
+  std::string uid;  // stable identity for state; user-set or derived deterministically
   bool uid_set_by_user = false;
-  std::string name;          // display name
-  std::string op_type;       // "source", "map", "filter", "flat_map", "keyed_reduce", ...
+  std::string name;     // display name
+  std::string op_type;  // "source", "map", "filter", "flat_map", "keyed_reduce", ...
   VertexKind kind = VertexKind::kOperator;
-  int parallelism = 0;       // 0: the job's default parallelism
-  int max_parallelism = 0;   // 0: the job's max parallelism
-  bool keyed = false;        // consumes a keyed stream (needs hash-partitioned inputs)
-  bool bounded = true;       // sources only: the source ends by itself
+  int parallelism = 0;           // 0: the job's default parallelism
+  int max_parallelism = 0;       // 0: the job's max parallelism
+  bool keyed = false;            // consumes a keyed stream (needs hash-partitioned inputs)
+  bool bounded = true;           // sources only: the source ends by itself
   bool start_new_chain = false;  // never chain this vertex to its input
 };
 
@@ -53,11 +53,16 @@ struct LogicalGraph {
 
 inline const char* partitionerName(Partitioner p) {
   switch (p) {
-    case Partitioner::kDefault: return "default";
-    case Partitioner::kForward: return "forward";
-    case Partitioner::kRebalance: return "rebalance";
-    case Partitioner::kHash: return "hash";
-    case Partitioner::kBroadcast: return "broadcast";
+    case Partitioner::kDefault:
+      return "default";
+    case Partitioner::kForward:
+      return "forward";
+    case Partitioner::kRebalance:
+      return "rebalance";
+    case Partitioner::kHash:
+      return "hash";
+    case Partitioner::kBroadcast:
+      return "broadcast";
   }
   return "unknown";
 }

@@ -1,8 +1,8 @@
 // Keys, key groups and their assignment to parallel subtasks.
 //
 // A key is hashed (XXH3, identical on every host and in every process) into one of `maxParallelism`
-// key groups; key groups are the unit of state ownership and of rescaling. A contiguous range of key
-// groups is owned by each of the `parallelism` subtasks of a keyed operator:
+// key groups; key groups are the unit of state ownership and of rescaling. A contiguous range of
+// key groups is owned by each of the `parallelism` subtasks of a keyed operator:
 //   keyGroup(key)            = xxh3(key) mod maxParallelism
 //   subtaskFor(keyGroup)     = keyGroup * parallelism / maxParallelism
 //   rangeFor(subtask)        = [ceil(subtask * maxP / p), ceil((subtask + 1) * maxP / p) - 1]

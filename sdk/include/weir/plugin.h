@@ -5,10 +5,10 @@
 //   WEIR_PLUGIN("wordcount", "1.0.0", build)
 //
 // The entry's exported name carries the ABI number (weir_plugin_v1). It returns a descriptor whose
-// leading fields (size, ABI version, build fingerprint) have a fixed C layout, so an engine can check
-// them before it trusts anything else in the library. The fingerprint names the compiler and its
-// version, the C++ standard library and its ABI, the language standard and the SDK header hash: a
-// plugin built differently is refused with a message naming both sides, never loaded.
+// leading fields (size, ABI version, build fingerprint) have a fixed C layout, so an engine can
+// check them before it trusts anything else in the library. The fingerprint names the compiler and
+// its version, the C++ standard library and its ABI, the language standard and the SDK header hash:
+// a plugin built differently is refused with a message naming both sides, never loaded.
 #pragma once
 
 #include <boost/dll/alias.hpp>
@@ -28,8 +28,9 @@
 #if defined(__clang__)
 #define WEIR_DETAIL_COMPILER "clang-" __clang_version__
 #elif defined(__GNUC__)
-#define WEIR_DETAIL_COMPILER \
-  "gcc-" WEIR_DETAIL_STR(__GNUC__) "." WEIR_DETAIL_STR(__GNUC_MINOR__) "." WEIR_DETAIL_STR(__GNUC_PATCHLEVEL__)
+#define WEIR_DETAIL_COMPILER                                                                \
+  "gcc-" WEIR_DETAIL_STR(__GNUC__) "." WEIR_DETAIL_STR(__GNUC_MINOR__) "." WEIR_DETAIL_STR( \
+      __GNUC_PATCHLEVEL__)
 #else
 #define WEIR_DETAIL_COMPILER "unknown-compiler"
 #endif
@@ -42,8 +43,8 @@
 #else
 #define WEIR_DETAIL_STDLIB_DEBUG ""
 #endif
-#define WEIR_DETAIL_STDLIB                                                                   \
-  "libstdc++-" WEIR_DETAIL_STR(_GLIBCXX_RELEASE) "-cxx11abi" WEIR_DETAIL_STR(               \
+#define WEIR_DETAIL_STDLIB                                                    \
+  "libstdc++-" WEIR_DETAIL_STR(_GLIBCXX_RELEASE) "-cxx11abi" WEIR_DETAIL_STR( \
       _GLIBCXX_USE_CXX11_ABI) WEIR_DETAIL_STDLIB_DEBUG
 #else
 #define WEIR_DETAIL_STDLIB "unknown-stdlib"
@@ -52,8 +53,8 @@
 // The fingerprint this translation unit is built with. Overridable only so tests can build
 // deliberately incompatible plugins.
 #ifndef WEIR_PLUGIN_FINGERPRINT
-#define WEIR_PLUGIN_FINGERPRINT                                                       \
-  "compiler=" WEIR_DETAIL_COMPILER ";stdlib=" WEIR_DETAIL_STDLIB                      \
+#define WEIR_PLUGIN_FINGERPRINT                                  \
+  "compiler=" WEIR_DETAIL_COMPILER ";stdlib=" WEIR_DETAIL_STDLIB \
   ";std=" WEIR_DETAIL_STR(__cplusplus) ";sdk=" WEIR_SDK_HEADER_HASH
 #endif
 #ifndef WEIR_PLUGIN_ABI_VERSION
@@ -121,15 +122,20 @@ Result<std::unique_ptr<JobProgram>> makeProgram(BuildFn&& build_fn, const JobArg
 }  // namespace weir
 
 // Declares the plugin. Use exactly once per plugin, at global scope.
-#define WEIR_PLUGIN(NAME, VERSION, BUILD_FN)                                                  \
-  namespace weir_plugin_detail {                                                              \
-  static ::weir::JobProgram* createProgram(const ::weir::JobArgs* args,                       \
-                                           std::string* error) noexcept {                     \
-    return ::weir::detail::runBuilder(BUILD_FN, *args, error);                                \
-  }                                                                                           \
-  static const ::weir::PluginDescriptor kDescriptor = {                                       \
-      sizeof(::weir::PluginDescriptor), WEIR_PLUGIN_ABI_VERSION, WEIR_PLUGIN_FINGERPRINT, NAME, \
-      VERSION, &createProgram};                                                               \
-  const ::weir::PluginDescriptor* entry() noexcept { return &kDescriptor; }                   \
-  }                                                                                           \
+#define WEIR_PLUGIN(NAME, VERSION, BUILD_FN)                                             \
+  namespace weir_plugin_detail {                                                         \
+  static ::weir::JobProgram* createProgram(const ::weir::JobArgs* args,                  \
+                                           std::string* error) noexcept {                \
+    return ::weir::detail::runBuilder(BUILD_FN, *args, error);                           \
+  }                                                                                      \
+  static const ::weir::PluginDescriptor kDescriptor = {sizeof(::weir::PluginDescriptor), \
+                                                       WEIR_PLUGIN_ABI_VERSION,          \
+                                                       WEIR_PLUGIN_FINGERPRINT,          \
+                                                       NAME,                             \
+                                                       VERSION,                          \
+                                                       &createProgram};                  \
+  const ::weir::PluginDescriptor* entry() noexcept {                                     \
+    return &kDescriptor;                                                                 \
+  }                                                                                      \
+  }                                                                                      \
   BOOST_DLL_ALIAS(weir_plugin_detail::entry, WEIR_PLUGIN_ENTRY_SYMBOL)

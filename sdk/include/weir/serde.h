@@ -15,8 +15,8 @@
 //   static std::size_t size(const T& v);            exact number of bytes write() will produce
 //   static std::uint8_t* write(const T& v, std::uint8_t* out);    writes size(v) bytes, returns end
 //   static const std::uint8_t* read(const std::uint8_t* in, const std::uint8_t* end, T& out);
-//       decodes one value into `out` (reusing its capacity where it can); returns the position after
-//       it, or nullptr when the bytes are truncated or malformed. It never reads past `end`.
+//       decodes one value into `out` (reusing its capacity where it can); returns the position
+//       after it, or nullptr when the bytes are truncated or malformed. It never reads past `end`.
 #pragma once
 
 #include <array>
@@ -34,10 +34,16 @@
 
 // Lists a struct's fields for Serde, key hashing and printing. Place inside the struct body:
 //   struct Click { std::string user; int64_t ts; WEIR_SERDE_FIELDS(user, ts) };
-#define WEIR_SERDE_FIELDS(...)                                                        \
-  auto weirFields() { return std::tie(__VA_ARGS__); }                                 \
-  auto weirFields() const { return std::tie(__VA_ARGS__); }                           \
-  static constexpr const char* weirFieldNames() { return #__VA_ARGS__; }
+#define WEIR_SERDE_FIELDS(...)                    \
+  auto weirFields() {                             \
+    return std::tie(__VA_ARGS__);                 \
+  }                                               \
+  auto weirFields() const {                       \
+    return std::tie(__VA_ARGS__);                 \
+  }                                               \
+  static constexpr const char* weirFieldNames() { \
+    return #__VA_ARGS__;                          \
+  }
 
 namespace weir {
 
@@ -51,7 +57,9 @@ struct Serde {
 namespace serde_detail {
 
 template <class T>
-concept HasFields = requires(const T& v) { v.weirFields(); };
+concept HasFields = requires(const T& v) {
+  v.weirFields();
+};
 
 template <class T>
 struct IsStdContainer : std::false_type {};
@@ -102,8 +110,8 @@ inline const std::uint8_t* readVarint(const std::uint8_t* in, const std::uint8_t
   return nullptr;
 }
 
-// Reads a length prefix and checks that `min_bytes_each * n` bytes can possibly follow, so a corrupt
-// length never causes a huge allocation.
+// Reads a length prefix and checks that `min_bytes_each * n` bytes can possibly follow, so a
+// corrupt length never causes a huge allocation.
 inline const std::uint8_t* readLength(const std::uint8_t* in, const std::uint8_t* end,
                                       std::size_t min_bytes_each, std::size_t& n) {
   std::uint64_t v = 0;
@@ -128,7 +136,7 @@ constexpr std::size_t minEncodedSize() {
 }  // namespace serde_detail
 
 template <class T>
-  requires serde_detail::Raw<T>
+requires serde_detail::Raw<T>
 struct Serde<T> {
   static std::size_t size(const T&) { return sizeof(T); }
   static std::uint8_t* write(const T& v, std::uint8_t* out) {
@@ -169,7 +177,8 @@ struct Serde<std::vector<T, A>> {
     if constexpr (serde_detail::Raw<T>) {
       n += v.size() * sizeof(T);
     } else {
-      for (const auto& e : v) n += Serde<T>::size(e);
+      for (const auto& e : v)
+        n += Serde<T>::size(e);
     }
     return n;
   }
@@ -179,7 +188,8 @@ struct Serde<std::vector<T, A>> {
       if (!v.empty()) std::memcpy(out, v.data(), v.size() * sizeof(T));
       return out + v.size() * sizeof(T);
     } else {
-      for (const auto& e : v) out = Serde<T>::write(e, out);
+      for (const auto& e : v)
+        out = Serde<T>::write(e, out);
       return out;
     }
   }
@@ -211,9 +221,7 @@ struct Serde<std::vector<T, A>> {
 
 template <class T>
 struct Serde<std::optional<T>> {
-  static std::size_t size(const std::optional<T>& v) {
-    return 1 + (v ? Serde<T>::size(*v) : 0);
-  }
+  static std::size_t size(const std::optional<T>& v) { return 1 + (v ? Serde<T>::size(*v) : 0); }
   static std::uint8_t* write(const std::optional<T>& v, std::uint8_t* out) {
     *out++ = v ? 1 : 0;
     return v ? Serde<T>::write(*v, out) : out;
@@ -234,12 +242,20 @@ namespace serde_detail {
 
 template <class Tuple>
 std::size_t tupleSize(const Tuple& t) {
-  return std::apply([](const auto&... e) { return (std::size_t{0} + ... + Serde<std::remove_cvref_t<decltype(e)>>::size(e)); }, t);
+  return std::apply(
+      [](const auto&... e) {
+        return (std::size_t{0} + ... + Serde<std::remove_cvref_t<decltype(e)>>::size(e));
+      },
+      t);
 }
 
 template <class Tuple>
 std::uint8_t* tupleWrite(const Tuple& t, std::uint8_t* out) {
-  std::apply([&out](const auto&... e) { ((out = Serde<std::remove_cvref_t<decltype(e)>>::write(e, out)), ...); }, t);
+  std::apply(
+      [&out](const auto&... e) {
+        ((out = Serde<std::remove_cvref_t<decltype(e)>>::write(e, out)), ...);
+      },
+      t);
   return out;
 }
 
@@ -287,11 +303,13 @@ template <class T, std::size_t N>
 struct Serde<std::array<T, N>> {
   static std::size_t size(const std::array<T, N>& v) {
     std::size_t n = 0;
-    for (const auto& e : v) n += Serde<T>::size(e);
+    for (const auto& e : v)
+      n += Serde<T>::size(e);
     return n;
   }
   static std::uint8_t* write(const std::array<T, N>& v, std::uint8_t* out) {
-    for (const auto& e : v) out = Serde<T>::write(e, out);
+    for (const auto& e : v)
+      out = Serde<T>::write(e, out);
     return out;
   }
   static const std::uint8_t* read(const std::uint8_t* in, const std::uint8_t* end,
@@ -312,12 +330,14 @@ struct MapSerde {
   using V = typename Map::mapped_type;
   static std::size_t size(const Map& m) {
     std::size_t n = varintSize(m.size());
-    for (const auto& [k, v] : m) n += Serde<K>::size(k) + Serde<V>::size(v);
+    for (const auto& [k, v] : m)
+      n += Serde<K>::size(k) + Serde<V>::size(v);
     return n;
   }
   static std::uint8_t* write(const Map& m, std::uint8_t* out) {
     out = writeVarint(m.size(), out);
-    for (const auto& [k, v] : m) out = Serde<V>::write(v, Serde<K>::write(k, out));
+    for (const auto& [k, v] : m)
+      out = Serde<V>::write(v, Serde<K>::write(k, out));
     return out;
   }
   static const std::uint8_t* read(const std::uint8_t* in, const std::uint8_t* end, Map& out) {
@@ -348,7 +368,7 @@ struct Serde<std::unordered_map<K, V, H, E, A>>
 
 // User structs that declare WEIR_SERDE_FIELDS(...): encoded field by field, in declaration order.
 template <class T>
-  requires serde_detail::HasFields<T>
+requires serde_detail::HasFields<T>
 struct Serde<T> {
   static std::size_t size(const T& v) { return serde_detail::tupleSize(v.weirFields()); }
   static std::uint8_t* write(const T& v, std::uint8_t* out) {
@@ -375,8 +395,8 @@ std::vector<std::uint8_t> serialize(const T& v) {
   return out;
 }
 
-// Decodes exactly one value occupying all of `bytes`; false when truncated, malformed or followed by
-// trailing bytes.
+// Decodes exactly one value occupying all of `bytes`; false when truncated, malformed or followed
+// by trailing bytes.
 template <class T>
 bool deserialize(const std::vector<std::uint8_t>& bytes, T& out) {
   // An empty vector may have a null data(): use a real address so that a value encoded in zero

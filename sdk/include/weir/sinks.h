@@ -12,9 +12,9 @@
 
 namespace weir {
 
-// Prints every record as a line on standard output, formatted with weir/format.h. When the sink runs
-// with parallelism above 1, each line is prefixed with "<subtask index + 1>> " as Flink does. Lines
-// are written one batch at a time, so lines of different subtasks never interleave mid-line.
+// Prints every record as a line on standard output, formatted with weir/format.h. When the sink
+// runs with parallelism above 1, each line is prefixed with "<subtask index + 1>> " as Flink does.
+// Lines are written one batch at a time, so lines of different subtasks never interleave mid-line.
 template <class T>
 class PrintSink {
  public:

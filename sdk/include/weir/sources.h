@@ -1,5 +1,5 @@
-// Sources that ship with the SDK. Each parallel subtask runs its own copy and takes its share of the
-// input by subtask index, so the union of all subtasks' output is the whole input exactly once.
+// Sources that ship with the SDK. Each parallel subtask runs its own copy and takes its share of
+// the input by subtask index, so the union of all subtasks' output is the whole input exactly once.
 #pragma once
 
 #include <algorithm>
@@ -100,7 +100,8 @@ class GeneratorSource {
 template <class T>
 class CollectionSource {
  public:
-  explicit CollectionSource(std::shared_ptr<const std::vector<T>> items) : items_(std::move(items)) {}
+  explicit CollectionSource(std::shared_ptr<const std::vector<T>> items)
+      : items_(std::move(items)) {}
 
   void open(const RuntimeContext& ctx) {
     next_ = static_cast<std::size_t>(ctx.subtaskIndex());

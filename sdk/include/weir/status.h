@@ -16,21 +16,25 @@ class [[nodiscard]] Status {
     kOk = 0,
     kInvalidArgument,  // the caller's input is wrong (bad graph, bad argument)
     kNotFound,
-    kCorruption,       // bytes that do not decode (records, buffers, files)
-    kFailed,           // user code failed (exception in an operator or builder)
+    kCorruption,  // bytes that do not decode (records, buffers, files)
+    kFailed,      // user code failed (exception in an operator or builder)
     kCancelled,
-    kIncompatible,     // plugin built against another ABI or SDK
+    kIncompatible,  // plugin built against another ABI or SDK
     kIoError,
     kInternal,
   };
 
   Status() = default;
   static Status ok() { return Status(); }
-  static Status invalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status invalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status notFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status failed(std::string msg) { return {Code::kFailed, std::move(msg)}; }
-  static Status cancelled(std::string msg = "cancelled") { return {Code::kCancelled, std::move(msg)}; }
+  static Status cancelled(std::string msg = "cancelled") {
+    return {Code::kCancelled, std::move(msg)};
+  }
   static Status incompatible(std::string msg) { return {Code::kIncompatible, std::move(msg)}; }
   static Status ioError(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
@@ -57,7 +61,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool isOk() const { return v_.index() == 0; }

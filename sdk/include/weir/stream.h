@@ -5,9 +5,8 @@
 //         .flatMap([](const std::string& line, weir::Collector<std::string>& out) { ... })
 //         .map([](const std::string& w) { return std::pair<std::string, long>(w, 1); })
 //         .keyBy([](const auto& p) { return p.first; })
-//         .reduce([](const auto& a, const auto& b) { return std::pair(a.first, a.second + b.second); })
-//         .name("count")
-//         .print();
+//         .reduce([](const auto& a, const auto& b) { return std::pair(a.first, a.second +
+//         b.second); }) .name("count") .print();
 //   }
 //
 // The builder must be deterministic: given the same job arguments it must build the same graph,
@@ -299,13 +298,16 @@ class KeyedStream {
   // for every record.
   template <class F>
   DataStream<T> reduce(F fn) {
-    static_assert(ReduceFunction<F, T>,
-                  "reduce(f): f must be callable as `T f(const T& accumulated, const T& value)` (or "
-                  "a class with `T reduce(const T&, const T&)`)");
+    static_assert(
+        ReduceFunction<F, T>,
+        "reduce(f): f must be callable as `T f(const T& accumulated, const T& value)` (or "
+        "a class with `T reduce(const T&, const T&)`)");
     KeyF key = key_;
     const int id = input_.template addOneInput<T>(
         "keyed_reduce", "Keyed Reduce", true,
-        [key, fn] { return std::make_unique<detail::KeyedReduceOperator<T, Key, KeyF, F>>(key, fn); },
+        [key, fn] {
+          return std::make_unique<detail::KeyedReduceOperator<T, Key, KeyF, F>>(key, fn);
+        },
         Partitioner::kHash, key_, true);
     return DataStream<T>(stateOf(), {id});
   }
@@ -334,7 +336,8 @@ class KeyedStream {
       const int id = input_.template addOneInput<Deduced>(
           "keyed_process", "Keyed Process", true,
           [key, fn] {
-            return std::make_unique<detail::KeyedProcessOperator<T, Key, Deduced, KeyF, F>>(key, fn);
+            return std::make_unique<detail::KeyedProcessOperator<T, Key, Deduced, KeyF, F>>(key,
+                                                                                            fn);
           },
           Partitioner::kHash, key_, true);
       return DataStream<Deduced>(stateOf(), {id});
@@ -373,16 +376,16 @@ class JobBuilder {
   // A source from a user source function (see functions.h: SourceFunction).
   template <class T, class F>
   DataStream<T> addSource(F fn, std::string name = "Custom Source") {
-    static_assert(SourceFunction<F, T>,
-                  "addSource<T>(f): f must have `weir::SourceStatus pollNext(weir::Collector<T>&)`");
+    static_assert(
+        SourceFunction<F, T>,
+        "addSource<T>(f): f must have `weir::SourceStatus pollNext(weir::Collector<T>&)`");
     VertexDef def;
     def.op_type = "source";
     def.name = std::move(name);
     def.kind = VertexKind::kSource;
     def.bounded = isBoundedSource(fn);
-    const int id = state_.addNode<void>(std::move(def), [fn] {
-      return std::make_unique<detail::SourceOperator<T, F>>(fn);
-    });
+    const int id = state_.addNode<void>(
+        std::move(def), [fn] { return std::make_unique<detail::SourceOperator<T, F>>(fn); });
     return DataStream<T>(&state_, {id});
   }
 

@@ -2,11 +2,12 @@
 // other while a task runs. Users never touch these types; the SDK's templates implement the plugin
 // side (detail/chain.h) and the engine implements the other (engine/runtime/).
 //
-// Concurrency model: one chain instance is driven by exactly one task thread, which makes every call
-// below. Nothing here is shared between threads except VertexCounters, which other threads read.
+// Concurrency model: one chain instance is driven by exactly one task thread, which makes every
+// call below. Nothing here is shared between threads except VertexCounters, which other threads
+// read.
 //
-// "Typed inside, bytes at the edge": inside a chain, records move as C++ objects by direct calls. At
-// the chain's network outputs, the plugin serialises records straight into engine-owned buffers
+// "Typed inside, bytes at the edge": inside a chain, records move as C++ objects by direct calls.
+// At the chain's network outputs, the plugin serialises records straight into engine-owned buffers
 // through a WriteCursor per channel; at its network input, the engine hands it whole data buffers.
 // Control elements (end of input, and later watermarks and barriers) travel as separate event
 // buffers that only the engine interprets.
@@ -30,8 +31,8 @@
 
 namespace weir {
 
-// Version of the binary contract between engine and plugins. Bumped whenever any type in this header
-// or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
+// Version of the binary contract between engine and plugins. Bumped whenever any type in this
+// header or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
 inline constexpr std::uint32_t kSdkAbiVersion = 1;
 
 inline constexpr std::size_t kFrameHeaderSize = 4;
@@ -52,15 +53,15 @@ class OutputGate {
   // numChannels() cursors, valid for the gate's lifetime.
   virtual WriteCursor* cursors() noexcept = 0;
   // Hands the channel's current buffer (if it holds any bytes) to the consumer and installs a fresh
-  // empty one. Blocks while no buffer is free: this is where back-pressure stops a producer. Returns
-  // false when the task is being cancelled; the caller must then stop writing.
+  // empty one. Blocks while no buffer is free: this is where back-pressure stops a producer.
+  // Returns false when the task is being cancelled; the caller must then stop writing.
   virtual bool advance(int channel) noexcept = 0;
 };
 
 struct NetworkOutputSpec {
   int edge_id = 0;
   Partitioner partitioner = Partitioner::kForward;  // resolved, never kDefault
-  int num_channels = 1;       // 1 for forward, the consumer's parallelism otherwise
+  int num_channels = 1;  // 1 for forward, the consumer's parallelism otherwise
   int target_parallelism = 1;
   int target_max_parallelism = 1;
 };
@@ -70,14 +71,14 @@ struct ChainSpec {
   std::string job_name;
   std::vector<int> vertex_ids;  // head first, in topological order
   int subtask_index = 0;
-  int parallelism = 1;          // shared by every vertex of the chain
+  int parallelism = 1;               // shared by every vertex of the chain
   std::vector<int> max_parallelism;  // per vertex, parallel to vertex_ids (resolved)
-  int num_input_channels = 0;   // network input channels of the head (0 for a source head)
+  int num_input_channels = 0;        // network input channels of the head (0 for a source head)
   std::vector<NetworkOutputSpec> outputs;  // index i is TaskEnvironment::outputGate(i)
 };
 
-// Records counted per vertex and subtask. Written by the task thread (relaxed, once per batch), read
-// by any thread.
+// Records counted per vertex and subtask. Written by the task thread (relaxed, once per batch),
+// read by any thread.
 struct VertexCounters {
   std::atomic<std::uint64_t> records_in{0};
   std::atomic<std::uint64_t> records_out{0};

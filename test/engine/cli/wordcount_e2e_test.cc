@@ -31,7 +31,8 @@ CommandResult runWeir(std::vector<std::string> args, const TempDir& dir) {
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
+  for (std::string l; std::getline(in, l);)
+    out.push_back(l);
   return out;
 }
 
@@ -90,7 +91,8 @@ TEST_CASE("weir local: word count at parallelism 4 routes each word to its key g
   std::map<std::string, int> totals;
   std::ifstream in(input);
   for (std::string line; std::getline(in, line);) {
-    for (const auto& w : tokenize(line)) ++totals[w];
+    for (const auto& w : tokenize(line))
+      ++totals[w];
   }
   std::vector<std::string> expected;
   for (const auto& [w, n] : totals) {
@@ -157,9 +159,12 @@ TEST_CASE("weir local: errors are one clear line with a non-zero exit code") {
       {{"local"}, 2, "plugin is required"},
       {{}, 2, "subcommand"},
       {{"local", kWordCount, "--parallelism", "200"}, 1, "exceeds max parallelism 128"},
-      {{"local", kWordCount, "--arg", "input=" + missing_input}, 1,
+      {{"local", kWordCount, "--arg", "input=" + missing_input},
+       1,
        "cannot open input file '" + missing_input + "'"},
-      {{"local", kPartitioners, "--arg", "count=lots"}, 1, "job argument 'count' is not an integer"},
+      {{"local", kPartitioners, "--arg", "count=lots"},
+       1,
+       "job argument 'count' is not an integer"},
   };
   for (const Case& c : cases) {
     const CommandResult r = runWeir(c.args, dir);
@@ -174,8 +179,8 @@ TEST_CASE("weir local: errors are one clear line with a non-zero exit code") {
 
 TEST_CASE("weir local: Ctrl-C cancels an unbounded job gracefully") {
   TempDir dir;
-  weir::testing::Process p(
-      {kWeir, "local", kPartitioners, "-p", "2", "--arg", "count=unbounded"}, dir.path());
+  weir::testing::Process p({kWeir, "local", kPartitioners, "-p", "2", "--arg", "count=unbounded"},
+                           dir.path());
   // Running once output flows.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (p.out().size() < 10000 && std::chrono::steady_clock::now() < deadline) {

@@ -1,9 +1,10 @@
+#include "runtime/execution_plan.h"
+
 #include <doctest/doctest.h>
 
 #include <set>
 #include <string>
 
-#include "runtime/execution_plan.h"
 #include "weir/plugin.h"
 
 using weir::JobBuilder;
@@ -12,8 +13,12 @@ using weir::engine::JobGraph;
 
 namespace {
 
-std::int64_t identity(std::uint64_t i) { return static_cast<std::int64_t>(i); }
-std::int64_t same(const std::int64_t& v) { return v; }
+std::int64_t identity(std::uint64_t i) {
+  return static_cast<std::int64_t>(i);
+}
+std::int64_t same(const std::int64_t& v) {
+  return v;
+}
 
 JobGraph graphOf(void (*build)(JobBuilder&), int parallelism) {
   auto program = weir::makeProgram(build);
@@ -25,7 +30,8 @@ JobGraph graphOf(void (*build)(JobBuilder&), int parallelism) {
 
 std::vector<std::vector<int>> chainVertices(const JobGraph& g) {
   std::vector<std::vector<int>> out;
-  for (const ChainDef& c : weir::engine::computeChains(g)) out.push_back(c.vertices);
+  for (const ChainDef& c : weir::engine::computeChains(g))
+    out.push_back(c.vertices);
   return out;
 }
 
@@ -45,13 +51,13 @@ TEST_CASE("chaining: keyBy, rebalance, broadcast and parallelism changes break c
   const JobGraph g = graphOf(
       [](JobBuilder& job) {
         auto src = job.fromGenerator(identity, 1);
-        src.map(same)                               // 1: chained to the source
+        src.map(same)  // 1: chained to the source
             .keyBy([](const std::int64_t& v) { return v; })
             .reduce([](const std::int64_t& a, const std::int64_t&) { return a; })  // 2: hash
-            .print();                                // 3: chained to the reduce
-        src.rebalance().map(same).print();           // 4, 5
-        src.broadcast().map(same).print();           // 6, 7
-        src.map(same).parallelism(3).print();        // 8: parallelism differs; 9: rebalance 3 -> 2
+            .print();                          // 3: chained to the reduce
+        src.rebalance().map(same).print();     // 4, 5
+        src.broadcast().map(same).print();     // 6, 7
+        src.map(same).parallelism(3).print();  // 8: parallelism differs; 9: rebalance 3 -> 2
       },
       2);
   CHECK(chainVertices(g) ==

@@ -1,8 +1,9 @@
+#include "runtime/job_graph.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "runtime/job_graph.h"
 #include "weir/plugin.h"
 
 using weir::JobBuilder;
@@ -10,7 +11,9 @@ using weir::engine::JobGraph;
 
 namespace {
 
-std::int64_t identity(std::uint64_t i) { return static_cast<std::int64_t>(i); }
+std::int64_t identity(std::uint64_t i) {
+  return static_cast<std::int64_t>(i);
+}
 
 JobGraph graphOf(void (*build)(JobBuilder&), int parallelism = 2) {
   auto program = weir::makeProgram(build);
@@ -56,7 +59,8 @@ TEST_CASE("job graph: the builder's graph is resolved with defaults") {
   CHECK(g.vertices[3].parallelism == 3);
   CHECK(g.vertices[4].kind == weir::thrift::VertexKind::SINK);
   CHECK(g.vertices[4].parallelism == 2);
-  for (const auto& v : g.vertices) CHECK(v.maxParallelism == 128);
+  for (const auto& v : g.vertices)
+    CHECK(v.maxParallelism == 128);
   REQUIRE(g.edges.size() == 4);
   CHECK(g.edges[0].partitioner == weir::thrift::Partitioner::FORWARD);
   CHECK(g.edges[1].partitioner == weir::thrift::Partitioner::FORWARD);
@@ -108,8 +112,11 @@ TEST_CASE("job graph: Thrift encoding round trips") {
 TEST_CASE("job graph: invalid graphs are refused with a clear error") {
   SUBCASE("duplicate uid") {
     const std::string e = validationError([](JobBuilder& job) {
-      job.fromGenerator(identity, 1).uid("same").map([](const std::int64_t& v) { return v; })
-          .uid("same").print();
+      job.fromGenerator(identity, 1)
+          .uid("same")
+          .map([](const std::int64_t& v) { return v; })
+          .uid("same")
+          .print();
     });
     CHECK(e.find("duplicate uid 'same'") != std::string::npos);
   }
@@ -132,18 +139,21 @@ TEST_CASE("job graph: invalid graphs are refused with a clear error") {
     CHECK(e.find("use rebalance()") != std::string::npos);
   }
   SUBCASE("builder misuse is reported by the builder") {
-    CHECK(validationError([](JobBuilder& job) { job.fromGenerator(identity, 1).parallelism(0); })
-              .find("parallelism must be at least 1") != std::string::npos);
-    CHECK(validationError([](JobBuilder& job) { job.fromGenerator(identity, 1).uid(""); })
-              .find("uid must not be empty") != std::string::npos);
+    CHECK(validationError([](JobBuilder& job) {
+            job.fromGenerator(identity, 1).parallelism(0);
+          }).find("parallelism must be at least 1") != std::string::npos);
+    CHECK(validationError([](JobBuilder& job) {
+            job.fromGenerator(identity, 1).uid("");
+          }).find("uid must not be empty") != std::string::npos);
     CHECK(validationError([](JobBuilder& job) {
             auto a = job.fromGenerator(identity, 1);
             auto b = job.fromGenerator(identity, 1);
             a.unionWith(b).name("x");
           }).find("union of 2 streams") != std::string::npos);
     CHECK(validationError([](JobBuilder&) {}).find("no operators") != std::string::npos);
-    CHECK(validationError([](JobBuilder& job) { job.maxParallelism(0); })
-              .find("max parallelism must be in") != std::string::npos);
+    CHECK(validationError([](JobBuilder& job) {
+            job.maxParallelism(0);
+          }).find("max parallelism must be in") != std::string::npos);
   }
 }
 

@@ -20,7 +20,8 @@ template <class T>
 class Collect final : public weir::BatchConsumer<T> {
  public:
   void consume(const weir::RecordBatch<T>& batch) override {
-    for (const T& v : batch) values.push_back(v);
+    for (const T& v : batch)
+      values.push_back(v);
     ++batches;
   }
   std::vector<T> values;
@@ -102,11 +103,13 @@ TEST_CASE("buffer pool: bounded, recycles, and wakes a waiting requester") {
 TEST_CASE("input gate: channels are served round robin and poll times out") {
   std::atomic<bool> cancelled{false};
   InputGate gate(3);
-  for (int i = 0; i < 3; ++i) gate.push(0, Buffer::endOfInput());
+  for (int i = 0; i < 3; ++i)
+    gate.push(0, Buffer::endOfInput());
   gate.push(2, Buffer::endOfInput());
   gate.push(1, Buffer::endOfInput());
   std::vector<int> order;
-  while (auto item = gate.poll(Clock::now(), cancelled)) order.push_back(item->channel);
+  while (auto item = gate.poll(Clock::now(), cancelled))
+    order.push_back(item->channel);
   CHECK(order == std::vector<int>{0, 2, 1, 0, 0});
   const auto start = Clock::now();
   CHECK_FALSE(gate.poll(start + std::chrono::milliseconds(20), cancelled).has_value());
@@ -115,14 +118,15 @@ TEST_CASE("input gate: channels are served round robin and poll times out") {
 
 TEST_CASE("exchange: records cross a channel in order, across buffer boundaries") {
   std::vector<std::int64_t> ints(5000);
-  for (std::size_t i = 0; i < ints.size(); ++i) ints[i] = static_cast<std::int64_t>(i) * 7 - 3;
+  for (std::size_t i = 0; i < ints.size(); ++i)
+    ints[i] = static_cast<std::int64_t>(i) * 7 - 3;
   int buffers = 0;
   CHECK(pipe(ints, 256, &buffers) == ints);
   // 12 bytes per frame, 21 frames per 256-byte buffer.
   CHECK(buffers == (5000 + 20) / 21);
 
-  std::vector<std::string> strings = {"", "a", std::string(100, 'b'), std::string(1000, 'c'),
-                                      std::string(10000, 'd'), "tail"};
+  std::vector<std::string> strings = {
+      "", "a", std::string(100, 'b'), std::string(1000, 'c'), std::string(10000, 'd'), "tail"};
   CHECK(pipe(strings, 64, nullptr) == strings);  // most records span several 64-byte buffers
   CHECK(pipe(strings, 32 * 1024, nullptr) == strings);
 }
@@ -156,7 +160,8 @@ TEST_CASE("result partition: flush hands over partial buffers; back-pressure is 
   // The only buffer is queued at the consumer: the next advance waits until it is recycled.
   auto waitUntilBlocked = [&] {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (pool->waiting() == 0 && Clock::now() < deadline) std::this_thread::yield();
+    while (pool->waiting() == 0 && Clock::now() < deadline)
+      std::this_thread::yield();
     REQUIRE(pool->waiting() == 1);
   };
   bool advanced = false;

@@ -17,7 +17,9 @@ using weir::engine::ProgramPtr;
 const std::string kBadDir = WEIR_TEST_BAD_PLUGIN_DIR;
 const std::string kGoodPlugin = std::string(WEIR_TEST_PLUGIN_DIR) + "/wordcount.so";
 
-std::string badPlugin(const std::string& file) { return kBadDir + "/" + file; }
+std::string badPlugin(const std::string& file) {
+  return kBadDir + "/" + file;
+}
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -190,7 +192,8 @@ TEST_CASE("the wordcount example plugin loads and builds a deterministic program
     CHECK(a.edges[i].partitioner == b.edges[i].partitioner);
   }
   bool has_tokenize = false;
-  for (const weir::VertexDef& v : a.vertices) has_tokenize = has_tokenize || v.uid == "tokenize";
+  for (const weir::VertexDef& v : a.vertices)
+    has_tokenize = has_tokenize || v.uid == "tokenize";
   CHECK(has_tokenize);
 }
 
@@ -220,7 +223,7 @@ TEST_CASE("a program keeps its plugin library loaded after the plugin handle is 
 }
 
 TEST_CASE("loading the same bad plugin twice gives the same error, and the process stays fine") {
-  const std::string files[] = {"does_not_exist.so",        "not_a_library.so",
+  const std::string files[] = {"does_not_exist.so",         "not_a_library.so",
                                "weir_test_no_entry.so",     "weir_test_abi_v2.so",
                                "weir_test_abi_mismatch.so", "weir_test_fingerprint.so"};
   for (const std::string& file : files) {

@@ -28,11 +28,17 @@ struct Valve {
     ++consumed;
   }
   void grant(std::uint64_t n) {
-    { std::lock_guard<std::mutex> lock(mu); permits += n; }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      permits += n;
+    }
     cv.notify_all();
   }
   void release() {
-    { std::lock_guard<std::mutex> lock(mu); open = true; }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      open = true;
+    }
     cv.notify_all();
   }
   std::uint64_t consumedSoFar() {
@@ -90,7 +96,8 @@ TEST_CASE("back-pressure: an unbounded source behind a stalled sink stays bounde
   // Frames are 4 + 1 + 100 bytes: 39 per 4 KiB buffer. What the source emitted beyond what the sink
   // consumed must fit in the pool's buffers plus one batch in the writer.
   const std::uint64_t per_buffer = 4096 / 105;
-  const std::uint64_t bound = src->max_buffers * per_buffer + weir::RecordBatch<std::string>::kCapacity;
+  const std::uint64_t bound =
+      src->max_buffers * per_buffer + weir::RecordBatch<std::string>::kCapacity;
   CHECK(src->max_buffers == 1 * 2 + 8);
   CHECK(emitted > 1000);
   CHECK(emitted - 1000 <= bound);

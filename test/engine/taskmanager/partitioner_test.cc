@@ -35,10 +35,13 @@ class Tag {
 
 constexpr std::int64_t kRecords = 3000;
 
-std::int64_t identity(std::uint64_t i) { return static_cast<std::int64_t>(i); }
+std::int64_t identity(std::uint64_t i) {
+  return static_cast<std::int64_t>(i);
+}
 
-std::vector<Routed> run(const std::function<weir::DataStream<Routed>(weir::DataStream<std::int64_t>)>& route,
-                        int source_parallelism) {
+std::vector<Routed> run(
+    const std::function<weir::DataStream<Routed>(weir::DataStream<std::int64_t>)>& route,
+    int source_parallelism) {
   weir::CollectSink<Routed> sink;
   auto build = [sink, route, source_parallelism](JobBuilder& job) {
     auto numbers = job.fromGenerator(identity, kRecords).parallelism(source_parallelism);
@@ -116,8 +119,8 @@ TEST_CASE("partitioner: the example plugin exercising every partitioner runs") {
   REQUIRE(plugin.isOk());
   weir::JobArgs args;
   args.set("count", "50");
-  auto job = weir::engine::LocalJob::start(weir::engine::pluginProgramFactory(*plugin, args), 2,
-                                           args);
+  auto job =
+      weir::engine::LocalJob::start(weir::engine::pluginProgramFactory(*plugin, args), 2, args);
   REQUIRE(job.isOk());
   CHECK((*job)->wait().isOk());
 }

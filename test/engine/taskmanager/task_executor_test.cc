@@ -4,8 +4,8 @@
 #include <atomic>
 #include <cctype>
 #include <map>
-#include <numeric>
 #include <mutex>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,8 +21,12 @@ using WordCount = std::pair<std::string, std::int64_t>;
 namespace {
 
 const std::vector<std::string> kLines = {
-    "the quick brown fox", "jumps over the lazy dog", "The dog barks",
-    "a fox, a dog; the end", "", "   spaces   everywhere  ",
+    "the quick brown fox",
+    "jumps over the lazy dog",
+    "The dog barks",
+    "a fox, a dog; the end",
+    "",
+    "   spaces   everywhere  ",
 };
 
 std::vector<std::string> words(const std::string& line) {
@@ -45,12 +49,14 @@ std::vector<WordCount> expectedRunningCounts(const std::vector<std::string>& lin
   std::map<std::string, std::int64_t> totals;
   for (int i = 0; i < copies; ++i) {
     for (const auto& l : lines) {
-      for (const auto& w : words(l)) ++totals[w];
+      for (const auto& w : words(l))
+        ++totals[w];
     }
   }
   std::vector<WordCount> out;
   for (const auto& [w, n] : totals) {
-    for (std::int64_t k = 1; k <= n; ++k) out.emplace_back(w, k);
+    for (std::int64_t k = 1; k <= n; ++k)
+      out.emplace_back(w, k);
   }
   return out;
 }
@@ -68,11 +74,13 @@ TEST_CASE("executor: word count gives exact running counts at parallelism 1, 2 a
     CAPTURE(parallelism);
     weir::CollectSink<WordCount> sink;
     std::vector<std::string> input;
-    for (int i = 0; i < 50; ++i) input.insert(input.end(), kLines.begin(), kLines.end());
+    for (int i = 0; i < 50; ++i)
+      input.insert(input.end(), kLines.begin(), kLines.end());
     auto build = [sink, input](JobBuilder& job) {
       job.fromCollection(input)
           .flatMap([](const std::string& line, weir::Collector<std::string>& out) {
-            for (auto& w : words(line)) out.collect(std::move(w));
+            for (auto& w : words(line))
+              out.collect(std::move(w));
           })
           .map([](const std::string& w) { return WordCount(w, 1); })
           .keyBy([](const WordCount& wc) { return wc.first; })
@@ -183,7 +191,8 @@ TEST_CASE("executor: a failing job does not disturb another job running beside i
   const auto results = sink.results();
   CHECK(results.size() == 200000);
   std::int64_t sum = 0;
-  for (auto v : results) sum += v;
+  for (auto v : results)
+    sum += v;
   CHECK(sum == 200000LL * 200001 / 2);
 }
 
@@ -206,7 +215,8 @@ TEST_CASE("executor: cancelling an unbounded job stops every task") {
   (*job)->cancel();
   const weir::Status s = (*job)->wait();
   CHECK(s.code() == weir::Status::Code::kCancelled);
-  for (const auto& t : (*job)->snapshot()) CHECK(t.state == weir::engine::TaskState::kCanceled);
+  for (const auto& t : (*job)->snapshot())
+    CHECK(t.state == weir::engine::TaskState::kCanceled);
 }
 
 TEST_CASE("executor: records larger than a network buffer cross intact") {
@@ -219,14 +229,17 @@ TEST_CASE("executor: records larger than a network buffer cross intact") {
   REQUIRE(runJob(build, 2).isOk());
   auto results = sorted(sink.results());
   REQUIRE(results.size() == 6);
-  for (std::size_t i = 0; i < 6; ++i) CHECK(results[i] == std::string(i * 20000 + 1, char('a' + i)));
+  for (std::size_t i = 0; i < 6; ++i)
+    CHECK(results[i] == std::string(i * 20000 + 1, char('a' + i)));
 }
 
 TEST_CASE("executor: union merges streams; counters count records per vertex") {
   weir::CollectSink<std::int64_t> sink;
   auto build = [sink](JobBuilder& job) {
-    auto evens = job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(2 * i); }, 1000);
-    auto odds = job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(2 * i + 1); }, 1000);
+    auto evens =
+        job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(2 * i); }, 1000);
+    auto odds = job.fromGenerator(
+        [](std::uint64_t i) { return static_cast<std::int64_t>(2 * i + 1); }, 1000);
     evens.unionWith(odds)
         .filter([](const std::int64_t& v) { return v % 3 == 0; })
         .name("div3")
@@ -237,7 +250,8 @@ TEST_CASE("executor: union merges streams; counters count records per vertex") {
   REQUIRE((*job)->wait().isOk());
   auto results = sorted(sink.results());
   REQUIRE(results.size() == 667);
-  for (std::size_t i = 0; i < results.size(); ++i) CHECK(results[i] == static_cast<std::int64_t>(3 * i));
+  for (std::size_t i = 0; i < results.size(); ++i)
+    CHECK(results[i] == static_cast<std::int64_t>(3 * i));
   std::uint64_t in = 0, out = 0;
   for (const auto& t : (*job)->snapshot()) {
     CHECK(t.state == weir::engine::TaskState::kFinished);
@@ -253,8 +267,8 @@ TEST_CASE("executor: union merges streams; counters count records per vertex") {
 }
 
 TEST_CASE("executor: a bounded source reading a missing file fails the job clearly") {
-  const weir::Status s = runJob(
-      [](JobBuilder& job) { job.readTextFile("/nonexistent/weir-input.txt").print(); }, 1);
+  const weir::Status s =
+      runJob([](JobBuilder& job) { job.readTextFile("/nonexistent/weir-input.txt").print(); }, 1);
   CHECK(s.message().find("cannot open input file '/nonexistent/weir-input.txt'") !=
         std::string::npos);
 }
@@ -316,8 +330,8 @@ TEST_CASE("executor: user sources through the bounded and unbounded source inter
   REQUIRE(job.isOk());
   REQUIRE((*job)->wait().isOk());
   CHECK((*job)->graph().vertices[0].bounded);
-  CHECK(sorted(sink.results()) == std::vector<std::string>{"0:0", "0:1", "0:2", "0:3", "0:4",
-                                                           "1:0", "1:1", "1:2", "1:3", "1:4"});
+  CHECK(sorted(sink.results()) == std::vector<std::string>{"0:0", "0:1", "0:2", "0:3", "0:4", "1:0",
+                                                           "1:1", "1:2", "1:3", "1:4"});
 
   weir::CollectSink<std::int64_t> ticks;
   auto unbounded = [ticks](JobBuilder& job) {
@@ -326,9 +340,8 @@ TEST_CASE("executor: user sources through the bounded and unbounded source inter
   auto forever = startJob(unbounded, 1);
   REQUIRE(forever.isOk());
   CHECK_FALSE((*forever)->graph().vertices[0].bounded);
-  REQUIRE(weir::testing::eventually([&] {
-    return (*forever)->snapshot()[0].vertices[0].records_out > 10000;
-  }));
+  REQUIRE(weir::testing::eventually(
+      [&] { return (*forever)->snapshot()[0].vertices[0].records_out > 10000; }));
   (*forever)->cancel();
   CHECK((*forever)->wait().code() == weir::Status::Code::kCancelled);
   const auto seen = ticks.results();  // the sink published what it saw when it closed

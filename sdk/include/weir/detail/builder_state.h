@@ -1,5 +1,5 @@
-// What the job builder records: typed nodes (one per vertex) and edges, from which the logical graph
-// is read and chains are instantiated.
+// What the job builder records: typed nodes (one per vertex) and edges, from which the logical
+// graph is read and chains are instantiated.
 #pragma once
 
 #include <functional>
@@ -109,7 +109,8 @@ struct BuilderState {
       if (d.uid.empty()) d.uid = d.op_type + "-" + std::to_string(d.id);
       g.vertices.push_back(std::move(d));
     }
-    for (const auto& e : edges) g.edges.push_back(e.def);
+    for (const auto& e : edges)
+      g.edges.push_back(e.def);
     return g;
   }
 };

@@ -56,7 +56,8 @@ class ChainRuntime final : public ChainInstance {
 
   Status endInput() noexcept override {
     return boundary("end of input", [&] {
-      for (auto& op : ops_) guarded(op->name, [&] { op->endInput(); });
+      for (auto& op : ops_)
+        guarded(op->name, [&] { op->endInput(); });
     });
   }
 
@@ -82,7 +83,8 @@ class ChainRuntime final : public ChainInstance {
  private:
   friend class Program;
 
-  // Declaration order is destruction order reversed: the reader feeds operators, which feed writers.
+  // Declaration order is destruction order reversed: the reader feeds operators, which feed
+  // writers.
   std::vector<std::unique_ptr<BatchConsumerBase>> writers_;
   std::vector<std::unique_ptr<OperatorInstance>> ops_;
   std::unique_ptr<InputReaderBase> reader_;
@@ -207,7 +209,8 @@ class Program final : public JobProgram {
         from.addOutput(chain.writers_.back().get());
       }
     }
-    for (auto& op : chain.ops_) op->finishWiring();
+    for (auto& op : chain.ops_)
+      op->finishWiring();
     const NodeBase& head = *state_.nodes[spec.vertex_ids[0]];
     if (head.def.kind == VertexKind::kSource) {
       chain.source_ = static_cast<SourceOperatorBase*>(chain.ops_[0].get());

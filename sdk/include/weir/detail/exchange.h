@@ -69,7 +69,8 @@ class ExchangeWriter final : public BatchConsumer<T> {
     switch (partitioner_) {
       case Partitioner::kDefault:
       case Partitioner::kForward:
-        for (const T& v : batch) write(0, v);
+        for (const T& v : batch)
+          write(0, v);
         break;
       case Partitioner::kRebalance:
         for (const T& v : batch) {
@@ -79,7 +80,8 @@ class ExchangeWriter final : public BatchConsumer<T> {
         break;
       case Partitioner::kBroadcast:
         for (const T& v : batch) {
-          for (int c = 0; c < num_channels_; ++c) write(c, v);
+          for (int c = 0; c < num_channels_; ++c)
+            write(c, v);
         }
         break;
       case Partitioner::kHash:
@@ -139,7 +141,6 @@ class ExchangeWriter final : public BatchConsumer<T> {
     if (scratch_.size() > (1u << 20)) std::vector<std::uint8_t>().swap(scratch_);
   }
 
-
   OutputGate& gate_;
   WriteCursor* cursors_;
   int num_channels_;
@@ -154,7 +155,8 @@ class ExchangeWriter final : public BatchConsumer<T> {
 };
 
 // Decodes data buffers of T records arriving on `num_channels` input channels and pushes them, in
-// batches, into the chain's head operator. Keeps per-channel state for records split across buffers.
+// batches, into the chain's head operator. Keeps per-channel state for records split across
+// buffers.
 template <class T>
 class InputReader {
  public:
@@ -169,8 +171,8 @@ class InputReader {
     const std::uint8_t* p = data;
     const std::uint8_t* end = data + size;
     if (partial.expected > 0) {
-      const std::size_t n = std::min(partial.expected - partial.bytes.size(),
-                                     static_cast<std::size_t>(end - p));
+      const std::size_t n =
+          std::min(partial.expected - partial.bytes.size(), static_cast<std::size_t>(end - p));
       partial.bytes.insert(partial.bytes.end(), p, p + n);
       p += n;
       if (partial.bytes.size() < partial.expected) return {};

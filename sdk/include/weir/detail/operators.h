@@ -1,15 +1,15 @@
 // Typed operator instances: one per vertex and subtask, instantiated inside the plugin.
 //
 // Every operator processes a whole batch per call and flushes its output before returning. User
-// exceptions are caught at the operator that raised them and rethrown once as OperatorFailure naming
-// it; the chain turns that into a failed Status at the plugin boundary.
+// exceptions are caught at the operator that raised them and rethrown once as OperatorFailure
+// naming it; the chain turns that into a failed Status at the plugin boundary.
 #pragma once
 
 #include <algorithm>
 #include <memory>
-#include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -72,7 +72,8 @@ class FanOut final : public BatchConsumer<T> {
  public:
   explicit FanOut(std::vector<BatchConsumer<T>*> targets) : targets_(std::move(targets)) {}
   void consume(const RecordBatch<T>& batch) override {
-    for (auto* t : targets_) t->consume(batch);
+    for (auto* t : targets_)
+      t->consume(batch);
   }
 
  private:
@@ -155,7 +156,8 @@ class MapOperator final : public OneInputOperator<In, Out, F> {
       std::size_t room = 0;
       Out* dst = this->out_.reserve(room);
       const std::size_t k = std::min(room, static_cast<std::size_t>(e - p));
-      for (std::size_t i = 0; i < k; ++i) dst[i] = callMap(this->fn_, p[i]);
+      for (std::size_t i = 0; i < k; ++i)
+        dst[i] = callMap(this->fn_, p[i]);
       this->out_.commitReserved(k);
       p += k;
     }
@@ -197,7 +199,8 @@ class FlatMapOperator final : public OneInputOperator<In, Out, F> {
 
  protected:
   void process(const RecordBatch<In>& batch) override {
-    for (const In& v : batch) callFlatMap(this->fn_, v, this->out_);
+    for (const In& v : batch)
+      callFlatMap(this->fn_, v, this->out_);
   }
 };
 
@@ -218,7 +221,8 @@ class KeyGroupGuard {
   }
   int check(std::uint64_t hash) const {
     const int kg = keyGroupForHash(hash, max_parallelism_);
-    if (!range_.contains(kg)) [[unlikely]] fail(kg);
+    if (!range_.contains(kg)) [[unlikely]]
+      fail(kg);
     return kg;
   }
 
@@ -242,7 +246,8 @@ class KeyGroupGuard {
 template <class T, class K, class KeyF, class F>
 class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
  public:
-  KeyedReduceOperator(KeyF key, F fn) : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
+  KeyedReduceOperator(KeyF key, F fn)
+      : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
 
   void open(const RuntimeContext& ctx) override {
     guard_.init(ctx);
@@ -315,7 +320,8 @@ class SinkOperator final : public OperatorInstance, public BatchConsumer<T> {
   void consume(const RecordBatch<T>& batch) override {
     counters.addIn(batch.size());
     guarded(name, [&] {
-      for (const T& v : batch) callSink(fn_, v);
+      for (const T& v : batch)
+        callSink(fn_, v);
       if constexpr (requires { fn_.flushBatch(); }) fn_.flushBatch();
     });
   }
