@@ -25,7 +25,16 @@ struct JobOptions {
   int buffer_timeout_ms = 10;
 };
 
+// How to reach a running cluster.
+struct ClusterOptions {
+  std::string jobmanager;   // host:port of the admin service; empty: from the configuration
+  std::string config_file;  // configuration file (YAML); empty: defaults
+  std::string output = "text";
+  int timeout_ms = 10000;
+};
+
 int runLocal(const JobOptions& options);
+int runTaskManagers(const ClusterOptions& options);
 int runInfo(const JobOptions& options);
 
 }  // namespace weir::cli

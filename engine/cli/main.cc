@@ -1,11 +1,11 @@
 // weir: the command-line entry point.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "common/process.h"
 #include "weir/sdk_fingerprint.h"
 #include "weir/task_api.h"
 
@@ -37,6 +37,24 @@ int main(int argc, char** argv) {
   CLI::App* info = app.add_subcommand("info", "show a plugin's job graph and chaining");
   addJobOptions(info);
 
+  weir::cli::ClusterOptions cluster;
+  auto addClusterOptions = [&cluster](CLI::App* cmd, bool read_command) {
+    cmd->add_option("-m,--jobmanager", cluster.jobmanager,
+                    "host:port of the JobManager's admin service");
+    cmd->add_option("-c,--config", cluster.config_file,
+                    "configuration file naming the JobManager (jobmanager.rpc.address, "
+                    "jobmanager.admin.port)");
+    cmd->add_option("--timeout-ms", cluster.timeout_ms, "timeout of each call to the JobManager")
+        ->check(CLI::Range(1, 3600000));
+    if (read_command) {
+      cmd->add_option("-o,--output", cluster.output, "text or json")
+          ->check(CLI::IsMember({"text", "json"}));
+    }
+  };
+  CLI::App* taskmanagers =
+      app.add_subcommand("taskmanagers", "list the TaskManagers registered with the JobManager");
+  addClusterOptions(taskmanagers, true);
+
   CLI::App* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -51,14 +69,11 @@ int main(int argc, char** argv) {
   }
 
   // Logs go to stderr so that a job's printed output alone is on stdout.
-  spdlog::default_logger()->sinks().clear();
-  spdlog::default_logger()->sinks().push_back(
-      std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  weir::engine::setupLogging(log_level);
 
   if (local->parsed()) return weir::cli::runLocal(job);
   if (info->parsed()) return weir::cli::runInfo(job);
+  if (taskmanagers->parsed()) return weir::cli::runTaskManagers(cluster);
   if (version->parsed()) {
     std::printf("weir %s (SDK ABI %u, SDK headers %s)\n", WEIR_VERSION_STRING, weir::kSdkAbiVersion,
                 WEIR_SDK_HEADER_HASH);

@@ -1,0 +1,260 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <stdexcept>
+
+namespace weir::engine {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+// Splits "123 unit" into the number and the (lower-case) unit.
+bool splitNumber(const std::string& text, std::int64_t& number, std::string& unit) {
+  const std::string t = trim(text);
+  std::size_t i = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+  if (i == 0) return false;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + i, number);
+  if (ec != std::errc() || end != t.data() + i) return false;
+  unit = lower(trim(t.substr(i)));
+  return true;
+}
+
+const char* typeName(OptionType t) {
+  switch (t) {
+    case OptionType::kString: return "a string";
+    case OptionType::kInt: return "an integer";
+    case OptionType::kBool: return "true or false";
+    case OptionType::kDuration: return "a duration (e.g. 500 ms, 10 s, 1 min)";
+    case OptionType::kMemorySize: return "a memory size (e.g. 32 kb, 64 mb)";
+  }
+  return "a value";
+}
+
+void flatten(const YAML::Node& node, const std::string& prefix,
+             std::vector<std::pair<std::string, YAML::Node>>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+    }
+  } else {
+    out.emplace_back(prefix, node);
+  }
+}
+
+}  // namespace
+
+Result<std::chrono::milliseconds> parseDuration(const std::string& text) {
+  std::int64_t n = 0;
+  std::string unit;
+  if (!splitNumber(text, n, unit)) return Status::invalidArgument("not a duration");
+  static const std::map<std::string, std::int64_t> kUnits = {
+      {"", 1},          {"ms", 1},      {"milli", 1},    {"millis", 1},  {"millisecond", 1},
+      {"milliseconds", 1}, {"s", 1000},  {"sec", 1000},   {"secs", 1000}, {"second", 1000},
+      {"seconds", 1000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000},
+      {"minutes", 60000}, {"h", 3600000}, {"hour", 3600000}, {"hours", 3600000}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return Status::invalidArgument("unknown time unit '" + unit + "'");
+  return std::chrono::milliseconds(n * it->second);
+}
+
+Result<std::uint64_t> parseMemorySize(const std::string& text) {
+  std::int64_t n = 0;
+  std::string unit;
+  if (!splitNumber(text, n, unit)) return Status::invalidArgument("not a memory size");
+  static const std::map<std::string, std::uint64_t> kUnits = {
+      {"", 1},          {"b", 1},           {"bytes", 1},     {"k", 1ull << 10},
+      {"kb", 1ull << 10}, {"kib", 1ull << 10}, {"m", 1ull << 20}, {"mb", 1ull << 20},
+      {"mib", 1ull << 20}, {"g", 1ull << 30}, {"gb", 1ull << 30}, {"gib", 1ull << 30}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return Status::invalidArgument("unknown memory unit '" + unit + "'");
+  return static_cast<std::uint64_t>(n) * it->second;
+}
+
+const std::vector<OptionSpec>& allOptions() {
+  using T = OptionType;
+  static const std::vector<OptionSpec> kOptions = {
+      {"jobmanager.rpc.address", T::kString, "127.0.0.1",
+       "host of the JobManager (TaskManagers and the CLI connect here)"},
+      {"jobmanager.rpc.port", T::kInt, "6123",
+       "port of the JobManager's control service for TaskManagers (0: any free port)", 0, 65535},
+      {"jobmanager.admin.port", T::kInt, "6124",
+       "port of the JobManager's admin service for the weir CLI (0: any free port)", 0, 65535},
+      {"jobmanager.bind-host", T::kString, "127.0.0.1", "address the JobManager listens on"},
+      {"taskmanager.host", T::kString, "127.0.0.1",
+       "address this TaskManager listens on and advertises"},
+      {"taskmanager.rpc.port", T::kInt, "0",
+       "port of the TaskManager's control service (0: any free port)", 0, 65535},
+      {"taskmanager.numberOfTaskSlots", T::kInt, "1", "task slots this TaskManager offers", 1,
+       1024},
+      {"taskmanager.registration.retry-interval", T::kDuration, "500 ms",
+       "pause between attempts to register with the JobManager", 1, 3600000},
+      {"heartbeat.interval", T::kDuration, "1 s", "time between heartbeats", 1, 3600000},
+      {"heartbeat.timeout", T::kDuration, "10 s",
+       "silence after which a TaskManager or the JobManager is considered lost", 1, 86400000},
+      {"rpc.timeout", T::kDuration, "10 s", "timeout of one control call", 1, 3600000},
+  };
+  return kOptions;
+}
+
+Result<Configuration> Configuration::load(const std::string& yaml_path,
+                                          const std::vector<std::string>& overrides) {
+  return load(yaml_path, overrides, allOptions());
+}
+
+Result<Configuration> Configuration::load(const std::string& yaml_path,
+                                          const std::vector<std::string>& overrides,
+                                          const std::vector<OptionSpec>& specs) {
+  Configuration c;
+  c.specs_ = specs;
+  if (!yaml_path.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(yaml_path, ec)) {
+      return Status::notFound("configuration file '" + yaml_path + "' does not exist");
+    }
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(yaml_path);
+    } catch (const YAML::Exception& e) {
+      return Status::invalidArgument("configuration file '" + yaml_path +
+                                     "' is not valid YAML: " + e.what());
+    }
+    if (!root.IsNull() && !root.IsMap()) {
+      return Status::invalidArgument("configuration file '" + yaml_path +
+                                     "' must hold a map of options");
+    }
+    std::vector<std::pair<std::string, YAML::Node>> entries;
+    if (root.IsMap()) flatten(root, "", entries);
+    const std::string origin = "in '" + yaml_path + "'";
+    for (const auto& [key, node] : entries) {
+      if (!node.IsScalar()) {
+        return Status::invalidArgument("configuration key '" + key + "' " + origin +
+                                       ": expected a single value");
+      }
+      Status s = c.setFrom(key, node.as<std::string>(), origin);
+      if (!s.isOk()) return s;
+    }
+  }
+  for (const std::string& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status::invalidArgument("configuration override expects key=value, got '" + o + "'");
+    }
+    Status s = c.setFrom(trim(o.substr(0, eq)), trim(o.substr(eq + 1)), "on the command line");
+    if (!s.isOk()) return s;
+  }
+  return c;
+}
+
+Status Configuration::set(const std::string& key, const std::string& value) {
+  return setFrom(key, value, "set programmatically");
+}
+
+Status Configuration::setFrom(const std::string& key, const std::string& value,
+                              const std::string& origin) {
+  auto it = std::find_if(specs_.begin(), specs_.end(),
+                         [&](const OptionSpec& s) { return s.key == key; });
+  if (it == specs_.end()) {
+    return Status::invalidArgument("unknown configuration key '" + key + "' " + origin);
+  }
+  const OptionSpec& spec = *it;
+  auto bad = [&](const std::string& why) {
+    return Status::invalidArgument("configuration key '" + key + "' " + origin + ": expected " +
+                                   typeName(spec.type) + why + ", got '" + value + "'");
+  };
+  auto range = [&](std::int64_t v, const char* unit) -> Status {
+    if (v < spec.min || v > spec.max) {
+      std::string why = " in [" + std::to_string(spec.min) + ", " +
+                        (spec.max == INT64_MAX ? std::string("...") : std::to_string(spec.max)) +
+                        "]" + unit;
+      return bad(why);
+    }
+    return Status::ok();
+  };
+  switch (spec.type) {
+    case OptionType::kString:
+      break;
+    case OptionType::kInt: {
+      std::int64_t v = 0;
+      const std::string t = trim(value);
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size()) return bad("");
+      Status s = range(v, "");
+      if (!s.isOk()) return s;
+      break;
+    }
+    case OptionType::kBool: {
+      const std::string v = lower(trim(value));
+      if (v != "true" && v != "false") return bad("");
+      break;
+    }
+    case OptionType::kDuration: {
+      auto d = parseDuration(value);
+      if (!d.isOk()) return bad("");
+      Status s = range(d->count(), " ms");
+      if (!s.isOk()) return s;
+      break;
+    }
+    case OptionType::kMemorySize: {
+      auto m = parseMemorySize(value);
+      if (!m.isOk() || *m > static_cast<std::uint64_t>(INT64_MAX)) return bad("");
+      Status s = range(static_cast<std::int64_t>(*m), " bytes");
+      if (!s.isOk()) return s;
+      break;
+    }
+  }
+  values_[key] = trim(value);
+  return Status::ok();
+}
+
+const OptionSpec& Configuration::spec(const std::string& key) const {
+  for (const auto& s : specs_) {
+    if (s.key == key) return s;
+  }
+  throw std::out_of_range("unknown configuration key '" + key + "'");
+}
+
+std::string Configuration::getString(const std::string& key) const {
+  const OptionSpec& s = spec(key);
+  auto it = values_.find(key);
+  return it == values_.end() ? s.default_value : it->second;
+}
+
+std::int64_t Configuration::getInt(const std::string& key) const {
+  return std::stoll(getString(key));
+}
+
+bool Configuration::getBool(const std::string& key) const { return lower(getString(key)) == "true"; }
+
+std::chrono::milliseconds Configuration::getDuration(const std::string& key) const {
+  return parseDuration(getString(key)).value();
+}
+
+std::uint64_t Configuration::getMemorySize(const std::string& key) const {
+  return parseMemorySize(getString(key)).value();
+}
+
+std::map<std::string, std::string> Configuration::effective() const {
+  std::map<std::string, std::string> out;
+  for (const auto& s : specs_) out[s.key] = getString(s.key);
+  return out;
+}
+
+}  // namespace weir::engine

@@ -1,0 +1,224 @@
+#include "jobmanager/job_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "weir/sdk_fingerprint.h"
+
+namespace weir::engine {
+
+namespace {
+
+std::int64_t unixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string randomId() {
+  std::random_device rd;
+  std::uniform_int_distribution<std::uint64_t> dist;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(dist(rd)));
+  return buf;
+}
+
+// Control service for TaskManagers.
+class ControlHandler final : public thrift::JobManagerServiceIf {
+ public:
+  explicit ControlHandler(JobManager& jm) : jm_(jm) {}
+  void registerTaskManager(thrift::RegistrationResponse& out,
+                           const thrift::TaskManagerRegistration& registration) override {
+    auto r = jm_.registerTaskManager(registration);
+    if (!r.isOk()) throw toWeirError(r.status());
+    out = std::move(*r);
+  }
+  void heartbeat(thrift::HeartbeatResponse& out,
+                 const thrift::TaskManagerHeartbeat& heartbeat) override {
+    out = jm_.heartbeatFrom(heartbeat);
+  }
+
+ private:
+  JobManager& jm_;
+};
+
+class AdminHandler final : public thrift::AdminServiceIf {
+ public:
+  explicit AdminHandler(JobManager& jm) : jm_(jm) {}
+  void clusterInfo(thrift::ClusterInfo& out) override { out = jm_.clusterInfo(); }
+  void listTaskManagers(std::vector<thrift::TaskManagerInfo>& out) override {
+    out = jm_.taskManagers();
+  }
+
+ private:
+  JobManager& jm_;
+};
+
+}  // namespace
+
+JobManager::JobManager(Configuration config)
+    : config_(std::move(config)),
+      id_(randomId()),
+      heartbeat_interval_(config_.getDuration("heartbeat.interval")),
+      heartbeat_timeout_(config_.getDuration("heartbeat.timeout")),
+      rpc_timeout_(config_.getDuration("rpc.timeout")),
+      started_at_ms_(unixMillis()) {}
+
+JobManager::~JobManager() { stop(); }
+
+int JobManager::rpcPort() const { return rpc_server_ ? rpc_server_->port() : 0; }
+int JobManager::adminPort() const { return admin_server_ ? admin_server_->port() : 0; }
+
+Status JobManager::start() {
+  const std::string host = config_.getString("jobmanager.bind-host");
+  rpc_server_ = std::make_unique<RpcServer>(
+      "JobManager control service",
+      std::make_shared<thrift::JobManagerServiceProcessor>(std::make_shared<ControlHandler>(*this)));
+  Status s = rpc_server_->start(host, static_cast<int>(config_.getInt("jobmanager.rpc.port")));
+  if (!s.isOk()) return s;
+  admin_server_ = std::make_unique<RpcServer>(
+      "JobManager admin service",
+      std::make_shared<thrift::AdminServiceProcessor>(std::make_shared<AdminHandler>(*this)));
+  s = admin_server_->start(host, static_cast<int>(config_.getInt("jobmanager.admin.port")));
+  if (!s.isOk()) {
+    rpc_server_->stop();
+    return s;
+  }
+  monitor_ = std::thread([this] { monitorLoop(); });
+  spdlog::info("JobManager {} started", id_);
+  return Status::ok();
+}
+
+void JobManager::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  if (admin_server_) admin_server_->stop();
+  if (rpc_server_) rpc_server_->stop();
+}
+
+Result<thrift::RegistrationResponse> JobManager::registerTaskManager(
+    const thrift::TaskManagerRegistration& r) {
+  if (r.numSlots < 1) {
+    return Status::invalidArgument("a TaskManager must offer at least one slot, got " +
+                                   std::to_string(r.numSlots));
+  }
+  if (r.host.empty() || r.rpcPort < 1 || r.rpcPort > 65535) {
+    return Status::invalidArgument("TaskManager registration without a reachable address");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // A TaskManager registering again (it lost us, or we forgot it) replaces its old entry.
+  for (auto& [id, tm] : task_managers_) {
+    if (tm.resource_id == r.resourceId && tm.info.state == thrift::TaskManagerState::ALIVE) {
+      markLostLocked(tm, "registered again as a new TaskManager");
+    }
+  }
+  TaskManagerEntry tm;
+  tm.resource_id = r.resourceId;
+  tm.info.id = "tm-" + std::to_string(next_task_manager_++);
+  tm.info.host = r.host;
+  tm.info.rpcPort = r.rpcPort;
+  tm.info.slots = r.numSlots;
+  tm.info.freeSlots = r.numSlots;
+  tm.info.state = thrift::TaskManagerState::ALIVE;
+  tm.info.registeredAtMs = unixMillis();
+  tm.last_heartbeat = Clock::now();
+  tm.client = std::make_shared<TaskManagerClient>(r.host, r.rpcPort,
+                                                  std::min(rpc_timeout_, heartbeat_timeout_));
+  thrift::RegistrationResponse response;
+  response.taskManagerId = tm.info.id;
+  response.jobManagerId = id_;
+  response.heartbeatIntervalMs = heartbeat_interval_.count();
+  response.heartbeatTimeoutMs = heartbeat_timeout_.count();
+  spdlog::info("TaskManager {} registered from {}:{} with {} slots", tm.info.id, r.host, r.rpcPort,
+               r.numSlots);
+  task_managers_.emplace(tm.info.id, std::move(tm));
+  return response;
+}
+
+thrift::HeartbeatResponse JobManager::heartbeatFrom(const thrift::TaskManagerHeartbeat& hb) {
+  thrift::HeartbeatResponse response;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = task_managers_.find(hb.taskManagerId);
+  response.known = hb.jobManagerId == id_ && it != task_managers_.end() &&
+                   it->second.info.state == thrift::TaskManagerState::ALIVE;
+  if (response.known) it->second.last_heartbeat = Clock::now();
+  return response;
+}
+
+void JobManager::markLostLocked(TaskManagerEntry& tm, const std::string& reason) {
+  tm.info.state = thrift::TaskManagerState::LOST;
+  tm.info.__set_lostReason(reason);
+  spdlog::warn("TaskManager {} ({}:{}) lost: {}", tm.info.id, tm.info.host, tm.info.rpcPort,
+               reason);
+}
+
+void JobManager::monitorLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    std::vector<std::pair<std::string, std::shared_ptr<TaskManagerClient>>> alive;
+    for (auto& [id, tm] : task_managers_) {
+      if (tm.info.state == thrift::TaskManagerState::ALIVE) alive.emplace_back(id, tm.client);
+    }
+    lock.unlock();
+    // The JobManager's half of the heartbeat. A refused or broken connection means the process
+    // is gone: it is lost at once; a slow one is left to the heartbeat timeout.
+    std::vector<std::pair<std::string, Status>> failures;
+    for (auto& [id, client] : alive) {
+      Status s = client->call([this](thrift::TaskManagerServiceClient& c) { c.heartbeat(id_); });
+      if (!s.isOk() && s.message().find("timed out") == std::string::npos) {
+        failures.emplace_back(id, s);
+      }
+    }
+    lock.lock();
+    const auto now = Clock::now();
+    for (auto& [id, s] : failures) {
+      auto it = task_managers_.find(id);
+      if (it != task_managers_.end() && it->second.info.state == thrift::TaskManagerState::ALIVE) {
+        markLostLocked(it->second, "connection lost: " + s.message());
+      }
+    }
+    for (auto& [id, tm] : task_managers_) {
+      if (tm.info.state != thrift::TaskManagerState::ALIVE) continue;
+      const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - tm.last_heartbeat);
+      if (silent > heartbeat_timeout_) {
+        markLostLocked(tm, "no heartbeat for " + std::to_string(silent.count()) + " ms (timeout " +
+                               std::to_string(heartbeat_timeout_.count()) + " ms)");
+      }
+    }
+    stop_cv_.wait_for(lock, heartbeat_interval_, [&] { return stopping_; });
+  }
+}
+
+thrift::ClusterInfo JobManager::clusterInfo() const {
+  thrift::ClusterInfo info;
+  info.jobManagerId = id_;
+  info.version = WEIR_VERSION_STRING;
+  info.startedAtMs = started_at_ms_;
+  return info;
+}
+
+std::vector<thrift::TaskManagerInfo> JobManager::taskManagers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<thrift::TaskManagerInfo> out;
+  const auto now = Clock::now();
+  for (const auto& [id, tm] : task_managers_) {
+    thrift::TaskManagerInfo info = tm.info;
+    info.lastHeartbeatAgeMs =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - tm.last_heartbeat).count();
+    out.push_back(std::move(info));
+  }
+  // In registration order (ids are "tm-<n>", so order by length first).
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.id.size(), a.id) < std::make_pair(b.id.size(), b.id);
+  });
+  return out;
+}
+
+}  // namespace weir::engine
