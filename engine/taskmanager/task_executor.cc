@@ -35,10 +35,11 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
   for (auto& task : tasks) {
     const TaskDeployment& d = task->deployment();
     for (std::size_t i = 0; i < d.spec.outputs.size(); ++i) {
-      std::vector<ChannelTarget> targets;
+      std::vector<std::shared_ptr<ChannelSink>> targets;
       for (const ChannelRoute& r : d.routes[i]) {
         StreamTask* consumer = by_id.at({r.consumer_chain, r.consumer_subtask});
-        targets.push_back({consumer->inputGate(), r.consumer_channel});
+        targets.push_back(
+            std::make_shared<LocalChannelSink>(consumer->inputGate(), r.consumer_channel));
       }
       const std::size_t max_buffers =
           targets.size() * static_cast<std::size_t>(options_.buffers_per_channel) +

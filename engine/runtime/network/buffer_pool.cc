@@ -54,6 +54,7 @@ void BufferPool::recycle(std::uint8_t* segment) {
     --in_use_;
   }
   cv_.notify_one();
+  if (on_recycle_) on_recycle_();
 }
 
 void BufferPool::wakeAll() {

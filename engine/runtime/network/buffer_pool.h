@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -33,6 +34,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   void recycle(std::uint8_t* segment);
   // Wakes waiting requesters so they re-check their cancellation flag.
   void wakeAll();
+  // Called (outside the pool's lock) after every recycle: how a receiving channel learns that it
+  // can grant its sender one more credit. Set before the pool is shared.
+  void setRecycleListener(std::function<void()> listener) { on_recycle_ = std::move(listener); }
 
   std::size_t segmentSize() const { return segment_size_; }
   std::size_t maxSegments() const { return max_segments_; }
@@ -54,6 +58,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::size_t in_use_ = 0;           // guarded by mu_
   std::size_t peak_in_use_ = 0;      // guarded by mu_
   std::size_t waiting_ = 0;          // guarded by mu_
+  std::function<void()> on_recycle_;
 };
 
 // A unit handed from producer to consumer: a data segment holding record frames, or an event.

@@ -5,7 +5,7 @@
 namespace weir::engine {
 
 ResultPartition::ResultPartition(std::shared_ptr<BufferPool> pool,
-                                 std::vector<ChannelTarget> targets,
+                                 std::vector<std::shared_ptr<ChannelSink>> targets,
                                  const std::atomic<bool>* cancelled, StateTimer* backpressured)
     : pool_(std::move(pool)),
       targets_(std::move(targets)),
@@ -24,8 +24,7 @@ void ResultPartition::submit(int channel) {
   if (used == 0) {
     pool_->recycle(c.begin);
   } else {
-    const ChannelTarget& t = targets_[static_cast<std::size_t>(channel)];
-    t.gate->push(t.channel, Buffer::data(pool_, c.begin, used));
+    targets_[static_cast<std::size_t>(channel)]->push(Buffer::data(pool_, c.begin, used));
   }
   c = WriteCursor{};
 }
@@ -61,8 +60,7 @@ bool ResultPartition::hasPendingData() const {
 
 void ResultPartition::finish() {
   flushAll();
-  for (const ChannelTarget& t : targets_)
-    t.gate->push(t.channel, Buffer::endOfInput());
+  for (const auto& t : targets_) t->push(Buffer::endOfInput());
 }
 
 void ResultPartition::discard() {

@@ -13,21 +13,18 @@
 #include <vector>
 
 #include "runtime/network/buffer_pool.h"
+#include "runtime/network/channel_sink.h"
 #include "runtime/network/input_gate.h"
 #include "runtime/state_timer.h"
 #include "weir/task_api.h"
 
 namespace weir::engine {
 
-struct ChannelTarget {
-  InputGate* gate = nullptr;
-  int channel = 0;
-};
-
 class ResultPartition final : public OutputGate {
  public:
   // `cancelled` and `backpressured` belong to the producing task and outlive the partition.
-  ResultPartition(std::shared_ptr<BufferPool> pool, std::vector<ChannelTarget> targets,
+  ResultPartition(std::shared_ptr<BufferPool> pool,
+                  std::vector<std::shared_ptr<ChannelSink>> targets,
                   const std::atomic<bool>* cancelled, StateTimer* backpressured);
   ~ResultPartition() override;
 
@@ -49,7 +46,7 @@ class ResultPartition final : public OutputGate {
   void submit(int channel);
 
   std::shared_ptr<BufferPool> pool_;
-  std::vector<ChannelTarget> targets_;
+  std::vector<std::shared_ptr<ChannelSink>> targets_;
   std::vector<WriteCursor> cursors_;
   const std::atomic<bool>* cancelled_;
   StateTimer* backpressured_;

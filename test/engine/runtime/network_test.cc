@@ -36,7 +36,8 @@ std::vector<T> pipe(const std::vector<T>& records, std::size_t segment_size, int
   StateTimer backpressured;
   InputGate gate(1);
   auto pool = std::make_shared<BufferPool>(segment_size, 1000);
-  ResultPartition partition(pool, {{&gate, 0}}, &cancelled, &backpressured);
+  ResultPartition partition(pool, {std::make_shared<LocalChannelSink>(&gate, 0)}, &cancelled,
+                            &backpressured);
   weir::NetworkOutputSpec spec;
   spec.partitioner = weir::Partitioner::kForward;
   weir::detail::ExchangeWriter<T> writer(partition, spec, 0, {});
@@ -147,7 +148,8 @@ TEST_CASE("result partition: flush hands over partial buffers; back-pressure is 
   StateTimer backpressured;
   InputGate gate(1);
   auto pool = std::make_shared<BufferPool>(128, 1);
-  ResultPartition partition(pool, {{&gate, 0}}, &cancelled, &backpressured);
+  ResultPartition partition(pool, {std::make_shared<LocalChannelSink>(&gate, 0)}, &cancelled,
+                            &backpressured);
   CHECK_FALSE(partition.hasPendingData());
   REQUIRE(partition.advance(0));
   weir::WriteCursor& c = partition.cursors()[0];

@@ -1,0 +1,27 @@
+// Where a result partition's channel hands its buffers: straight into a consumer's input gate on
+// this TaskManager, or into a remote output channel that sends them over TCP.
+#pragma once
+
+#include "runtime/network/buffer_pool.h"
+#include "runtime/network/input_gate.h"
+
+namespace weir::engine {
+
+class ChannelSink {
+ public:
+  virtual ~ChannelSink() = default;
+  // Takes the buffer (data or event). Called only by the producing task's thread.
+  virtual void push(Buffer buffer) = 0;
+};
+
+class LocalChannelSink final : public ChannelSink {
+ public:
+  LocalChannelSink(InputGate* gate, int channel) : gate_(gate), channel_(channel) {}
+  void push(Buffer buffer) override { gate_->push(channel_, std::move(buffer)); }
+
+ private:
+  InputGate* gate_;
+  int channel_;
+};
+
+}  // namespace weir::engine

@@ -1,0 +1,62 @@
+// The data plane's wire format: every message between two TaskManagers is a frame
+//
+//   offset 0  u8   version (kFrameVersion)
+//          1  u8   kind (FrameKind)
+//          2  u16  reserved, 0
+//          4  u32  channel id (little endian): the receiving side's input channel
+//          8  u32  payload length (little endian)
+//         12       payload
+//
+// DATA carries one buffer of record frames (weir/task_api.h) for an input channel of the receiver;
+// END_OF_INPUT closes one channel; CREDIT (payload u32 n) lets the producer send n more buffers on a
+// channel; REQUEST (payload u32 credits + channel key) opens a channel: the consumer names the
+// producer's output channel it wants and the id the producer must put on its frames; HELLO (payload:
+// the sender's data address) is the first frame on a connection. A frame that breaks these rules
+// closes the connection.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "weir/status.h"
+
+namespace weir::engine {
+
+inline constexpr std::uint8_t kFrameVersion = 1;
+inline constexpr std::size_t kFrameHeaderBytes = 12;
+// Largest payload of a control frame (REQUEST, HELLO, CREDIT).
+inline constexpr std::uint32_t kMaxControlPayload = 4096;
+
+enum class FrameKind : std::uint8_t {
+  kHello = 1,
+  kRequest = 2,
+  kCredit = 3,
+  kData = 4,
+  kEndOfInput = 5,
+};
+
+struct FrameHeader {
+  FrameKind kind = FrameKind::kData;
+  std::uint32_t channel = 0;
+  std::uint32_t length = 0;
+};
+
+void encodeFrameHeader(const FrameHeader& h, std::uint8_t* out);
+
+// Decodes and checks a header: version, kind, and the payload bound for its kind (`max_data` for
+// DATA). The error says what is wrong, for the log line that closes the connection.
+Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_data);
+
+inline void storeU32(std::uint8_t* p, std::uint32_t v) {
+  p[0] = static_cast<std::uint8_t>(v);
+  p[1] = static_cast<std::uint8_t>(v >> 8);
+  p[2] = static_cast<std::uint8_t>(v >> 16);
+  p[3] = static_cast<std::uint8_t>(v >> 24);
+}
+inline std::uint32_t loadU32(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+
+}  // namespace weir::engine

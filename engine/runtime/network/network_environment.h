@@ -1,0 +1,208 @@
+// The data plane of one TaskManager: a TCP server on taskmanager.data.port, one connection per peer
+// TaskManager carrying every channel between the two, and credit-based flow control.
+//
+// Channels. A producer task's output channel to a consumer on another TaskManager is a
+// RemoteOutputChannel, registered under a key naming (job, edge, producer subtask, consumer
+// subtask). The consumer's TaskManager opens it by sending REQUEST(key, id, credits) on the
+// connection; until then, and whenever it has no credit, the producer's buffers wait in the
+// channel's queue. Their number is bounded by the producer's own buffer pool, so a slow or absent
+// consumer back-pressures the producer. Each credit stands for one receive buffer the consumer has
+// reserved for that channel (taskmanager.network.buffers-per-channel), so the receiver always has
+// room for what arrives; a buffer the consumer has processed returns to its pool and grants one more
+// credit.
+//
+// Connections. The TaskManager with the smaller data address connects; the other waits for it. A
+// connection runs a reader and a writer thread. A frame that breaks the protocol (wrong version,
+// unknown kind or channel, oversized length, data beyond credit) closes the connection with a logged
+// error, and every channel on it fails: its tasks fail with the reason, the TaskManager keeps going.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/network/buffer_pool.h"
+#include "runtime/network/channel_sink.h"
+#include "runtime/network/frame.h"
+#include "runtime/network/input_gate.h"
+
+namespace weir::engine {
+
+class Connection;
+class NetworkEnvironment;
+
+// Called when a channel can no longer work (its connection closed); reports why.
+using ChannelFailureHandler = std::function<void(const Status&)>;
+
+// Producer side of a channel to another TaskManager.
+class RemoteOutputChannel final : public ChannelSink,
+                                  public std::enable_shared_from_this<RemoteOutputChannel> {
+ public:
+  RemoteOutputChannel(std::string key, std::string peer, ChannelFailureHandler on_failure)
+      : key_(std::move(key)), peer_(std::move(peer)), on_failure_(std::move(on_failure)) {}
+
+  const std::string& key() const { return key_; }
+  const std::string& peer() const { return peer_; }
+  void push(Buffer buffer) override;
+
+  // --- connection side ---
+  void bind(const std::shared_ptr<Connection>& connection, std::uint32_t id, std::uint32_t credits);
+  void addCredit(std::uint32_t n);
+  // The next buffer to send if there is credit for it (events need none); false when none.
+  bool takeSendable(Buffer& out, std::uint32_t& id);
+  void fail(const Status& status);
+  // Buffers waiting (for tests and metrics).
+  std::size_t queued() const;
+
+ private:
+  bool sendableLocked() const;
+  void notifyLocked(std::unique_lock<std::mutex>& lock);
+
+  const std::string key_;
+  const std::string peer_;
+  ChannelFailureHandler on_failure_;
+  mutable std::mutex mu_;
+  std::deque<Buffer> queue_;                  // guarded by mu_
+  std::uint32_t credit_ = 0;                  // guarded by mu_
+  std::uint32_t id_ = 0;                      // guarded by mu_
+  std::weak_ptr<Connection> connection_;      // guarded by mu_
+  bool failed_ = false;                       // guarded by mu_
+  std::atomic<bool> in_ready_list_{false};
+};
+
+// One TCP connection to a peer TaskManager. Frames to send before the socket exists are queued.
+class Connection final : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(NetworkEnvironment& env, std::string peer) : env_(env), peer_(std::move(peer)) {}
+  ~Connection();
+
+  const std::string& peer() const { return peer_; }
+  // Starts reading and writing on a connected socket (takes ownership of `fd`).
+  void attach(int fd);
+  // Closes the socket and fails every channel on it. Idempotent.
+  void close(const std::string& reason);
+  bool closed() const;
+  bool attached() const;
+  void join();
+
+  // Producer side: `channel` has something it may send.
+  void markReady(std::shared_ptr<RemoteOutputChannel> channel);
+  void bindOutput(std::uint32_t id, std::shared_ptr<RemoteOutputChannel> channel);
+
+  // Consumer side: opens a channel from the producer named by `key` into `gate`'s channel
+  // `gate_channel`, with `credits` receive buffers of `segment_size` bytes.
+  void openInput(const std::string& key, InputGate* gate, int gate_channel, int credits,
+                 std::size_t segment_size, ChannelFailureHandler on_failure);
+  void grantCredit(std::uint32_t id, std::uint32_t n);
+
+ private:
+  struct InputChannel {
+    InputGate* gate = nullptr;
+    int gate_channel = 0;
+    std::shared_ptr<BufferPool> pool;
+    ChannelFailureHandler on_failure;
+    bool ended = false;
+  };
+  struct ControlFrame {
+    FrameHeader header;
+    std::string payload;
+  };
+
+  void readLoop();
+  void writeLoop();
+  Status handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& scratch);
+  void queueControl(FrameKind kind, std::uint32_t channel, std::string payload);
+
+  NetworkEnvironment& env_;
+  const std::string peer_;
+  int fd_ = -1;
+  std::thread reader_;
+  std::thread writer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable writer_cv_;
+  bool attached_ = false;                                            // guarded by mu_
+  bool closed_ = false;                                              // guarded by mu_
+  std::string close_reason_;                                         // guarded by mu_
+  std::deque<ControlFrame> control_;                                 // guarded by mu_
+  std::deque<std::shared_ptr<RemoteOutputChannel>> ready_;           // guarded by mu_
+  std::map<std::uint32_t, std::shared_ptr<RemoteOutputChannel>> outputs_;  // guarded by mu_
+  std::map<std::uint32_t, InputChannel> inputs_;                     // guarded by mu_
+  std::map<std::uint32_t, std::uint32_t> pending_credit_;            // guarded by mu_
+  std::uint32_t next_input_id_ = 1;                                  // guarded by mu_
+};
+
+struct NetworkOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::size_t segment_size = 32 * 1024;
+  int buffers_per_channel = 2;
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+class NetworkEnvironment {
+ public:
+  explicit NetworkEnvironment(NetworkOptions options);
+  ~NetworkEnvironment();
+  NetworkEnvironment(const NetworkEnvironment&) = delete;
+  NetworkEnvironment& operator=(const NetworkEnvironment&) = delete;
+
+  Status start();
+  void stop();
+  // host:port other TaskManagers connect to.
+  std::string address() const;
+  const NetworkOptions& options() const { return options_; }
+
+  // Producer side: the sink for one output channel whose consumer runs at `peer`.
+  std::shared_ptr<RemoteOutputChannel> createOutputChannel(const std::string& key,
+                                                           const std::string& peer,
+                                                           ChannelFailureHandler on_failure);
+  // Consumer side: asks `peer` for the channel `key` and delivers it into `gate`.
+  void openInputChannel(const std::string& key, const std::string& peer, InputGate* gate,
+                        int gate_channel, ChannelFailureHandler on_failure);
+  // Forgets output channels (of a finished or failed job) that no consumer opened.
+  void releaseOutputChannels(const std::string& key_prefix);
+
+  // --- connection side ---
+  void onRequest(const std::shared_ptr<Connection>& connection, std::uint32_t id,
+                 std::uint32_t credits, const std::string& key);
+  void onClosed(const std::shared_ptr<Connection>& connection);
+
+  // Connections currently open (for tests).
+  std::size_t connectionCount() const;
+
+ private:
+  std::shared_ptr<Connection> connectionTo(const std::string& peer);
+  void acceptLoop();
+  void connectLoop(std::shared_ptr<Connection> connection);
+  void acceptedSocket(int fd, const std::string& peer);
+
+  NetworkOptions options_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+
+  mutable std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;                                                   // guarded by mu_
+  std::map<std::string, std::shared_ptr<Connection>> connections_;         // guarded by mu_
+  std::vector<std::shared_ptr<Connection>> retired_;                        // guarded by mu_
+  std::vector<std::thread> helpers_;                                        // guarded by mu_
+  std::map<std::string, std::shared_ptr<RemoteOutputChannel>> outputs_;    // guarded by mu_
+  struct PendingRequest {
+    std::weak_ptr<Connection> connection;
+    std::uint32_t id = 0;
+    std::uint32_t credits = 0;
+  };
+  std::map<std::string, PendingRequest> pending_requests_;                  // guarded by mu_
+};
+
+}  // namespace weir::engine
