@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -53,15 +55,19 @@ inline nlohmann::json waitReady(Process& p, const std::string& path,
 class Cluster {
  public:
   // Fast heartbeats so that loss is detected quickly in tests.
-  std::vector<std::string> common = {"-D", "heartbeat.interval=100 ms", "-D",
-                                     "heartbeat.timeout=1500 ms", "-D",
-                                     "taskmanager.registration.retry-interval=100 ms"};
+  std::vector<std::string> common = {"-D", "heartbeat.interval=100 ms",
+                                     "-D", "heartbeat.timeout=1500 ms",
+                                     "-D", "taskmanager.registration.retry-interval=100 ms"};
 
   // Starts a JobManager; ports 0 (any) unless given.
   void startJobManager(int rpc_port = 0, int admin_port = 0) {
     const std::string ready = dir.file("jm-" + std::to_string(jm_starts_++) + ".json");
-    std::vector<std::string> args = {kBinDir + "/weir-jobmanager", "--ready-file", ready, "-D",
-                                     "jobmanager.rpc.port=" + std::to_string(rpc_port), "-D",
+    std::vector<std::string> args = {kBinDir + "/weir-jobmanager",
+                                     "--ready-file",
+                                     ready,
+                                     "-D",
+                                     "jobmanager.rpc.port=" + std::to_string(rpc_port),
+                                     "-D",
                                      "jobmanager.admin.port=" + std::to_string(admin_port)};
     args.insert(args.end(), common.begin(), common.end());
     jobmanager = std::make_unique<Process>(args, dir.path());
@@ -74,10 +80,13 @@ class Cluster {
 
   Process& startTaskManager(int slots, std::vector<std::string> extra = {}) {
     const std::string ready = dir.file("tm-" + std::to_string(taskmanagers.size()) + ".json");
-    std::vector<std::string> args = {
-        kBinDir + "/weir-taskmanager", "--ready-file", ready, "-D",
-        "jobmanager.rpc.port=" + std::to_string(rpc_port_), "-D",
-        "taskmanager.numberOfTaskSlots=" + std::to_string(slots)};
+    std::vector<std::string> args = {kBinDir + "/weir-taskmanager",
+                                     "--ready-file",
+                                     ready,
+                                     "-D",
+                                     "jobmanager.rpc.port=" + std::to_string(rpc_port_),
+                                     "-D",
+                                     "taskmanager.numberOfTaskSlots=" + std::to_string(slots)};
     args.insert(args.end(), common.begin(), common.end());
     args.insert(args.end(), extra.begin(), extra.end());
     taskmanagers.push_back(std::make_unique<Process>(args, dir.path()));
@@ -92,9 +101,45 @@ class Cluster {
     return out;
   }
 
+  thrift::JobDetails jobDetails(const std::string& job_id) {
+    thrift::JobDetails out;
+    Status s = admin_->call([&](thrift::AdminServiceClient& c) { c.jobDetails(out, job_id); });
+    REQUIRE_MESSAGE(s.isOk(), s.message());
+    return out;
+  }
+
+  thrift::JobState::type jobState(const std::string& job_id) {
+    return jobDetails(job_id).summary.state;
+  }
+
+  // Calls the admin service directly (for requests the CLI never makes, like corrupt uploads).
+  Status admin(const std::function<void(thrift::AdminServiceClient&)>& fn) {
+    return admin_->call(fn);
+  }
+
+  // `weir <args> --jobmanager <this cluster>`.
+  CommandResult weir(std::vector<std::string> args) {
+    args.insert(args.begin(), kBinDir + "/weir");
+    args.push_back("--jobmanager");
+    args.push_back(adminAddress());
+    return run(args, dir.path());
+  }
+
+  // Everything the TaskManagers printed on stdout (the print sinks' output), line by line.
+  std::vector<std::string> taskManagerOutput() const {
+    std::vector<std::string> lines;
+    for (const auto& tm : taskmanagers) {
+      std::istringstream in(tm->out());
+      for (std::string l; std::getline(in, l);)
+        lines.push_back(l);
+    }
+    return lines;
+  }
+
   int aliveTaskManagers() {
     int n = 0;
-    for (const auto& tm : taskManagerInfos()) n += tm.state == thrift::TaskManagerState::ALIVE;
+    for (const auto& tm : taskManagerInfos())
+      n += tm.state == thrift::TaskManagerState::ALIVE;
     return n;
   }
 

@@ -7,6 +7,8 @@
 // Transport: framed, compact protocol. Every call that can be refused throws WeirError with a
 // one-line message meant for a person.
 
+include "jobgraph.thrift"
+
 namespace cpp weir.thrift
 
 enum ErrorCode {
@@ -31,6 +33,7 @@ struct TaskManagerRegistration {
   2: required string host
   3: required i32 rpcPort
   4: required i32 numSlots
+  5: required i32 dataPort           // the data plane (taskmanager.data.port, resolved)
 }
 
 struct RegistrationResponse {
@@ -40,9 +43,61 @@ struct RegistrationResponse {
   4: required i64 heartbeatTimeoutMs
 }
 
+// The life of one subtask, as in Flink.
+enum ExecutionState {
+  CREATED = 1,      // waiting for slots
+  DEPLOYING = 2,    // sent to its TaskManager: plugin fetched and loaded, channels wired
+  RUNNING = 3,
+  FINISHED = 4,
+  CANCELING = 5,
+  CANCELED = 6,
+  FAILED = 7,
+}
+
+struct VertexRecords {
+  1: required i32 vertexId
+  2: required i64 recordsIn
+  3: required i64 recordsOut
+}
+
+// What a TaskManager reports about one of its subtasks: state changes as they happen, metrics
+// with every heartbeat.
+struct TaskStatus {
+  1: required string jobId
+  2: required i32 chainId
+  3: required i32 subtask
+  4: required ExecutionState state
+  5: optional string failure
+  6: required i64 busyMs
+  7: required i64 idleMs
+  8: required i64 backpressuredMs       // waiting for an output buffer or for credit
+  9: required list<VertexRecords> vertices
+}
+
 struct TaskManagerHeartbeat {
   1: required string taskManagerId
   2: required string jobManagerId
+  3: optional list<TaskStatus> tasks    // every subtask the TaskManager hosts
+}
+
+// One subtask for a TaskManager to run. The TaskManager plans the job from the graph itself (the
+// plan is a function of the graph) and checks the result against what it was sent.
+struct TaskDeploymentDescriptor {
+  1: required i32 chainId
+  2: required i32 subtask
+  3: required i32 parallelism
+  4: required list<string> vertexUids          // the chain's vertices, head first
+  5: required list<string> inputAddresses      // per input channel: the producer's data address
+  6: required list<list<string>> outputAddresses  // [output][channel]: the consumer's data address
+}
+
+// Everything a TaskManager needs to run its share of a job.
+struct JobDeployment {
+  1: required string jobId
+  2: required jobgraph.JobGraph graph           // with the job's arguments
+  3: required string pluginHash                 // SHA-256 of the plugin file, hex
+  4: required i64 pluginSize
+  5: required list<TaskDeploymentDescriptor> tasks
 }
 
 struct HeartbeatResponse {
@@ -55,12 +110,22 @@ service JobManagerService {
   RegistrationResponse registerTaskManager(1: TaskManagerRegistration registration)
       throws (1: WeirError error)
   HeartbeatResponse heartbeat(1: TaskManagerHeartbeat heartbeat) throws (1: WeirError error)
+  // State changes of subtasks (metrics included), sent as they happen.
+  void updateTaskStatus(1: string taskManagerId, 2: list<TaskStatus> statuses)
+      throws (1: WeirError error)
+  // Part of a stored plugin (length at most 8 MiB; shorter at the end).
+  binary fetchBlob(1: string sha256, 2: i64 offset, 3: i32 length) throws (1: WeirError error)
 }
 
 service TaskManagerService {
   // The JobManager's half of the two-way heartbeat; refused when `jobManagerId` is not the
   // JobManager this TaskManager is registered with.
   void heartbeat(1: string jobManagerId) throws (1: WeirError error)
+  // Starts this TaskManager's subtasks of a job. Returns once accepted; progress (DEPLOYING,
+  // RUNNING, ...) is reported through updateTaskStatus.
+  void deployTasks(1: string jobManagerId, 2: JobDeployment deployment) throws (1: WeirError error)
+  // Cancels every subtask of the job here (no error when none runs).
+  void cancelJob(1: string jobManagerId, 2: string jobId) throws (1: WeirError error)
 }
 
 // ---- Admin ----
@@ -88,7 +153,75 @@ struct ClusterInfo {
   3: required i64 startedAtMs
 }
 
+enum JobState {
+  CREATED = 1,      // waiting for slots
+  RUNNING = 2,
+  CANCELLING = 3,
+  FINISHED = 4,
+  CANCELED = 5,
+  FAILED = 6,
+}
+
+struct JobSubmission {
+  1: required jobgraph.JobGraph graph           // built by the client from the plugin
+  2: required string pluginHash                 // of an upload finished with finishUpload
+  3: required string pluginName
+  4: required string pluginVersion
+}
+
+struct JobSummary {
+  1: required string id
+  2: required string name
+  3: required JobState state
+  4: required i64 submittedAtMs                 // unix time
+  5: required i64 durationMs                    // so far, or until it ended
+  6: required i32 parallelism                   // the largest vertex parallelism = slots used
+  7: required i32 tasksTotal
+  8: required i32 tasksRunning
+  9: required i32 tasksFinished
+  10: optional string failure
+  11: required string plugin                    // "name version (sha256 prefix)"
+}
+
+struct SubtaskInfo {
+  1: required i32 subtask
+  2: required ExecutionState state
+  3: required string taskManagerId              // empty while not deployed
+  4: required string taskManagerAddress         // host:rpcPort
+  5: required i64 recordsIn
+  6: required i64 recordsOut
+  7: required i64 busyMs
+  8: required i64 idleMs
+  9: required i64 backpressuredMs
+  10: optional string failure
+}
+
+struct VertexInfo {
+  1: required i32 id
+  2: required string name
+  3: required string uid
+  4: required i32 parallelism
+  5: required list<SubtaskInfo> subtasks
+}
+
+struct JobDetails {
+  1: required JobSummary summary
+  2: required list<VertexInfo> vertices
+}
+
 service AdminService {
   ClusterInfo clusterInfo() throws (1: WeirError error)
   list<TaskManagerInfo> listTaskManagers() throws (1: WeirError error)
+
+  // Plugin upload in chunks: begin, chunks in order, finish with the SHA-256 the client computed.
+  // The JobManager verifies it and stores the plugin under it.
+  string beginUpload(1: i64 size) throws (1: WeirError error)
+  void uploadChunk(1: string uploadId, 2: i64 offset, 3: binary data) throws (1: WeirError error)
+  string finishUpload(1: string uploadId, 2: string sha256) throws (1: WeirError error)
+
+  // Returns the new job's id once the graph is accepted; the job then waits for slots.
+  string submitJob(1: JobSubmission submission) throws (1: WeirError error)
+  list<JobSummary> listJobs() throws (1: WeirError error)
+  JobDetails jobDetails(1: string jobId) throws (1: WeirError error)
+  void cancelJob(1: string jobId) throws (1: WeirError error)
 }

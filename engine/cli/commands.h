@@ -33,7 +33,17 @@ struct ClusterOptions {
   int timeout_ms = 10000;
 };
 
+struct SubmitOptions {
+  std::string name;  // overrides the job's name
+  bool detached = false;
+  int poll_interval_ms = 200;
+};
+
 int runLocal(const JobOptions& options);
+int runSubmit(const JobOptions& job, const ClusterOptions& cluster, const SubmitOptions& submit);
+int runList(const ClusterOptions& options);
+int runStatus(const ClusterOptions& options, const std::string& job_id);
+int runCancel(const ClusterOptions& options, const std::string& job_id);
 int runTaskManagers(const ClusterOptions& options);
 int runInfo(const JobOptions& options);
 

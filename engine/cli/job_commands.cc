@@ -4,9 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
-#include "cli/commands.h"
+#include "cli/admin_client.h"
+#include "common/sha256.h"
 #include "jobmanager/local_job.h"
 
 namespace weir::cli {
@@ -72,11 +75,6 @@ class SignalWatcher {
   std::atomic<bool> interrupted_{false};
   std::thread thread_;
 };
-
-int fail(const Status& status, int code) {
-  std::fprintf(stderr, "weir: %s\n", status.message().c_str());
-  return code;
-}
 
 // The first steps of every command taking a plugin: parse --arg pairs, load the plugin.
 int loadPlugin(const JobOptions& options, JobArgs& args,
@@ -159,6 +157,101 @@ int runInfo(const JobOptions& options) {
     std::printf("  chain %d x%d  %s\n", c.id, c.parallelism, c.name.c_str());
   }
   return kExitOk;
+}
+
+namespace {
+
+// Streams the plugin file to the JobManager in chunks; returns its SHA-256 as stored there.
+Result<std::string> uploadPlugin(AdminClient& client, const std::string& path) {
+  auto hash = engine::sha256File(path);
+  if (!hash.isOk()) return hash.status();
+  std::error_code ec;
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(path, ec));
+  if (ec) return Status::ioError("cannot read " + path + ": " + ec.message());
+  std::string upload_id;
+  Status s = client.call([&](thrift::AdminServiceClient& c) { c.beginUpload(upload_id, size); });
+  if (!s.isOk()) return explain(client, s);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::ioError("cannot read " + path);
+  constexpr std::size_t kChunk = 4 << 20;
+  std::string chunk(kChunk, '\0');
+  std::int64_t offset = 0;
+  while (offset < size) {
+    const auto n = static_cast<std::size_t>(
+        std::min<std::int64_t>(static_cast<std::int64_t>(kChunk), size - offset));
+    chunk.resize(n);
+    if (!in.read(chunk.data(), static_cast<std::streamsize>(n))) {
+      return Status::ioError("cannot read " + path + " (did it change while uploading?)");
+    }
+    s = client.call(
+        [&](thrift::AdminServiceClient& c) { c.uploadChunk(upload_id, offset, chunk); });
+    if (!s.isOk()) return explain(client, s).withContext("uploading " + path);
+    offset += static_cast<std::int64_t>(n);
+  }
+  std::string stored;
+  s = client.call([&](thrift::AdminServiceClient& c) { c.finishUpload(stored, upload_id, *hash); });
+  if (!s.isOk()) return explain(client, s).withContext("uploading " + path);
+  return stored;
+}
+
+bool jobEnded(thrift::JobState::type s) {
+  return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
+         s == thrift::JobState::FAILED;
+}
+
+}  // namespace
+
+int runSubmit(const JobOptions& options, const ClusterOptions& cluster,
+              const SubmitOptions& submit) {
+  JobArgs args;
+  std::shared_ptr<engine::LoadedPlugin> plugin;
+  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
+  auto program = plugin->createProgram(args);
+  if (!program.isOk()) return fail(program.status(), kExitFailure);
+  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
+  if (!graph.isOk()) return fail(graph.status(), kExitFailure);
+  if (!submit.name.empty()) graph->name = submit.name;
+
+  auto client = connectAdmin(cluster);
+  if (!client.isOk()) {
+    return fail(client.status(), client.status().code() == Status::Code::kInvalidArgument
+                                     ? kExitUsage
+                                     : kExitFailure);
+  }
+  AdminClient& admin = **client;
+  auto hash = uploadPlugin(admin, options.plugin);
+  if (!hash.isOk()) return fail(hash.status(), kExitFailure);
+
+  thrift::JobSubmission submission;
+  submission.graph = std::move(*graph);
+  submission.pluginHash = *hash;
+  submission.pluginName = plugin->name();
+  submission.pluginVersion = plugin->version();
+  std::string job_id;
+  Status s = admin.call([&](thrift::AdminServiceClient& c) { c.submitJob(job_id, submission); });
+  if (!s.isOk()) return fail(explain(admin, s), kExitFailure);
+  std::printf("Job has been submitted with JobID %s\n", job_id.c_str());
+  std::fflush(stdout);
+  if (submit.detached) return kExitOk;
+
+  // Attached: follow the job until it ends.
+  thrift::JobDetails details;
+  for (;;) {
+    s = admin.call([&](thrift::AdminServiceClient& c) { c.jobDetails(details, job_id); });
+    if (!s.isOk()) return fail(explain(admin, s), kExitFailure);
+    if (jobEnded(details.summary.state)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(submit.poll_interval_ms));
+  }
+  const auto& summary = details.summary;
+  if (summary.state == thrift::JobState::FINISHED) {
+    std::printf("Job %s ('%s') finished in %.1f s\n", job_id.c_str(), summary.name.c_str(),
+                static_cast<double>(summary.durationMs) / 1000.0);
+    return kExitOk;
+  }
+  if (summary.state == thrift::JobState::CANCELED) {
+    return fail(Status::cancelled("job " + job_id + " was cancelled"), kExitFailure);
+  }
+  return fail(Status::failed("job " + job_id + " failed: " + summary.failure), kExitFailure);
 }
 
 }  // namespace weir::cli

@@ -55,6 +55,26 @@ int main(int argc, char** argv) {
       app.add_subcommand("taskmanagers", "list the TaskManagers registered with the JobManager");
   addClusterOptions(taskmanagers, true);
 
+  weir::cli::SubmitOptions submit_options;
+  CLI::App* submit = app.add_subcommand("submit", "submit a job to a cluster");
+  addJobOptions(submit);
+  addClusterOptions(submit, false);
+  submit->add_option("--name", submit_options.name, "name of the job (default: the plugin's)");
+  submit->add_flag("-d,--detached", submit_options.detached,
+                   "return once the job is submitted instead of waiting for its end");
+
+  CLI::App* list = app.add_subcommand("list", "list the cluster's jobs");
+  addClusterOptions(list, true);
+
+  std::string job_id;
+  CLI::App* status = app.add_subcommand("status", "show a job's vertices and subtasks");
+  addClusterOptions(status, true);
+  status->add_option("job", job_id, "job id (from weir submit or weir list)")->required();
+
+  CLI::App* cancel = app.add_subcommand("cancel", "cancel a job");
+  addClusterOptions(cancel, false);
+  cancel->add_option("job", job_id, "job id (from weir submit or weir list)")->required();
+
   CLI::App* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -74,6 +94,10 @@ int main(int argc, char** argv) {
   if (local->parsed()) return weir::cli::runLocal(job);
   if (info->parsed()) return weir::cli::runInfo(job);
   if (taskmanagers->parsed()) return weir::cli::runTaskManagers(cluster);
+  if (submit->parsed()) return weir::cli::runSubmit(job, cluster, submit_options);
+  if (list->parsed()) return weir::cli::runList(cluster);
+  if (status->parsed()) return weir::cli::runStatus(cluster, job_id);
+  if (cancel->parsed()) return weir::cli::runCancel(cluster, job_id);
   if (version->parsed()) {
     std::printf("weir %s (SDK ABI %u, SDK headers %s)\n", WEIR_VERSION_STRING, weir::kSdkAbiVersion,
                 WEIR_SDK_HEADER_HASH);

@@ -13,7 +13,8 @@ namespace weir::engine {
 namespace {
 
 std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -28,7 +29,8 @@ std::string trim(const std::string& s) {
 bool splitNumber(const std::string& text, std::int64_t& number, std::string& unit) {
   const std::string t = trim(text);
   std::size_t i = 0;
-  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i])))
+    ++i;
   if (i == 0) return false;
   auto [end, ec] = std::from_chars(t.data(), t.data() + i, number);
   if (ec != std::errc() || end != t.data() + i) return false;
@@ -38,11 +40,16 @@ bool splitNumber(const std::string& text, std::int64_t& number, std::string& uni
 
 const char* typeName(OptionType t) {
   switch (t) {
-    case OptionType::kString: return "a string";
-    case OptionType::kInt: return "an integer";
-    case OptionType::kBool: return "true or false";
-    case OptionType::kDuration: return "a duration (e.g. 500 ms, 10 s, 1 min)";
-    case OptionType::kMemorySize: return "a memory size (e.g. 32 kb, 64 mb)";
+    case OptionType::kString:
+      return "a string";
+    case OptionType::kInt:
+      return "an integer";
+    case OptionType::kBool:
+      return "true or false";
+    case OptionType::kDuration:
+      return "a duration (e.g. 500 ms, 10 s, 1 min)";
+    case OptionType::kMemorySize:
+      return "a memory size (e.g. 32 kb, 64 mb)";
   }
   return "a value";
 }
@@ -66,10 +73,12 @@ Result<std::chrono::milliseconds> parseDuration(const std::string& text) {
   std::string unit;
   if (!splitNumber(text, n, unit)) return Status::invalidArgument("not a duration");
   static const std::map<std::string, std::int64_t> kUnits = {
-      {"", 1},          {"ms", 1},      {"milli", 1},    {"millis", 1},  {"millisecond", 1},
-      {"milliseconds", 1}, {"s", 1000},  {"sec", 1000},   {"secs", 1000}, {"second", 1000},
-      {"seconds", 1000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000},
-      {"minutes", 60000}, {"h", 3600000}, {"hour", 3600000}, {"hours", 3600000}};
+      {"", 1},          {"ms", 1},          {"milli", 1},
+      {"millis", 1},    {"millisecond", 1}, {"milliseconds", 1},
+      {"s", 1000},      {"sec", 1000},      {"secs", 1000},
+      {"second", 1000}, {"seconds", 1000},  {"min", 60000},
+      {"mins", 60000},  {"minute", 60000},  {"minutes", 60000},
+      {"h", 3600000},   {"hour", 3600000},  {"hours", 3600000}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return Status::invalidArgument("unknown time unit '" + unit + "'");
   return std::chrono::milliseconds(n * it->second);
@@ -80,9 +89,10 @@ Result<std::uint64_t> parseMemorySize(const std::string& text) {
   std::string unit;
   if (!splitNumber(text, n, unit)) return Status::invalidArgument("not a memory size");
   static const std::map<std::string, std::uint64_t> kUnits = {
-      {"", 1},          {"b", 1},           {"bytes", 1},     {"k", 1ull << 10},
-      {"kb", 1ull << 10}, {"kib", 1ull << 10}, {"m", 1ull << 20}, {"mb", 1ull << 20},
-      {"mib", 1ull << 20}, {"g", 1ull << 30}, {"gb", 1ull << 30}, {"gib", 1ull << 30}};
+      {"", 1},           {"b", 1},           {"bytes", 1},
+      {"k", 1ull << 10}, {"kb", 1ull << 10}, {"kib", 1ull << 10},
+      {"m", 1ull << 20}, {"mb", 1ull << 20}, {"mib", 1ull << 20},
+      {"g", 1ull << 30}, {"gb", 1ull << 30}, {"gib", 1ull << 30}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return Status::invalidArgument("unknown memory unit '" + unit + "'");
   return static_cast<std::uint64_t>(n) * it->second;
@@ -110,6 +120,26 @@ const std::vector<OptionSpec>& allOptions() {
       {"heartbeat.timeout", T::kDuration, "10 s",
        "silence after which a TaskManager or the JobManager is considered lost", 1, 86400000},
       {"rpc.timeout", T::kDuration, "10 s", "timeout of one control call", 1, 3600000},
+      {"taskmanager.data.port", T::kInt, "0",
+       "port of the TaskManager's data plane for other TaskManagers (0: any free port)", 0, 65535},
+      {"taskmanager.memory.segment-size", T::kMemorySize, "32 kb", "size of one network buffer",
+       4096, 64 << 20},
+      {"taskmanager.memory.network.max", T::kMemorySize, "512 mb",
+       "network memory of a TaskManager: every network buffer of its tasks comes out of it",
+       1 << 20, INT64_MAX},
+      {"taskmanager.network.buffers-per-channel", T::kInt, "2",
+       "buffers (and so credits) per output and input channel", 1, 1024},
+      {"taskmanager.network.extra-buffers-per-output", T::kInt, "8",
+       "floating buffers per task output, shared by its channels", 0, 65536},
+      {"taskmanager.plugin-cache.dir", T::kString, "",
+       "where fetched plugins are cached (empty: a folder under the system temp directory)"},
+      {"execution.buffer-timeout", T::kDuration, "10 ms",
+       "longest time a partly filled network buffer waits before it is sent", 0, 3600000},
+      {"jobmanager.blob.dir", T::kString, "",
+       "where the JobManager stores uploaded plugins (empty: a folder under the system temp "
+       "directory)"},
+      {"slot.request.timeout", T::kDuration, "5 min",
+       "how long a submitted job waits for enough free slots before it fails", 1, 86400000},
   };
   return kOptions;
 }
@@ -169,8 +199,8 @@ Status Configuration::set(const std::string& key, const std::string& value) {
 
 Status Configuration::setFrom(const std::string& key, const std::string& value,
                               const std::string& origin) {
-  auto it = std::find_if(specs_.begin(), specs_.end(),
-                         [&](const OptionSpec& s) { return s.key == key; });
+  auto it =
+      std::find_if(specs_.begin(), specs_.end(), [&](const OptionSpec& s) { return s.key == key; });
   if (it == specs_.end()) {
     return Status::invalidArgument("unknown configuration key '" + key + "' " + origin);
   }
@@ -241,7 +271,9 @@ std::int64_t Configuration::getInt(const std::string& key) const {
   return std::stoll(getString(key));
 }
 
-bool Configuration::getBool(const std::string& key) const { return lower(getString(key)) == "true"; }
+bool Configuration::getBool(const std::string& key) const {
+  return lower(getString(key)) == "true";
+}
 
 std::chrono::milliseconds Configuration::getDuration(const std::string& key) const {
   return parseDuration(getString(key)).value();
@@ -253,7 +285,8 @@ std::uint64_t Configuration::getMemorySize(const std::string& key) const {
 
 std::map<std::string, std::string> Configuration::effective() const {
   std::map<std::string, std::string> out;
-  for (const auto& s : specs_) out[s.key] = getString(s.key);
+  for (const auto& s : specs_)
+    out[s.key] = getString(s.key);
   return out;
 }
 

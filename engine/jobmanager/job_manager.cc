@@ -39,10 +39,30 @@ class ControlHandler final : public thrift::JobManagerServiceIf {
                  const thrift::TaskManagerHeartbeat& heartbeat) override {
     out = jm_.heartbeatFrom(heartbeat);
   }
+  void updateTaskStatus(const std::string& task_manager_id,
+                        const std::vector<thrift::TaskStatus>& statuses) override {
+    jm_.updateTaskStatus(task_manager_id, statuses);
+  }
+  void fetchBlob(std::string& out, const std::string& sha256, const int64_t offset,
+                 const int32_t length) override {
+    auto r = jm_.fetchBlob(sha256, offset, length);
+    if (!r.isOk()) throw toWeirError(r.status());
+    out = std::move(*r);
+  }
 
  private:
   JobManager& jm_;
 };
+
+template <class T>
+T unwrap(Result<T> r) {
+  if (!r.isOk()) throw toWeirError(r.status());
+  return std::move(*r);
+}
+
+void check(const Status& s) {
+  if (!s.isOk()) throw toWeirError(s);
+}
 
 class AdminHandler final : public thrift::AdminServiceIf {
  public:
@@ -51,6 +71,26 @@ class AdminHandler final : public thrift::AdminServiceIf {
   void listTaskManagers(std::vector<thrift::TaskManagerInfo>& out) override {
     out = jm_.taskManagers();
   }
+  void beginUpload(std::string& out, const int64_t size) override {
+    out = unwrap(jm_.blobs().beginUpload(size));
+  }
+  void uploadChunk(const std::string& upload_id, const int64_t offset,
+                   const std::string& data) override {
+    check(jm_.blobs().appendChunk(upload_id, offset, data));
+  }
+  void finishUpload(std::string& out, const std::string& upload_id,
+                    const std::string& sha256) override {
+    out = unwrap(jm_.blobs().finishUpload(upload_id, sha256));
+    spdlog::info("stored plugin {}", out);
+  }
+  void submitJob(std::string& out, const thrift::JobSubmission& submission) override {
+    out = unwrap(jm_.submitJob(submission));
+  }
+  void listJobs(std::vector<thrift::JobSummary>& out) override { out = jm_.listJobs(); }
+  void jobDetails(thrift::JobDetails& out, const std::string& job_id) override {
+    out = unwrap(jm_.jobDetails(job_id));
+  }
+  void cancelJob(const std::string& job_id) override { check(jm_.cancelJob(job_id)); }
 
  private:
   JobManager& jm_;
@@ -64,18 +104,37 @@ JobManager::JobManager(Configuration config)
       heartbeat_interval_(config_.getDuration("heartbeat.interval")),
       heartbeat_timeout_(config_.getDuration("heartbeat.timeout")),
       rpc_timeout_(config_.getDuration("rpc.timeout")),
-      started_at_ms_(unixMillis()) {}
+      started_at_ms_(unixMillis()),
+      slot_timeout_(config_.getDuration("slot.request.timeout")) {}
 
-JobManager::~JobManager() { stop(); }
+JobManager::~JobManager() {
+  stop();
+}
 
-int JobManager::rpcPort() const { return rpc_server_ ? rpc_server_->port() : 0; }
-int JobManager::adminPort() const { return admin_server_ ? admin_server_->port() : 0; }
+int JobManager::rpcPort() const {
+  return rpc_server_ ? rpc_server_->port() : 0;
+}
+int JobManager::adminPort() const {
+  return admin_server_ ? admin_server_->port() : 0;
+}
 
 Status JobManager::start() {
+  std::filesystem::path blob_dir = config_.getString("jobmanager.blob.dir");
+  if (blob_dir.empty()) {
+    std::error_code ec;
+    auto base = std::filesystem::temp_directory_path(ec);
+    if (ec) base = "/tmp";
+    default_blob_dir_ = base / ("weir-jobmanager-" + id_);
+    blob_dir = default_blob_dir_ / "blobs";
+  }
+  blobs_ = std::make_unique<BlobStore>(blob_dir);
+  Status blob_status = blobs_->open();
+  if (!blob_status.isOk()) return blob_status.withContext("blob store");
+
   const std::string host = config_.getString("jobmanager.bind-host");
-  rpc_server_ = std::make_unique<RpcServer>(
-      "JobManager control service",
-      std::make_shared<thrift::JobManagerServiceProcessor>(std::make_shared<ControlHandler>(*this)));
+  rpc_server_ = std::make_unique<RpcServer>("JobManager control service",
+                                            std::make_shared<thrift::JobManagerServiceProcessor>(
+                                                std::make_shared<ControlHandler>(*this)));
   Status s = rpc_server_->start(host, static_cast<int>(config_.getInt("jobmanager.rpc.port")));
   if (!s.isOk()) return s;
   admin_server_ = std::make_unique<RpcServer>(
@@ -87,6 +146,7 @@ Status JobManager::start() {
     return s;
   }
   monitor_ = std::thread([this] { monitorLoop(); });
+  scheduler_ = std::thread([this] { schedulerLoop(); });
   spdlog::info("JobManager {} started", id_);
   return Status::ok();
 }
@@ -98,9 +158,15 @@ void JobManager::stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  scheduler_cv_.notify_all();
   if (monitor_.joinable()) monitor_.join();
+  if (scheduler_.joinable()) scheduler_.join();
   if (admin_server_) admin_server_->stop();
   if (rpc_server_) rpc_server_->stop();
+  if (!default_blob_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(default_blob_dir_, ec);
+  }
 }
 
 Result<thrift::RegistrationResponse> JobManager::registerTaskManager(
@@ -109,7 +175,8 @@ Result<thrift::RegistrationResponse> JobManager::registerTaskManager(
     return Status::invalidArgument("a TaskManager must offer at least one slot, got " +
                                    std::to_string(r.numSlots));
   }
-  if (r.host.empty() || r.rpcPort < 1 || r.rpcPort > 65535) {
+  if (r.host.empty() || r.rpcPort < 1 || r.rpcPort > 65535 || r.dataPort < 1 ||
+      r.dataPort > 65535) {
     return Status::invalidArgument("TaskManager registration without a reachable address");
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -121,7 +188,9 @@ Result<thrift::RegistrationResponse> JobManager::registerTaskManager(
   }
   TaskManagerEntry tm;
   tm.resource_id = r.resourceId;
-  tm.info.id = "tm-" + std::to_string(next_task_manager_++);
+  tm.number = next_task_manager_++;
+  tm.info.id = "tm-" + std::to_string(tm.number);
+  tm.data_address = r.host + ":" + std::to_string(r.dataPort);
   tm.info.host = r.host;
   tm.info.rpcPort = r.rpcPort;
   tm.info.slots = r.numSlots;
@@ -139,6 +208,7 @@ Result<thrift::RegistrationResponse> JobManager::registerTaskManager(
   spdlog::info("TaskManager {} registered from {}:{} with {} slots", tm.info.id, r.host, r.rpcPort,
                r.numSlots);
   task_managers_.emplace(tm.info.id, std::move(tm));
+  scheduler_cv_.notify_all();
   return response;
 }
 
@@ -148,7 +218,15 @@ thrift::HeartbeatResponse JobManager::heartbeatFrom(const thrift::TaskManagerHea
   auto it = task_managers_.find(hb.taskManagerId);
   response.known = hb.jobManagerId == id_ && it != task_managers_.end() &&
                    it->second.info.state == thrift::TaskManagerState::ALIVE;
-  if (response.known) it->second.last_heartbeat = Clock::now();
+  if (response.known) {
+    it->second.last_heartbeat = Clock::now();
+    if (hb.__isset.tasks) {
+      for (const auto& st : hb.tasks) {
+        auto job = jobs_.find(st.jobId);
+        if (job != jobs_.end()) applyStatusLocked(job->second, hb.taskManagerId, st);
+      }
+    }
+  }
   return response;
 }
 
@@ -157,6 +235,25 @@ void JobManager::markLostLocked(TaskManagerEntry& tm, const std::string& reason)
   tm.info.__set_lostReason(reason);
   spdlog::warn("TaskManager {} ({}:{}) lost: {}", tm.info.id, tm.info.host, tm.info.rpcPort,
                reason);
+  const std::string why = "TaskManager " + tm.info.id + " (" + tm.info.host + ":" +
+                          std::to_string(tm.info.rpcPort) + ") lost: " + reason;
+  for (auto& [id, job] : jobs_) {
+    if (job.slots_held.count(tm.info.id) == 0) continue;
+    if (job.state == thrift::JobState::RUNNING) {
+      for (auto& [key, sub] : job.subtasks) {
+        if (sub.task_manager == tm.info.id && sub.state != thrift::ExecutionState::FINISHED) {
+          sub.state = thrift::ExecutionState::FAILED;
+          sub.failure = why;
+        }
+      }
+      failJobLocked(job, why);
+    } else if (job.state == thrift::JobState::CANCELLING) {
+      for (auto& [key, sub] : job.subtasks) {
+        if (sub.task_manager == tm.info.id) sub.state = thrift::ExecutionState::CANCELED;
+      }
+      evaluateJobLocked(job);
+    }
+  }
 }
 
 void JobManager::monitorLoop() {
@@ -186,7 +283,8 @@ void JobManager::monitorLoop() {
     }
     for (auto& [id, tm] : task_managers_) {
       if (tm.info.state != thrift::TaskManagerState::ALIVE) continue;
-      const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - tm.last_heartbeat);
+      const auto silent =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - tm.last_heartbeat);
       if (silent > heartbeat_timeout_) {
         markLostLocked(tm, "no heartbeat for " + std::to_string(silent.count()) + " ms (timeout " +
                                std::to_string(heartbeat_timeout_.count()) + " ms)");

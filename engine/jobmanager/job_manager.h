@@ -1,17 +1,31 @@
-// The JobManager process's core: the registry of TaskManagers with two-way heartbeats, served over
-// the control service (for TaskManagers) and the admin service (for the CLI).
+// The JobManager process's core: the registry of TaskManagers with two-way heartbeats, the blob
+// store of uploaded plugins, and the jobs: their scheduling onto slots, deployment, and states,
+// served over the control service (for TaskManagers) and the admin service (for the CLI).
+//
+// Scheduling follows Flink's slot sharing: a job needs as many slots as its largest parallelism;
+// slot i runs subtask i of every vertex, and slots are taken from the TaskManagers with the most
+// free slots first, so a job spreads across TaskManagers. A job waits for slots at most
+// slot.request.timeout and then fails with the shortfall.
+//
+// Job states: CREATED (waiting for slots) -> RUNNING (deployed) -> FINISHED when every subtask
+// finished; FAILED as soon as one subtask fails or a TaskManager running one is lost (the others
+// are cancelled); CANCELLING -> CANCELED on request.
 //
 // Concurrency model: Thrift server threads call the public methods; one monitor thread sends the
 // JobManager's heartbeats to every TaskManager and declares lost those whose connection fails or
-// who stayed silent past heartbeat.timeout. All registry state is guarded by mu_; no RPC is made
-// while mu_ is held.
+// who stayed silent past heartbeat.timeout; one scheduler thread places waiting jobs and makes
+// the deploy and cancel calls to TaskManagers. All state is guarded by mu_; no RPC is made while
+// mu_ is held.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +35,9 @@
 #include "TaskManagerService.h"
 #include "common/config.h"
 #include "common/rpc.h"
+#include "jobmanager/blob_store.h"
+#include "runtime/execution_plan.h"
+#include "runtime/job_graph.h"
 
 namespace weir::engine {
 
@@ -44,9 +61,19 @@ class JobManager {
       const thrift::TaskManagerRegistration& registration);
   thrift::HeartbeatResponse heartbeatFrom(const thrift::TaskManagerHeartbeat& heartbeat);
 
+  void updateTaskStatus(const std::string& task_manager_id,
+                        const std::vector<thrift::TaskStatus>& statuses);
+  Result<std::string> fetchBlob(const std::string& sha256, std::int64_t offset,
+                                std::int32_t length) const;
+
   // Admin service.
   thrift::ClusterInfo clusterInfo() const;
   std::vector<thrift::TaskManagerInfo> taskManagers() const;
+  BlobStore& blobs() { return *blobs_; }
+  Result<std::string> submitJob(const thrift::JobSubmission& submission);
+  std::vector<thrift::JobSummary> listJobs() const;
+  Result<thrift::JobDetails> jobDetails(const std::string& job_id) const;
+  Status cancelJob(const std::string& job_id);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -54,13 +81,56 @@ class JobManager {
 
   struct TaskManagerEntry {
     thrift::TaskManagerInfo info;  // state, lostReason kept current
+    int number = 0;                // registration order
+    std::string data_address;      // host:dataPort
     std::string resource_id;
     Clock::time_point last_heartbeat;
     std::shared_ptr<TaskManagerClient> client;
   };
 
+  struct SubtaskEntry {
+    thrift::ExecutionState::type state = thrift::ExecutionState::CREATED;
+    std::string task_manager;  // id, once placed
+    thrift::TaskStatus last;   // latest report, for metrics
+    std::string failure;
+  };
+  struct JobEntry {
+    std::string id;
+    JobGraph graph;
+    std::string plugin_hash;
+    std::int64_t plugin_size = 0;
+    std::string plugin;  // "name version (hash prefix)"
+    ExecutionPlan plan;
+    thrift::JobState::type state = thrift::JobState::CREATED;
+    std::string failure;
+    std::int64_t submitted_at_ms = 0;
+    Clock::time_point submitted;
+    Clock::time_point ended;
+    int slots_needed = 0;
+    std::map<std::pair<int, int>, SubtaskEntry> subtasks;  // (chain, subtask)
+    std::map<std::string, int> slots_held;                 // TaskManager id -> slots
+    bool probing = false;  // a TaskManager is being checked before the job fails
+  };
+  struct PendingCall {
+    enum Kind { kDeploy, kCancel, kProbe } kind = kCancel;
+    std::string task_manager;
+    std::string job;
+    std::shared_ptr<thrift::JobDeployment> deployment;  // kDeploy
+    std::string failure;  // kProbe: the job's failure if the TaskManager turns out alive
+  };
+
   void monitorLoop();
+  void schedulerLoop();
   void markLostLocked(TaskManagerEntry& tm, const std::string& reason);
+  // Tries to place a waiting job; queues its deployments when it fits.
+  bool tryScheduleLocked(JobEntry& job);
+  void applyStatusLocked(JobEntry& job, const std::string& task_manager,
+                         const thrift::TaskStatus& status);
+  void failJobLocked(JobEntry& job, const std::string& reason);
+  void endJobLocked(JobEntry& job, thrift::JobState::type state);
+  void evaluateJobLocked(JobEntry& job);
+  thrift::JobSummary summaryLocked(const JobEntry& job) const;
+  std::string describeSubtaskLocked(const JobEntry& job, int chain, int subtask) const;
 
   Configuration config_;
   const std::string id_;
@@ -74,10 +144,19 @@ class JobManager {
 
   mutable std::mutex mu_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;                            // guarded by mu_
+  bool stopping_ = false;                                  // guarded by mu_
   std::map<std::string, TaskManagerEntry> task_managers_;  // guarded by mu_, by id
-  int next_task_manager_ = 1;                        // guarded by mu_
+  int next_task_manager_ = 1;                              // guarded by mu_
   std::thread monitor_;
+
+  std::unique_ptr<BlobStore> blobs_;
+  std::filesystem::path default_blob_dir_;  // removed at stop; empty when configured
+  const std::chrono::milliseconds slot_timeout_;
+  std::map<std::string, JobEntry> jobs_;   // guarded by mu_
+  std::vector<std::string> job_order_;     // guarded by mu_: submission order
+  std::deque<PendingCall> pending_calls_;  // guarded by mu_
+  std::condition_variable scheduler_cv_;
+  std::thread scheduler_;
 };
 
 }  // namespace weir::engine

@@ -72,6 +72,15 @@ void StreamTask::cancel() {
   idle_cv_.notify_all();
 }
 
+void StreamTask::fail(const Status& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (external_failure_.isOk())
+      external_failure_ = reason.isOk() ? Status::internal("failed") : reason;
+  }
+  cancel();
+}
+
 void StreamTask::run() {
   state_.store(TaskState::kRunning, std::memory_order_release);
   Status s = chain_->open();
@@ -80,6 +89,10 @@ void StreamTask::run() {
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
   if (s.isOk() && cancelled_.load(std::memory_order_acquire)) s = Status::cancelled();
+  if (s.code() == Status::Code::kCancelled) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!external_failure_.isOk()) s = external_failure_;
+  }
   if (s.isOk()) {
     finishOutputs();
   } else {

@@ -58,6 +58,9 @@ class StreamTask final : public TaskEnvironment {
   // once at the end, on the task thread.
   void run();
   void cancel();
+  // Ends the task as failed with `reason` (from outside the task thread: a broken channel). The
+  // first reason wins; a task that already ended is left alone.
+  void fail(const Status& reason);
 
   TaskState state() const { return state_.load(std::memory_order_acquire); }
   // The failure (or cancellation) reason once the task has ended.
@@ -95,6 +98,7 @@ class StreamTask final : public TaskEnvironment {
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;  // wakes an idle source on cancel
   Status result_;                    // guarded by mu_
+  Status external_failure_;          // guarded by mu_
 };
 
 }  // namespace weir::engine

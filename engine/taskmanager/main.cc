@@ -10,11 +10,10 @@ int main(int argc, char** argv) {
   return runServerProcess(
       "weir-taskmanager", "a TaskManager of a Weir cluster", argc, argv, [&](Configuration config) {
         tm = std::make_unique<TaskManager>(std::move(config));
-        return ServerCallbacks{
-            [&] { return tm->start(); },
-            [&]() -> std::map<std::string, std::string> {
-              return {{"rpc_port", std::to_string(tm->rpcPort())}};
-            },
-            [&] { tm->stop(); }};
+        return ServerCallbacks{[&] { return tm->start(); },
+                               [&]() -> std::map<std::string, std::string> {
+                                 return {{"rpc_port", std::to_string(tm->rpcPort())}};
+                               },
+                               [&] { tm->stop(); }};
       });
 }

@@ -13,10 +13,21 @@ TaskExecutor::TaskExecutor(TaskExecutorOptions options) : options_(options) {}
 TaskExecutor::~TaskExecutor() {
   cancel();
   joinAll();
+  // Channels on the data plane point into this executor's gates: forget them before the tasks go.
+  if (network_ != nullptr) network_->releaseChannels(channel_prefix_);
+  tasks_.clear();
+  if (options_.memory != nullptr) options_.memory->release(reserved_segments_);
+}
+
+std::string channelKey(const std::string& job_id, int producer_chain, int producer_subtask,
+                       int consumer_chain, int consumer_subtask, int consumer_channel) {
+  return job_id + "/" + std::to_string(producer_chain) + "." + std::to_string(producer_subtask) +
+         "/" + std::to_string(consumer_chain) + "." + std::to_string(consumer_subtask) + "." +
+         std::to_string(consumer_channel);
 }
 
 Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
-                            const ExecutionPlan& plan) {
+                            const ExecutionPlan& plan, const RemotePlacement* placement) {
   if (!tasks_.empty()) return Status::internal("executor already runs a job");
   plan_ = plan;
   const JobArgs args(
@@ -24,41 +35,112 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
   StreamTask::Options task_options;
   task_options.buffer_timeout = options_.buffer_timeout;
 
+  auto location = [&](int chain, int subtask) -> const std::string* {
+    if (placement == nullptr) return nullptr;
+    auto it = placement->locations.find({chain, subtask});
+    return it == placement->locations.end() ? nullptr : &it->second;
+  };
+  auto is_local = [&](int chain, int subtask) {
+    const std::string* where = location(chain, subtask);
+    return placement == nullptr || (where != nullptr && *where == placement->local_address);
+  };
+  if (placement != nullptr) {
+    for (const TaskDeployment& d : plan.tasks) {
+      if (location(d.chain_id, d.subtask) == nullptr) {
+        return Status::invalidArgument("deployment names no TaskManager for subtask " +
+                                       std::to_string(d.subtask) + " of chain " +
+                                       std::to_string(d.chain_id));
+      }
+    }
+  }
+
   std::map<std::pair<int, int>, StreamTask*> by_id;  // (chain, subtask) -> task
   std::vector<std::unique_ptr<StreamTask>> tasks;
   for (const TaskDeployment& d : plan.tasks) {
+    if (!is_local(d.chain_id, d.subtask)) continue;
     tasks.push_back(std::make_unique<StreamTask>(d, args, task_options));
     by_id[{d.chain_id, d.subtask}] = tasks.back().get();
   }
+  if (tasks.empty()) return Status::invalidArgument("no subtask of the job is placed here");
 
+  // Memory first: output pools, and receive buffers of remote input channels.
+  const std::size_t per_channel = static_cast<std::size_t>(options_.buffers_per_channel);
   std::size_t budget = 0;
   for (auto& task : tasks) {
     const TaskDeployment& d = task->deployment();
-    for (std::size_t i = 0; i < d.spec.outputs.size(); ++i) {
-      std::vector<std::shared_ptr<ChannelSink>> targets;
-      for (const ChannelRoute& r : d.routes[i]) {
-        StreamTask* consumer = by_id.at({r.consumer_chain, r.consumer_subtask});
-        targets.push_back(
-            std::make_shared<LocalChannelSink>(consumer->inputGate(), r.consumer_channel));
-      }
-      const std::size_t max_buffers =
-          targets.size() * static_cast<std::size_t>(options_.buffers_per_channel) +
-          static_cast<std::size_t>(options_.extra_buffers_per_output);
-      budget += max_buffers;
-      auto pool = std::make_shared<BufferPool>(options_.segment_size, max_buffers);
-      task->addOutput(std::make_unique<ResultPartition>(
-          std::move(pool), std::move(targets), task->cancelFlag(), task->backpressureTimer()));
+    for (const auto& routes : d.routes) {
+      budget +=
+          routes.size() * per_channel + static_cast<std::size_t>(options_.extra_buffers_per_output);
+    }
+    for (const InputChannelSource& in : d.inputs) {
+      if (!is_local(in.producer_chain, in.producer_subtask)) budget += per_channel;
     }
   }
-  if (budget > options_.total_buffers) {
+  if (options_.memory != nullptr) {
+    if (!options_.memory->reserve(budget)) {
+      return Status::invalidArgument("insufficient network memory: the job's subtasks here need " +
+                                     std::to_string(budget) + " buffers of " +
+                                     std::to_string(options_.segment_size) + " bytes, " +
+                                     std::to_string(options_.memory->available()) + " of " +
+                                     std::to_string(options_.memory->total()) + " are free");
+    }
+    reserved_segments_ = budget;
+  } else if (budget > options_.total_buffers) {
     return Status::invalidArgument("insufficient network buffers: the job needs " +
                                    std::to_string(budget) + " buffers of " +
                                    std::to_string(options_.segment_size) + " bytes, " +
                                    std::to_string(options_.total_buffers) + " are configured");
   }
+
+  if (placement != nullptr) {
+    network_ = placement->network;
+    channel_prefix_ = placement->job_id + "/";
+  }
+  for (auto& task : tasks) {
+    const TaskDeployment& d = task->deployment();
+    StreamTask* t = task.get();
+    auto on_failure = [t](const Status& why) { t->fail(why); };
+    for (std::size_t i = 0; i < d.spec.outputs.size(); ++i) {
+      std::vector<std::shared_ptr<ChannelSink>> targets;
+      for (const ChannelRoute& r : d.routes[i]) {
+        if (is_local(r.consumer_chain, r.consumer_subtask)) {
+          StreamTask* consumer = by_id.at({r.consumer_chain, r.consumer_subtask});
+          targets.push_back(
+              std::make_shared<LocalChannelSink>(consumer->inputGate(), r.consumer_channel));
+        } else {
+          targets.push_back(network_->createOutputChannel(
+              channelKey(placement->job_id, d.chain_id, d.subtask, r.consumer_chain,
+                         r.consumer_subtask, r.consumer_channel),
+              *location(r.consumer_chain, r.consumer_subtask), on_failure));
+        }
+      }
+      const std::size_t max_buffers = targets.size() * per_channel +
+                                      static_cast<std::size_t>(options_.extra_buffers_per_output);
+      auto pool = std::make_shared<BufferPool>(options_.segment_size, max_buffers);
+      task->addOutput(std::make_unique<ResultPartition>(
+          std::move(pool), std::move(targets), task->cancelFlag(), task->backpressureTimer()));
+    }
+  }
   for (auto& task : tasks) {
     Status s = task->init(program);
-    if (!s.isOk()) return s;
+    if (!s.isOk()) {
+      if (network_ != nullptr) network_->releaseChannels(channel_prefix_);
+      return s;
+    }
+  }
+  // Remote inputs last: once requested, data may arrive at the gates.
+  for (auto& task : tasks) {
+    const TaskDeployment& d = task->deployment();
+    StreamTask* t = task.get();
+    for (std::size_t ch = 0; ch < d.inputs.size(); ++ch) {
+      const InputChannelSource& in = d.inputs[ch];
+      if (is_local(in.producer_chain, in.producer_subtask)) continue;
+      const int channel = static_cast<int>(ch);
+      network_->openInputChannel(channelKey(placement->job_id, in.producer_chain,
+                                            in.producer_subtask, d.chain_id, d.subtask, channel),
+                                 *location(in.producer_chain, in.producer_subtask), t->inputGate(),
+                                 channel, [t](const Status& why) { t->fail(why); });
+    }
   }
 
   {
@@ -85,6 +167,7 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
 }
 
 void TaskExecutor::onTaskDone(StreamTask& task) {
+  if (on_task_done) on_task_done(task);
   bool cancel_others = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -143,33 +226,38 @@ void TaskExecutor::joinAll() {
 
 std::vector<TaskSnapshot> TaskExecutor::snapshot() const {
   std::vector<TaskSnapshot> out;
-  for (const auto& t : tasks_) {
-    TaskSnapshot s;
-    s.name = t->deployment().task_name;
-    s.chain_id = t->deployment().chain_id;
-    s.subtask = t->deployment().subtask;
-    s.state = t->state();
-    const auto now = StateTimer::Clock::now();
-    s.busy_ns = t->metrics().busy.read(now);
-    s.idle_ns = t->metrics().idle.read(now);
-    s.backpressured_ns = t->metrics().backpressured.read(now);
-    for (int v : t->deployment().spec.vertex_ids) {
-      TaskSnapshot::Vertex vs;
-      vs.id = v;
-      if (const VertexCounters* c = t->counters(v)) {
-        vs.records_in = c->records_in.load(std::memory_order_relaxed);
-        vs.records_out = c->records_out.load(std::memory_order_relaxed);
-      }
-      s.vertices.push_back(vs);
-    }
-    for (const auto& o : t->outputs()) {
-      s.buffers_in_use += o->pool().inUse();
-      s.peak_buffers_in_use += o->pool().peakInUse();
-      s.max_buffers += o->pool().maxSegments();
-    }
-    out.push_back(std::move(s));
-  }
+  out.reserve(tasks_.size());
+  for (const auto& t : tasks_)
+    out.push_back(snapshotOf(*t));
   return out;
+}
+
+TaskSnapshot TaskExecutor::snapshotOf(const StreamTask& t) {
+  TaskSnapshot s;
+  s.name = t.deployment().task_name;
+  s.chain_id = t.deployment().chain_id;
+  s.subtask = t.deployment().subtask;
+  s.state = t.state();
+  if (s.state == TaskState::kFailed) s.failure = t.result().message();
+  const auto now = StateTimer::Clock::now();
+  s.busy_ns = t.metrics().busy.read(now);
+  s.idle_ns = t.metrics().idle.read(now);
+  s.backpressured_ns = t.metrics().backpressured.read(now);
+  for (int v : t.deployment().spec.vertex_ids) {
+    TaskSnapshot::Vertex vs;
+    vs.id = v;
+    if (const VertexCounters* c = t.counters(v)) {
+      vs.records_in = c->records_in.load(std::memory_order_relaxed);
+      vs.records_out = c->records_out.load(std::memory_order_relaxed);
+    }
+    s.vertices.push_back(vs);
+  }
+  for (const auto& o : t.outputs()) {
+    s.buffers_in_use += o->pool().inUse();
+    s.peak_buffers_in_use += o->pool().peakInUse();
+    s.max_buffers += o->pool().maxSegments();
+  }
+  return s;
 }
 
 }  // namespace weir::engine

@@ -1,7 +1,9 @@
 // Hosts the tasks of a job in this process: creates them from their deployments, connects their
 // channels through memory, runs each on its own thread and reports how the job ended.
 //
-// This is the runtime a TaskManager hosts; `weir local` runs a whole job on one executor.
+// A TaskManager hosts one executor per job it runs a share of: with a RemotePlacement, the executor
+// creates only the subtasks placed on this TaskManager and connects channels to subtasks elsewhere
+// through the NetworkEnvironment. Without one, it runs the whole job in this process.
 //
 // Failure handling: when a task fails, every other task of the job is cancelled and the job's
 // result is that first failure. cancel() stops the job gracefully (result: cancelled).
@@ -10,6 +12,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +22,7 @@
 
 #include "runtime/execution_plan.h"
 #include "runtime/job_graph.h"
+#include "runtime/network/network_environment.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/task.h"
 
@@ -29,12 +34,29 @@ struct TaskExecutorOptions {
   int extra_buffers_per_output = 8;      // floating buffers per task output
   std::size_t total_buffers = 16384;     // the executor's network memory, in segments
   std::chrono::milliseconds buffer_timeout{10};
+  // A TaskManager's shared network memory; when set, the executor reserves its buffers there
+  // instead of checking total_buffers.
+  NetworkMemory* memory = nullptr;
 };
+
+// Where the subtasks of a job run, for an executor hosting only some of them.
+struct RemotePlacement {
+  std::string job_id;  // names the job's channels on the data plane
+  NetworkEnvironment* network = nullptr;
+  std::string local_address;  // this TaskManager's data address
+  // Data address of every subtask of the job: (chain id, subtask) -> host:port.
+  std::map<std::pair<int, int>, std::string> locations;
+};
+
+// The data plane's name for the channel between two subtasks.
+std::string channelKey(const std::string& job_id, int producer_chain, int producer_subtask,
+                       int consumer_chain, int consumer_subtask, int consumer_channel);
 
 struct TaskSnapshot {
   std::string name;
   int chain_id = 0;
   int subtask = 0;
+  std::string failure;  // once failed
   TaskState state = TaskState::kCreated;
   std::uint64_t busy_ns = 0;
   std::uint64_t idle_ns = 0;
@@ -57,8 +79,10 @@ class TaskExecutor {
   TaskExecutor(const TaskExecutor&) = delete;
   TaskExecutor& operator=(const TaskExecutor&) = delete;
 
-  // Creates and starts every task of `plan`. On error nothing is left running.
-  Status deploy(const ProgramPtr& program, const JobGraph& graph, const ExecutionPlan& plan);
+  // Creates and starts every task of `plan` (with `placement`: those placed here). On error
+  // nothing is left running.
+  Status deploy(const ProgramPtr& program, const JobGraph& graph, const ExecutionPlan& plan,
+                const RemotePlacement* placement = nullptr);
 
   // Blocks until every task has ended; the job's result.
   Status wait();
@@ -68,6 +92,9 @@ class TaskExecutor {
   void cancel();
 
   std::vector<TaskSnapshot> snapshot() const;
+  static TaskSnapshot snapshotOf(const StreamTask& task);
+  // Called on a task's thread when it has ended (set before deploy).
+  std::function<void(const StreamTask&)> on_task_done;
   const ExecutionPlan& plan() const { return plan_; }
 
  private:
@@ -76,6 +103,9 @@ class TaskExecutor {
 
   TaskExecutorOptions options_;
   ExecutionPlan plan_;
+  std::size_t reserved_segments_ = 0;  // in options_.memory
+  NetworkEnvironment* network_ = nullptr;
+  std::string channel_prefix_;  // of this job's remote channels
   std::vector<std::unique_ptr<StreamTask>> tasks_;
   std::vector<std::thread> threads_;
 

@@ -3,7 +3,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <random>
+#include <set>
+
+#include "runtime/execution_plan.h"
+#include "runtime/job_graph.h"
 
 namespace weir::engine {
 
@@ -25,10 +30,62 @@ class ControlHandler final : public thrift::TaskManagerServiceIf {
     Status s = tm_.heartbeatFromJobManager(job_manager_id);
     if (!s.isOk()) throw toWeirError(s);
   }
+  void deployTasks(const std::string& job_manager_id,
+                   const thrift::JobDeployment& deployment) override {
+    Status s = tm_.deployTasks(job_manager_id, deployment);
+    if (!s.isOk()) throw toWeirError(s);
+  }
+  void cancelJob(const std::string& job_manager_id, const std::string& job_id) override {
+    Status s = tm_.cancelJob(job_manager_id, job_id);
+    if (!s.isOk()) throw toWeirError(s);
+  }
 
  private:
   TaskManager& tm_;
 };
+
+thrift::ExecutionState::type toExecutionState(TaskState s) {
+  switch (s) {
+    case TaskState::kCreated:
+      return thrift::ExecutionState::DEPLOYING;
+    case TaskState::kRunning:
+      return thrift::ExecutionState::RUNNING;
+    case TaskState::kFinished:
+      return thrift::ExecutionState::FINISHED;
+    case TaskState::kCanceled:
+      return thrift::ExecutionState::CANCELED;
+    case TaskState::kFailed:
+      return thrift::ExecutionState::FAILED;
+  }
+  return thrift::ExecutionState::FAILED;
+}
+
+thrift::TaskStatus toTaskStatus(const std::string& job_id, const TaskSnapshot& snap) {
+  thrift::TaskStatus st;
+  st.jobId = job_id;
+  st.chainId = snap.chain_id;
+  st.subtask = snap.subtask;
+  st.state = toExecutionState(snap.state);
+  if (!snap.failure.empty()) st.__set_failure(snap.failure);
+  st.busyMs = static_cast<std::int64_t>(snap.busy_ns / 1000000);
+  st.idleMs = static_cast<std::int64_t>(snap.idle_ns / 1000000);
+  st.backpressuredMs = static_cast<std::int64_t>(snap.backpressured_ns / 1000000);
+  for (const auto& v : snap.vertices) {
+    thrift::VertexRecords r;
+    r.vertexId = v.id;
+    r.recordsIn = static_cast<std::int64_t>(v.records_in);
+    r.recordsOut = static_cast<std::int64_t>(v.records_out);
+    st.vertices.push_back(r);
+  }
+  return st;
+}
+
+std::filesystem::path defaultCacheDir(const std::string& resource_id) {
+  std::error_code ec;
+  auto base = std::filesystem::temp_directory_path(ec);
+  if (ec) base = "/tmp";
+  return base / ("weir-taskmanager-" + resource_id);
+}
 
 }  // namespace
 
@@ -38,27 +95,75 @@ TaskManager::TaskManager(Configuration config)
       retry_interval_(config_.getDuration("taskmanager.registration.retry-interval")),
       job_manager_(config_.getString("jobmanager.rpc.address"),
                    static_cast<int>(config_.getInt("jobmanager.rpc.port")),
-                   config_.getDuration("rpc.timeout")) {}
+                   config_.getDuration("rpc.timeout")),
+      reporter_client_(config_.getString("jobmanager.rpc.address"),
+                       static_cast<int>(config_.getInt("jobmanager.rpc.port")),
+                       config_.getDuration("rpc.timeout")) {
+  executor_options_.segment_size = config_.getMemorySize("taskmanager.memory.segment-size");
+  executor_options_.buffers_per_channel =
+      static_cast<int>(config_.getInt("taskmanager.network.buffers-per-channel"));
+  executor_options_.extra_buffers_per_output =
+      static_cast<int>(config_.getInt("taskmanager.network.extra-buffers-per-output"));
+  executor_options_.buffer_timeout = config_.getDuration("execution.buffer-timeout");
+  memory_ = std::make_unique<NetworkMemory>(
+      config_.getMemorySize("taskmanager.memory.network.max") / executor_options_.segment_size);
+  executor_options_.memory = memory_.get();
+}
 
-TaskManager::~TaskManager() { stop(); }
+TaskManager::~TaskManager() {
+  stop();
+}
 
-int TaskManager::rpcPort() const { return rpc_server_ ? rpc_server_->port() : 0; }
+int TaskManager::rpcPort() const {
+  return rpc_server_ ? rpc_server_->port() : 0;
+}
+
+int TaskManager::dataPort() const {
+  if (!network_) return 0;
+  std::string host;
+  int port = 0;
+  return parseHostPort(network_->address(), host, port).isOk() ? port : 0;
+}
+
+std::size_t TaskManager::jobCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
+}
 
 std::string TaskManager::taskManagerId() const {
   std::lock_guard<std::mutex> lock(mu_);
   return task_manager_id_;
 }
 
-bool TaskManager::registered() const { return !taskManagerId().empty(); }
+bool TaskManager::registered() const {
+  return !taskManagerId().empty();
+}
 
 Status TaskManager::start() {
-  rpc_server_ = std::make_unique<RpcServer>(
-      "TaskManager control service",
-      std::make_shared<thrift::TaskManagerServiceProcessor>(std::make_shared<ControlHandler>(*this)));
+  const std::string cache_dir = config_.getString("taskmanager.plugin-cache.dir");
+  plugins_ = std::make_unique<PluginCache>(cache_dir.empty() ? defaultCacheDir(resource_id_)
+                                                             : std::filesystem::path(cache_dir));
+  Status cache = plugins_->open();
+  if (!cache.isOk()) return cache;
+
+  NetworkOptions net;
+  net.host = config_.getString("taskmanager.host");
+  net.port = static_cast<int>(config_.getInt("taskmanager.data.port"));
+  net.segment_size = executor_options_.segment_size;
+  net.buffers_per_channel = executor_options_.buffers_per_channel;
+  network_ = std::make_unique<NetworkEnvironment>(net);
+  Status data = network_->start();
+  if (!data.isOk()) return data.withContext("data plane");
+  spdlog::info("data plane listening on {}", network_->address());
+
+  rpc_server_ = std::make_unique<RpcServer>("TaskManager control service",
+                                            std::make_shared<thrift::TaskManagerServiceProcessor>(
+                                                std::make_shared<ControlHandler>(*this)));
   Status s = rpc_server_->start(config_.getString("taskmanager.host"),
                                 static_cast<int>(config_.getInt("taskmanager.rpc.port")));
   if (!s.isOk()) return s;
   connection_ = std::thread([this] { connectionLoop(); });
+  reporter_ = std::thread([this] { reporterLoop(); });
   return Status::ok();
 }
 
@@ -69,15 +174,31 @@ void TaskManager::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  reporter_wake_.notify_all();
   if (connection_.joinable()) connection_.join();
+  if (reporter_.joinable()) reporter_.join();
   if (rpc_server_) rpc_server_->stop();
+  cancelAllJobs();
+  std::map<std::string, std::shared_ptr<HostedJob>> jobs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs.swap(jobs_);
+  }
+  for (auto& [id, job] : jobs) {
+    if (job->preparer.joinable()) job->preparer.join();
+  }
+  jobs.clear();  // joins the task threads
+  if (network_) network_->stop();
+  if (config_.getString("taskmanager.plugin-cache.dir").empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(defaultCacheDir(resource_id_), ec);
+  }
 }
 
 Status TaskManager::heartbeatFromJobManager(const std::string& job_manager_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (task_manager_id_.empty() || job_manager_id != job_manager_id_) {
-    return Status::notFound("this TaskManager is not registered with JobManager " +
-                            job_manager_id);
+    return Status::notFound("this TaskManager is not registered with JobManager " + job_manager_id);
   }
   last_jm_heartbeat_ = Clock::now();
   return Status::ok();
@@ -90,8 +211,248 @@ void TaskManager::jobManagerLost(const std::string& reason) {
                  job_manager_.address(), reason);
     task_manager_id_.clear();
     job_manager_id_.clear();
+    reports_.clear();  // the next JobManager does not know these jobs
   }
   job_manager_.close();
+  reporter_client_.close();
+  cancelAllJobs();
+}
+
+void TaskManager::cancelAllJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, job] : jobs_) {
+    job->cancelled.store(true);
+    if (job->executor) job->executor->cancel();
+  }
+}
+
+Status TaskManager::deployTasks(const std::string& job_manager_id,
+                                const thrift::JobDeployment& deployment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return Status::failed("this TaskManager is shutting down");
+  if (task_manager_id_.empty() || job_manager_id != job_manager_id_) {
+    return Status::notFound("this TaskManager is not registered with JobManager " + job_manager_id);
+  }
+  if (deployment.tasks.empty()) return Status::invalidArgument("a deployment without subtasks");
+  if (jobs_.count(deployment.jobId) != 0) {
+    return Status::invalidArgument("job " + deployment.jobId + " already runs here");
+  }
+  auto job = std::make_shared<HostedJob>();
+  job->deployment = deployment;
+  jobs_.emplace(deployment.jobId, job);
+  for (const auto& t : deployment.tasks) {
+    thrift::TaskStatus st;
+    st.jobId = deployment.jobId;
+    st.chainId = t.chainId;
+    st.subtask = t.subtask;
+    st.state = thrift::ExecutionState::DEPLOYING;
+    reports_.push_back(std::move(st));
+  }
+  reporter_wake_.notify_all();
+  job->preparer = std::thread([this, job] { prepare(job); });
+  spdlog::info("deploying {} subtasks of job {} ('{}')", deployment.tasks.size(), deployment.jobId,
+               deployment.graph.name);
+  return Status::ok();
+}
+
+Status TaskManager::cancelJob(const std::string& job_manager_id, const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (task_manager_id_.empty() || job_manager_id != job_manager_id_) {
+    return Status::notFound("this TaskManager is not registered with JobManager " + job_manager_id);
+  }
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::ok();
+  spdlog::info("cancelling the subtasks of job {}", job_id);
+  it->second->cancelled.store(true);
+  if (it->second->executor) it->second->executor->cancel();
+  return Status::ok();
+}
+
+void TaskManager::prepare(const std::shared_ptr<HostedJob>& job) {
+  std::unique_ptr<TaskExecutor> executor;
+  Status s = startJob(*job, executor);
+  const std::string& job_id = job->deployment.jobId;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.isOk()) {
+    job->failed_to_deploy = true;
+    const bool cancelled = s.code() == Status::Code::kCancelled;
+    if (!cancelled) spdlog::error("job {}: deployment failed: {}", job_id, s.message());
+    for (const auto& t : job->deployment.tasks) {
+      thrift::TaskStatus st;
+      st.jobId = job_id;
+      st.chainId = t.chainId;
+      st.subtask = t.subtask;
+      st.state = cancelled ? thrift::ExecutionState::CANCELED : thrift::ExecutionState::FAILED;
+      if (!cancelled) st.__set_failure(s.message());
+      reports_.push_back(std::move(st));
+    }
+    reporter_wake_.notify_all();
+    return;
+  }
+  for (const TaskSnapshot& snap : executor->snapshot()) {
+    thrift::TaskStatus st = toTaskStatus(job_id, snap);
+    if (st.state == thrift::ExecutionState::DEPLOYING) st.state = thrift::ExecutionState::RUNNING;
+    reports_.push_back(std::move(st));
+  }
+  job->executor = std::move(executor);
+  if (job->cancelled.load()) job->executor->cancel();
+  reporter_wake_.notify_all();
+}
+
+Status TaskManager::startJob(HostedJob& job, std::unique_ptr<TaskExecutor>& executor) {
+  const thrift::JobDeployment& d = job.deployment;
+  if (job.cancelled.load()) return Status::cancelled();
+  auto path =
+      plugins_->get(d.pluginHash, d.pluginSize,
+                    [this, &d](std::int64_t offset, std::int32_t length) -> Result<std::string> {
+                      std::string chunk;
+                      Status s = reporter_client_.call([&](thrift::JobManagerServiceClient& c) {
+                        c.fetchBlob(chunk, d.pluginHash, offset, length);
+                      });
+                      if (!s.isOk()) return s;
+                      return chunk;
+                    });
+  if (!path.isOk()) return path.status().withContext("fetching plugin " + d.pluginHash);
+  if (job.cancelled.load()) return Status::cancelled();
+  auto plugin = LoadedPlugin::load(path->string());
+  if (!plugin.isOk()) return plugin.status();
+  job.plugin = *plugin;
+  const JobArgs args(
+      std::map<std::string, std::string>(d.graph.jobArgs.begin(), d.graph.jobArgs.end()));
+  auto program = job.plugin->createProgram(args);
+  if (!program.isOk()) return program.status();
+  job.program = *program;
+  Status s = validateJobGraph(d.graph);
+  if (!s.isOk()) return s;
+  s = checkSameGraph(d.graph, job.program->graph());
+  if (!s.isOk()) return s;
+  const ExecutionPlan plan = planExecution(d.graph);
+
+  RemotePlacement placement;
+  placement.job_id = d.jobId;
+  placement.network = network_.get();
+  placement.local_address = network_->address();
+  auto place = [&](int chain, int subtask, const std::string& address) -> Status {
+    auto [it, inserted] = placement.locations.emplace(std::make_pair(chain, subtask), address);
+    if (!inserted && it->second != address) {
+      return Status::invalidArgument("deployment places subtask " + std::to_string(subtask) +
+                                     " of chain " + std::to_string(chain) + " at both " +
+                                     it->second + " and " + address);
+    }
+    return Status::ok();
+  };
+  for (const auto& t : d.tasks) {
+    const TaskDeployment* planned = nullptr;
+    for (const auto& p : plan.tasks) {
+      if (p.chain_id == t.chainId && p.subtask == t.subtask) planned = &p;
+    }
+    const std::string what =
+        "subtask " + std::to_string(t.subtask) + " of chain " + std::to_string(t.chainId);
+    if (planned == nullptr) return Status::invalidArgument("the job has no " + what);
+    std::vector<std::string> uids;
+    for (int v : planned->spec.vertex_ids)
+      uids.push_back(d.graph.vertices[static_cast<std::size_t>(v)].uid);
+    if (uids != t.vertexUids) {
+      return Status::invalidArgument("the vertices of " + what +
+                                     " differ between the JobManager's plan and this one");
+    }
+    if (t.inputAddresses.size() != planned->inputs.size() ||
+        t.outputAddresses.size() != planned->routes.size()) {
+      return Status::invalidArgument("the channels of " + what + " do not match the plan");
+    }
+    s = place(t.chainId, t.subtask, placement.local_address);
+    if (!s.isOk()) return s;
+    for (std::size_t ch = 0; ch < planned->inputs.size(); ++ch) {
+      const auto& in = planned->inputs[ch];
+      s = place(in.producer_chain, in.producer_subtask, t.inputAddresses[ch]);
+      if (!s.isOk()) return s;
+    }
+    for (std::size_t o = 0; o < planned->routes.size(); ++o) {
+      if (t.outputAddresses[o].size() != planned->routes[o].size()) {
+        return Status::invalidArgument("the channels of " + what + " do not match the plan");
+      }
+      for (std::size_t ch = 0; ch < planned->routes[o].size(); ++ch) {
+        const auto& r = planned->routes[o][ch];
+        s = place(r.consumer_chain, r.consumer_subtask, t.outputAddresses[o][ch]);
+        if (!s.isOk()) return s;
+      }
+    }
+  }
+  std::set<std::pair<int, int>> deployed;
+  for (const auto& t : d.tasks)
+    deployed.emplace(t.chainId, t.subtask);
+  for (const auto& [where, address] : placement.locations) {
+    if (address == placement.local_address && deployed.count(where) == 0) {
+      return Status::invalidArgument("subtask " + std::to_string(where.second) + " of chain " +
+                                     std::to_string(where.first) +
+                                     " is said to run here but was not deployed here");
+    }
+  }
+
+  if (job.cancelled.load()) return Status::cancelled();
+  executor = std::make_unique<TaskExecutor>(executor_options_);
+  const std::string job_id = d.jobId;
+  executor->on_task_done = [this, job_id](const StreamTask& task) {
+    std::fflush(stdout);  // what print sinks wrote reaches the TaskManager's log now
+    report(toTaskStatus(job_id, TaskExecutor::snapshotOf(task)));
+  };
+  s = executor->deploy(job.program, d.graph, plan, &placement);
+  if (!s.isOk()) executor.reset();
+  return s;
+}
+
+void TaskManager::report(thrift::TaskStatus status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reports_.push_back(std::move(status));
+  }
+  reporter_wake_.notify_all();
+}
+
+std::vector<thrift::TaskStatus> TaskManager::runningStatuses() const {
+  std::vector<thrift::TaskStatus> out;
+  for (const auto& [id, job] : jobs_) {
+    if (!job->executor) continue;
+    for (const TaskSnapshot& snap : job->executor->snapshot()) {
+      out.push_back(toTaskStatus(id, snap));
+    }
+  }
+  return out;
+}
+
+void TaskManager::reporterLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    reporter_wake_.wait_for(lock, std::chrono::milliseconds(200),
+                            [&] { return stopping_ || !reports_.empty(); });
+    if (stopping_) break;
+    std::vector<thrift::TaskStatus> batch(reports_.begin(), reports_.end());
+    reports_.clear();
+    const std::string tm_id = task_manager_id_;
+    // Jobs whose subtasks have all ended leave once their last reports are out.
+    std::vector<std::shared_ptr<HostedJob>> ended;
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      const auto& job = it->second;
+      if (job->failed_to_deploy || (job->executor && job->executor->finished())) {
+        ended.push_back(job);
+        it = jobs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    lock.unlock();
+    if (!batch.empty() && !tm_id.empty()) {
+      Status s = reporter_client_.call(
+          [&](thrift::JobManagerServiceClient& c) { c.updateTaskStatus(tm_id, batch); });
+      if (!s.isOk()) spdlog::warn("cannot report task states to the JobManager: {}", s.message());
+    }
+    for (auto& job : ended) {
+      if (job->preparer.joinable()) job->preparer.join();
+      spdlog::info("job {}: all subtasks here have ended", job->deployment.jobId);
+    }
+    ended.clear();
+    lock.lock();
+  }
 }
 
 void TaskManager::connectionLoop() {
@@ -99,7 +460,9 @@ void TaskManager::connectionLoop() {
   registration.resourceId = resource_id_;
   registration.host = config_.getString("taskmanager.host");
   registration.rpcPort = rpcPort();
-  registration.numSlots = static_cast<std::int32_t>(config_.getInt("taskmanager.numberOfTaskSlots"));
+  registration.numSlots =
+      static_cast<std::int32_t>(config_.getInt("taskmanager.numberOfTaskSlots"));
+  registration.dataPort = dataPort();
   std::string last_failure;
 
   std::unique_lock<std::mutex> lock(mu_);
@@ -134,6 +497,7 @@ void TaskManager::connectionLoop() {
     thrift::TaskManagerHeartbeat heartbeat;
     heartbeat.taskManagerId = task_manager_id_;
     heartbeat.jobManagerId = job_manager_id_;
+    heartbeat.__set_tasks(runningStatuses());
     const auto interval = heartbeat_interval_;
     const auto timeout = heartbeat_timeout_;
     lock.unlock();

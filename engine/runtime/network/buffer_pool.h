@@ -9,6 +9,7 @@
 // buffer, never per record).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -59,6 +60,35 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::size_t peak_in_use_ = 0;      // guarded by mu_
   std::size_t waiting_ = 0;          // guarded by mu_
   std::function<void()> on_recycle_;
+};
+
+// A TaskManager's network memory, counted in segments. Every pool reserves its bound here before
+// it is created, so the buffers of all jobs on a TaskManager stay within
+// taskmanager.memory.network.max however many jobs it runs.
+class NetworkMemory {
+ public:
+  explicit NetworkMemory(std::size_t total_segments) : total_(total_segments) {}
+  // False (and nothing reserved) when fewer than `n` segments are left.
+  bool reserve(std::size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (n > total_ - reserved_) return false;
+    reserved_ += n;
+    return true;
+  }
+  void release(std::size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reserved_ -= std::min(n, reserved_);
+  }
+  std::size_t total() const { return total_; }
+  std::size_t available() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return total_ - reserved_;
+  }
+
+ private:
+  const std::size_t total_;
+  mutable std::mutex mu_;
+  std::size_t reserved_ = 0;  // guarded by mu_
 };
 
 // A unit handed from producer to consumer: a data segment holding record frames, or an event.

@@ -27,7 +27,8 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
       bound = kMaxControlPayload;
       break;
     case static_cast<std::uint8_t>(FrameKind::kCredit):
-      if (h.length != 4) return Status::corruption("credit frame of " + std::to_string(h.length) + " bytes");
+      if (h.length != 4)
+        return Status::corruption("credit frame of " + std::to_string(h.length) + " bytes");
       bound = 4;
       break;
     case static_cast<std::uint8_t>(FrameKind::kData):
@@ -41,8 +42,9 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
       return Status::corruption("unknown frame kind " + std::to_string(kind));
   }
   if (h.length > bound) {
-    return Status::corruption("frame of " + std::to_string(h.length) + " bytes exceeds the limit of " +
-                              std::to_string(bound) + " for its kind");
+    return Status::corruption("frame of " + std::to_string(h.length) +
+                              " bytes exceeds the limit of " + std::to_string(bound) +
+                              " for its kind");
   }
   h.kind = static_cast<FrameKind>(kind);
   return h;

@@ -8,11 +8,11 @@
 //         12       payload
 //
 // DATA carries one buffer of record frames (weir/task_api.h) for an input channel of the receiver;
-// END_OF_INPUT closes one channel; CREDIT (payload u32 n) lets the producer send n more buffers on a
-// channel; REQUEST (payload u32 credits + channel key) opens a channel: the consumer names the
-// producer's output channel it wants and the id the producer must put on its frames; HELLO (payload:
-// the sender's data address) is the first frame on a connection. A frame that breaks these rules
-// closes the connection.
+// END_OF_INPUT closes one channel; CREDIT (payload u32 n) lets the producer send n more buffers on
+// a channel; REQUEST (payload u32 credits + channel key) opens a channel: the consumer names the
+// producer's output channel it wants and the id the producer must put on its frames; HELLO
+// (payload: the sender's data address) is the first frame on a connection. A frame that breaks
+// these rules closes the connection.
 #pragma once
 
 #include <cstddef>

@@ -18,7 +18,9 @@ namespace weir::engine {
 
 namespace {
 
-std::string errnoText() { return std::strerror(errno); }
+std::string errnoText() {
+  return std::strerror(errno);
+}
 
 bool readFully(int fd, std::uint8_t* buf, std::size_t n) {
   while (n > 0) {
@@ -220,9 +222,10 @@ void Connection::close(const std::string& reason) {
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
   writer_cv_.notify_all();
-  const Status failure = Status::ioError("data connection to TaskManager at " + peer_ +
-                                         " lost: " + reason);
-  for (auto& [id, ch] : outputs) ch->fail(failure);
+  const Status failure =
+      Status::ioError("data connection to TaskManager at " + peer_ + " lost: " + reason);
+  for (auto& [id, ch] : outputs)
+    ch->fail(failure);
   for (auto& [id, in] : inputs) {
     if (!in.ended && in.on_failure) in.on_failure(failure);
   }
@@ -256,6 +259,24 @@ void Connection::bindOutput(std::uint32_t id, std::shared_ptr<RemoteOutputChanne
   }
 }
 
+void Connection::releaseChannels(const std::string& key_prefix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = inputs_.begin(); it != inputs_.end();) {
+    if (it->second.key.rfind(key_prefix, 0) != 0) {
+      ++it;
+    } else if (it->second.ended) {
+      it = inputs_.erase(it);
+    } else {
+      it->second.gate = nullptr;
+      it->second.on_failure = nullptr;
+      ++it;
+    }
+  }
+  for (auto it = outputs_.begin(); it != outputs_.end();) {
+    it = it->second->key().rfind(key_prefix, 0) == 0 ? outputs_.erase(it) : std::next(it);
+  }
+}
+
 void Connection::queueControl(FrameKind kind, std::uint32_t channel, std::string payload) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -283,7 +304,7 @@ void Connection::openInput(const std::string& key, InputGate* gate, int gate_cha
       pool->setRecycleListener([self, id] {
         if (auto c = self.lock()) c->grantCredit(id, 1);
       });
-      inputs_[id] = InputChannel{gate, gate_channel, pool, on_failure, false};
+      inputs_[id] = InputChannel{key, gate, gate_channel, pool, on_failure, false};
     }
   }
   if (closed) {
@@ -382,8 +403,6 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
   switch (h.kind) {
     case FrameKind::kData: {
       std::shared_ptr<BufferPool> pool;
-      InputGate* gate = nullptr;
-      int gate_channel = 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = inputs_.find(h.channel);
@@ -394,9 +413,15 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
           return Status::corruption("data after end of input on channel " +
                                     std::to_string(h.channel));
         }
-        pool = it->second.pool;
-        gate = it->second.gate;
-        gate_channel = it->second.gate_channel;
+        if (it->second.gate != nullptr) pool = it->second.pool;
+      }
+      if (!pool) {
+        // Released: its task is gone. Drop what was already under way.
+        scratch.resize(h.length);
+        if (h.length > 0 && !readFully(fd_, scratch.data(), h.length)) {
+          return Status::ioError("connection closed in the middle of a frame");
+        }
+        return Status::ok();
       }
       std::uint8_t* segment = pool->tryRequest();
       if (segment == nullptr) {
@@ -407,7 +432,15 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         pool->recycle(segment);
         return Status::ioError("connection closed in the middle of a frame");
       }
-      gate->push(gate_channel, Buffer::data(std::move(pool), segment, h.length));
+      Buffer buffer = Buffer::data(std::move(pool), segment, h.length);
+      // The gate is looked up again under the lock: the channel may have been released while
+      // the payload was read, and its gate destroyed with its task. A buffer not delivered is
+      // recycled after the lock is released (recycling grants credit, which takes mu_).
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = inputs_.find(h.channel);
+      if (it != inputs_.end() && it->second.gate != nullptr) {
+        it->second.gate->push(it->second.gate_channel, std::move(buffer));
+      }
       return Status::ok();
     }
     case FrameKind::kEndOfInput: {
@@ -420,11 +453,13 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
           return Status::corruption("end of input for unknown channel " +
                                     std::to_string(h.channel));
         }
+        if (it->second.gate == nullptr) {
+          inputs_.erase(it);
+          return Status::ok();
+        }
         it->second.ended = true;
-        gate = it->second.gate;
-        gate_channel = it->second.gate_channel;
+        it->second.gate->push(it->second.gate_channel, Buffer::endOfInput());
       }
-      gate->push(gate_channel, Buffer::endOfInput());
       return Status::ok();
     }
     case FrameKind::kCredit:
@@ -462,7 +497,9 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
 
 NetworkEnvironment::NetworkEnvironment(NetworkOptions options) : options_(std::move(options)) {}
 
-NetworkEnvironment::~NetworkEnvironment() { stop(); }
+NetworkEnvironment::~NetworkEnvironment() {
+  stop();
+}
 
 std::string NetworkEnvironment::address() const {
   return options_.host + ":" + std::to_string(port_);
@@ -501,24 +538,29 @@ void NetworkEnvironment::stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& [peer, c] : connections_) all.push_back(c);
+    for (auto& [peer, c] : connections_)
+      all.push_back(c);
   }
   stop_cv_.notify_all();
   if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
   if (acceptor_.joinable()) acceptor_.join();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   listen_fd_ = -1;
-  for (auto& c : all) c->close("shutting down");
+  for (auto& c : all)
+    c->close("shutting down");
   std::vector<std::thread> helpers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     helpers.swap(helpers_);
-    for (auto& c : retired_) all.push_back(c);
+    for (auto& c : retired_)
+      all.push_back(c);
     retired_.clear();
     connections_.clear();
   }
-  for (auto& t : helpers) t.join();
-  for (auto& c : all) c->join();
+  for (auto& t : helpers)
+    t.join();
+  for (auto& c : all)
+    c->join();
 }
 
 std::size_t NetworkEnvironment::connectionCount() const {
@@ -640,9 +682,8 @@ void NetworkEnvironment::openInputChannel(const std::string& key, const std::str
                                 options_.segment_size, std::move(on_failure));
 }
 
-void NetworkEnvironment::onRequest(const std::shared_ptr<Connection>& connection,
-                                   std::uint32_t id, std::uint32_t credits,
-                                   const std::string& key) {
+void NetworkEnvironment::onRequest(const std::shared_ptr<Connection>& connection, std::uint32_t id,
+                                   std::uint32_t credits, const std::string& key) {
   std::shared_ptr<RemoteOutputChannel> channel;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -664,14 +705,21 @@ void NetworkEnvironment::onClosed(const std::shared_ptr<Connection>& connection)
   retired_.push_back(connection);
 }
 
-void NetworkEnvironment::releaseOutputChannels(const std::string& key_prefix) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = outputs_.begin(); it != outputs_.end();) {
-    it = it->first.rfind(key_prefix, 0) == 0 ? outputs_.erase(it) : std::next(it);
+void NetworkEnvironment::releaseChannels(const std::string& key_prefix) {
+  std::vector<std::shared_ptr<Connection>> connections;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = outputs_.begin(); it != outputs_.end();) {
+      it = it->first.rfind(key_prefix, 0) == 0 ? outputs_.erase(it) : std::next(it);
+    }
+    for (auto it = pending_requests_.begin(); it != pending_requests_.end();) {
+      it = it->first.rfind(key_prefix, 0) == 0 ? pending_requests_.erase(it) : std::next(it);
+    }
+    for (auto& [peer, c] : connections_)
+      connections.push_back(c);
   }
-  for (auto it = pending_requests_.begin(); it != pending_requests_.end();) {
-    it = it->first.rfind(key_prefix, 0) == 0 ? pending_requests_.erase(it) : std::next(it);
-  }
+  for (auto& c : connections)
+    c->releaseChannels(key_prefix);
 }
 
 }  // namespace weir::engine

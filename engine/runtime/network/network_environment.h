@@ -8,13 +8,14 @@
 // channel's queue. Their number is bounded by the producer's own buffer pool, so a slow or absent
 // consumer back-pressures the producer. Each credit stands for one receive buffer the consumer has
 // reserved for that channel (taskmanager.network.buffers-per-channel), so the receiver always has
-// room for what arrives; a buffer the consumer has processed returns to its pool and grants one more
-// credit.
+// room for what arrives; a buffer the consumer has processed returns to its pool and grants one
+// more credit.
 //
 // Connections. The TaskManager with the smaller data address connects; the other waits for it. A
 // connection runs a reader and a writer thread. A frame that breaks the protocol (wrong version,
-// unknown kind or channel, oversized length, data beyond credit) closes the connection with a logged
-// error, and every channel on it fails: its tasks fail with the reason, the TaskManager keeps going.
+// unknown kind or channel, oversized length, data beyond credit) closes the connection with a
+// logged error, and every channel on it fails: its tasks fail with the reason, the TaskManager
+// keeps going.
 #pragma once
 
 #include <atomic>
@@ -70,11 +71,11 @@ class RemoteOutputChannel final : public ChannelSink,
   const std::string peer_;
   ChannelFailureHandler on_failure_;
   mutable std::mutex mu_;
-  std::deque<Buffer> queue_;                  // guarded by mu_
-  std::uint32_t credit_ = 0;                  // guarded by mu_
-  std::uint32_t id_ = 0;                      // guarded by mu_
-  std::weak_ptr<Connection> connection_;      // guarded by mu_
-  bool failed_ = false;                       // guarded by mu_
+  std::deque<Buffer> queue_;              // guarded by mu_
+  std::uint32_t credit_ = 0;              // guarded by mu_
+  std::uint32_t id_ = 0;                  // guarded by mu_
+  std::weak_ptr<Connection> connection_;  // guarded by mu_
+  bool failed_ = false;                   // guarded by mu_
   std::atomic<bool> in_ready_list_{false};
 };
 
@@ -102,10 +103,14 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void openInput(const std::string& key, InputGate* gate, int gate_channel, int credits,
                  std::size_t segment_size, ChannelFailureHandler on_failure);
   void grantCredit(std::uint32_t id, std::uint32_t n);
+  // Detaches the channels whose key starts with `key_prefix` from their gates and forgets their
+  // outputs: their tasks are going away. Data still in flight for them is read and dropped.
+  void releaseChannels(const std::string& key_prefix);
 
  private:
   struct InputChannel {
-    InputGate* gate = nullptr;
+    std::string key;
+    InputGate* gate = nullptr;  // null once released: what still arrives is dropped
     int gate_channel = 0;
     std::shared_ptr<BufferPool> pool;
     ChannelFailureHandler on_failure;
@@ -129,15 +134,15 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   mutable std::mutex mu_;
   std::condition_variable writer_cv_;
-  bool attached_ = false;                                            // guarded by mu_
-  bool closed_ = false;                                              // guarded by mu_
-  std::string close_reason_;                                         // guarded by mu_
-  std::deque<ControlFrame> control_;                                 // guarded by mu_
-  std::deque<std::shared_ptr<RemoteOutputChannel>> ready_;           // guarded by mu_
+  bool attached_ = false;                                                  // guarded by mu_
+  bool closed_ = false;                                                    // guarded by mu_
+  std::string close_reason_;                                               // guarded by mu_
+  std::deque<ControlFrame> control_;                                       // guarded by mu_
+  std::deque<std::shared_ptr<RemoteOutputChannel>> ready_;                 // guarded by mu_
   std::map<std::uint32_t, std::shared_ptr<RemoteOutputChannel>> outputs_;  // guarded by mu_
-  std::map<std::uint32_t, InputChannel> inputs_;                     // guarded by mu_
-  std::map<std::uint32_t, std::uint32_t> pending_credit_;            // guarded by mu_
-  std::uint32_t next_input_id_ = 1;                                  // guarded by mu_
+  std::map<std::uint32_t, InputChannel> inputs_;                           // guarded by mu_
+  std::map<std::uint32_t, std::uint32_t> pending_credit_;                  // guarded by mu_
+  std::uint32_t next_input_id_ = 1;                                        // guarded by mu_
 };
 
 struct NetworkOptions {
@@ -168,8 +173,9 @@ class NetworkEnvironment {
   // Consumer side: asks `peer` for the channel `key` and delivers it into `gate`.
   void openInputChannel(const std::string& key, const std::string& peer, InputGate* gate,
                         int gate_channel, ChannelFailureHandler on_failure);
-  // Forgets output channels (of a finished or failed job) that no consumer opened.
-  void releaseOutputChannels(const std::string& key_prefix);
+  // Forgets every channel (output and input) whose key starts with `key_prefix`: the tasks of a
+  // job that ended or was cancelled here. Call before their gates and partitions are destroyed.
+  void releaseChannels(const std::string& key_prefix);
 
   // --- connection side ---
   void onRequest(const std::shared_ptr<Connection>& connection, std::uint32_t id,
@@ -192,17 +198,17 @@ class NetworkEnvironment {
 
   mutable std::mutex mu_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;                                                   // guarded by mu_
-  std::map<std::string, std::shared_ptr<Connection>> connections_;         // guarded by mu_
-  std::vector<std::shared_ptr<Connection>> retired_;                        // guarded by mu_
-  std::vector<std::thread> helpers_;                                        // guarded by mu_
-  std::map<std::string, std::shared_ptr<RemoteOutputChannel>> outputs_;    // guarded by mu_
+  bool stopping_ = false;                                                // guarded by mu_
+  std::map<std::string, std::shared_ptr<Connection>> connections_;       // guarded by mu_
+  std::vector<std::shared_ptr<Connection>> retired_;                     // guarded by mu_
+  std::vector<std::thread> helpers_;                                     // guarded by mu_
+  std::map<std::string, std::shared_ptr<RemoteOutputChannel>> outputs_;  // guarded by mu_
   struct PendingRequest {
     std::weak_ptr<Connection> connection;
     std::uint32_t id = 0;
     std::uint32_t credits = 0;
   };
-  std::map<std::string, PendingRequest> pending_requests_;                  // guarded by mu_
+  std::map<std::string, PendingRequest> pending_requests_;  // guarded by mu_
 };
 
 }  // namespace weir::engine

@@ -60,7 +60,8 @@ bool ResultPartition::hasPendingData() const {
 
 void ResultPartition::finish() {
   flushAll();
-  for (const auto& t : targets_) t->push(Buffer::endOfInput());
+  for (const auto& t : targets_)
+    t->push(Buffer::endOfInput());
 }
 
 void ResultPartition::discard() {

@@ -1,0 +1,435 @@
+// The JobManager's jobs: submission, slot allocation, deployment and the job state machine (see
+// job_manager.h).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "jobmanager/job_manager.h"
+
+namespace weir::engine {
+
+namespace {
+
+std::int64_t unixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// 32 hex digits, like Flink's job ids.
+std::string newJobId() {
+  std::random_device rd;
+  std::uniform_int_distribution<std::uint64_t> dist;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(dist(rd)),
+                static_cast<unsigned long long>(dist(rd)));
+  return buf;
+}
+
+bool isTerminal(thrift::ExecutionState::type s) {
+  return s == thrift::ExecutionState::FINISHED || s == thrift::ExecutionState::CANCELED ||
+         s == thrift::ExecutionState::FAILED;
+}
+
+bool isTerminal(thrift::JobState::type s) {
+  return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
+         s == thrift::JobState::FAILED;
+}
+
+}  // namespace
+
+Result<std::string> JobManager::fetchBlob(const std::string& sha256, std::int64_t offset,
+                                          std::int32_t length) const {
+  return blobs_->readChunk(sha256, offset, length);
+}
+
+Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submission) {
+  const JobGraph& graph = submission.graph;
+  Status s = validateJobGraph(graph);
+  if (!s.isOk()) return s.withContext("invalid job graph");
+  auto size = blobs_->size(submission.pluginHash);
+  if (!size.isOk()) {
+    return Status::notFound("plugin " + submission.pluginHash +
+                            " was not uploaded to this JobManager");
+  }
+  JobEntry job;
+  job.id = newJobId();
+  job.graph = graph;
+  job.plugin_hash = submission.pluginHash;
+  job.plugin_size = *size;
+  job.plugin = submission.pluginName + " " + submission.pluginVersion + " (" +
+               submission.pluginHash.substr(0, 12) + ")";
+  job.plan = planExecution(graph);
+  job.submitted_at_ms = unixMillis();
+  job.submitted = Clock::now();
+  for (const auto& v : graph.vertices)
+    job.slots_needed = std::max(job.slots_needed, static_cast<int>(v.parallelism));
+  for (const auto& t : job.plan.tasks)
+    job.subtasks[{t.chain_id, t.subtask}] = SubtaskEntry{};
+  const std::string id = job.id;
+  spdlog::info("job {} ('{}') submitted from plugin {}: {} subtasks, needs {} slots", id,
+               graph.name, job.plugin, job.plan.tasks.size(), job.slots_needed);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Status::failed("the JobManager is shutting down");
+    jobs_.emplace(id, std::move(job));
+    job_order_.push_back(id);
+  }
+  scheduler_cv_.notify_all();
+  return id;
+}
+
+bool JobManager::tryScheduleLocked(JobEntry& job) {
+  // Free slots per alive TaskManager; take from the one with the most free slots each time.
+  std::vector<TaskManagerEntry*> candidates;
+  int free_total = 0;
+  for (auto& [id, tm] : task_managers_) {
+    if (tm.info.state != thrift::TaskManagerState::ALIVE || tm.info.freeSlots <= 0) continue;
+    candidates.push_back(&tm);
+    free_total += tm.info.freeSlots;
+  }
+  if (free_total < job.slots_needed) return false;
+  std::map<std::string, int> free;
+  for (auto* tm : candidates)
+    free[tm->info.id] = tm->info.freeSlots;
+  std::vector<TaskManagerEntry*> slots;  // slot i -> TaskManager
+  for (int i = 0; i < job.slots_needed; ++i) {
+    TaskManagerEntry* best = nullptr;
+    for (auto* tm : candidates) {
+      if (free[tm->info.id] == 0) continue;
+      if (best == nullptr || free[tm->info.id] > free[best->info.id] ||
+          (free[tm->info.id] == free[best->info.id] && tm->number < best->number)) {
+        best = tm;
+      }
+    }
+    --free[best->info.id];
+    slots.push_back(best);
+  }
+  for (auto* tm : slots) {
+    --tm->info.freeSlots;
+    ++job.slots_held[tm->info.id];
+  }
+
+  auto address = [&](int subtask) -> const std::string& {
+    return slots[static_cast<std::size_t>(subtask)]->data_address;
+  };
+  std::map<std::string, std::shared_ptr<thrift::JobDeployment>> deployments;
+  for (const TaskDeployment& t : job.plan.tasks) {
+    TaskManagerEntry* tm = slots[static_cast<std::size_t>(t.subtask)];
+    auto& d = deployments[tm->info.id];
+    if (!d) {
+      d = std::make_shared<thrift::JobDeployment>();
+      d->jobId = job.id;
+      d->graph = job.graph;
+      d->pluginHash = job.plugin_hash;
+      d->pluginSize = job.plugin_size;
+    }
+    thrift::TaskDeploymentDescriptor tdd;
+    tdd.chainId = t.chain_id;
+    tdd.subtask = t.subtask;
+    tdd.parallelism = job.plan.chains[static_cast<std::size_t>(t.chain_id)].parallelism;
+    for (int v : t.spec.vertex_ids)
+      tdd.vertexUids.push_back(job.graph.vertices[static_cast<std::size_t>(v)].uid);
+    for (const auto& in : t.inputs)
+      tdd.inputAddresses.push_back(address(in.producer_subtask));
+    for (const auto& routes : t.routes) {
+      std::vector<std::string> out;
+      for (const auto& r : routes)
+        out.push_back(address(r.consumer_subtask));
+      tdd.outputAddresses.push_back(std::move(out));
+    }
+    d->tasks.push_back(std::move(tdd));
+    SubtaskEntry& sub = job.subtasks[{t.chain_id, t.subtask}];
+    sub.task_manager = tm->info.id;
+    sub.state = thrift::ExecutionState::DEPLOYING;
+  }
+  job.state = thrift::JobState::RUNNING;
+  for (auto& [tm, d] : deployments)
+    pending_calls_.push_back(PendingCall{PendingCall::kDeploy, tm, job.id, d, ""});
+  std::string where;
+  for (auto& [tm, n] : job.slots_held)
+    where += (where.empty() ? "" : ", ") + tm + " x" + std::to_string(n);
+  spdlog::info("job {}: deploying on {}", job.id, where);
+  return true;
+}
+
+void JobManager::schedulerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const auto now = Clock::now();
+    for (const std::string& id : job_order_) {
+      JobEntry& job = jobs_.at(id);
+      if (job.state != thrift::JobState::CREATED) continue;
+      if (tryScheduleLocked(job)) continue;
+      if (now - job.submitted >= slot_timeout_) {
+        int free_slots = 0;
+        int total_slots = 0;
+        int alive = 0;
+        for (const auto& [tm_id, tm] : task_managers_) {
+          if (tm.info.state != thrift::TaskManagerState::ALIVE) continue;
+          ++alive;
+          free_slots += tm.info.freeSlots;
+          total_slots += tm.info.slots;
+        }
+        failJobLocked(
+            job, "not enough task slots: the job needs " + std::to_string(job.slots_needed) + ", " +
+                     std::to_string(free_slots) + " of " + std::to_string(total_slots) +
+                     " are free on " + std::to_string(alive) + " TaskManager(s), after waiting " +
+                     std::to_string(slot_timeout_.count()) + " ms (slot.request.timeout)");
+      }
+    }
+    while (!pending_calls_.empty() && !stopping_) {
+      PendingCall call = std::move(pending_calls_.front());
+      pending_calls_.pop_front();
+      auto tm = task_managers_.find(call.task_manager);
+      if (tm == task_managers_.end() || tm->second.info.state != thrift::TaskManagerState::ALIVE) {
+        continue;  // its loss already failed the job
+      }
+      auto client = tm->second.client;
+      lock.unlock();
+      Status s = client->call([&](thrift::TaskManagerServiceClient& c) {
+        if (call.kind == PendingCall::kDeploy) {
+          c.deployTasks(id_, *call.deployment);
+        } else if (call.kind == PendingCall::kCancel) {
+          c.cancelJob(id_, call.job);
+        } else {
+          c.heartbeat(id_);
+        }
+      });
+      lock.lock();
+      if (call.kind == PendingCall::kProbe) {
+        // A subtask lost its data connection to this TaskManager. If the TaskManager is gone,
+        // that is the job's failure (markLostLocked reports it); otherwise the subtask's is.
+        auto tm_it = task_managers_.find(call.task_manager);
+        if (!s.isOk() && s.message().find("timed out") == std::string::npos &&
+            tm_it != task_managers_.end() &&
+            tm_it->second.info.state == thrift::TaskManagerState::ALIVE) {
+          markLostLocked(tm_it->second, "connection lost: " + s.message());
+        }
+        auto job = jobs_.find(call.job);
+        if (job != jobs_.end()) failJobLocked(job->second, call.failure);
+        continue;
+      }
+      if (!s.isOk()) {
+        spdlog::warn("job {}: {} on {} failed: {}", call.job,
+                     call.deployment ? "deployment" : "cancellation", call.task_manager,
+                     s.message());
+        auto job = jobs_.find(call.job);
+        if (job != jobs_.end() && call.deployment &&
+            job->second.state == thrift::JobState::RUNNING) {
+          failJobLocked(job->second, "deployment to TaskManager " + call.task_manager +
+                                         " failed: " + s.message());
+        }
+      }
+    }
+    // Waiting jobs are looked at again when slots may have changed, and at least every 100 ms
+    // for their timeouts.
+    scheduler_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                           [&] { return stopping_ || !pending_calls_.empty(); });
+  }
+}
+
+void JobManager::updateTaskStatus(const std::string& task_manager_id,
+                                  const std::vector<thrift::TaskStatus>& statuses) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& st : statuses) {
+    auto job = jobs_.find(st.jobId);
+    if (job == jobs_.end()) continue;  // not ours (this JobManager restarted)
+    applyStatusLocked(job->second, task_manager_id, st);
+  }
+}
+
+void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manager,
+                                   const thrift::TaskStatus& status) {
+  auto it = job.subtasks.find({status.chainId, status.subtask});
+  if (it == job.subtasks.end() || it->second.task_manager != task_manager) return;
+  SubtaskEntry& sub = it->second;
+  // Metrics only grow; a report never leads out of a final state (a heartbeat taken before the
+  // subtask ended may arrive after the report of its end).
+  if (!isTerminal(sub.state) || status.state == sub.state) sub.last = status;
+  if (isTerminal(sub.state)) return;
+  if (status.state == thrift::ExecutionState::DEPLOYING &&
+      sub.state != thrift::ExecutionState::DEPLOYING) {
+    return;
+  }
+  sub.state = status.state;
+  if (status.__isset.failure) sub.failure = status.failure;
+  if (status.state == thrift::ExecutionState::FAILED && job.state == thrift::JobState::RUNNING) {
+    const std::string failure = describeSubtaskLocked(job, status.chainId, status.subtask) +
+                                " on " + task_manager + " failed: " + sub.failure;
+    // A broken data connection usually means the TaskManager at its other end died: check that
+    // first, so that the job fails with the root cause.
+    for (const auto& [id, tm] : task_managers_) {
+      if (tm.info.state == thrift::TaskManagerState::ALIVE && id != task_manager &&
+          sub.failure.find("data connection to TaskManager at " + tm.data_address + " ") !=
+              std::string::npos) {
+        if (job.probing) return;
+        job.probing = true;
+        pending_calls_.push_back(PendingCall{PendingCall::kProbe, id, job.id, nullptr, failure});
+        scheduler_cv_.notify_all();
+        return;
+      }
+    }
+    failJobLocked(job, failure);
+    return;
+  }
+  evaluateJobLocked(job);
+}
+
+std::string JobManager::describeSubtaskLocked(const JobEntry& job, int chain, int subtask) const {
+  const auto& c = job.plan.chains[static_cast<std::size_t>(chain)];
+  return "'" + c.name + "' (" + std::to_string(subtask + 1) + "/" + std::to_string(c.parallelism) +
+         ")";
+}
+
+void JobManager::evaluateJobLocked(JobEntry& job) {
+  bool all_finished = true;
+  bool all_ended = true;
+  for (const auto& [key, sub] : job.subtasks) {
+    if (sub.state != thrift::ExecutionState::FINISHED) all_finished = false;
+    if (!isTerminal(sub.state)) all_ended = false;
+  }
+  if (job.state == thrift::JobState::RUNNING && all_finished) {
+    endJobLocked(job, thrift::JobState::FINISHED);
+  } else if (job.state == thrift::JobState::CANCELLING && all_ended) {
+    endJobLocked(job, thrift::JobState::CANCELED);
+  }
+}
+
+void JobManager::failJobLocked(JobEntry& job, const std::string& reason) {
+  if (isTerminal(job.state)) return;
+  job.failure = reason;
+  spdlog::error("job {} ('{}') failed: {}", job.id, job.graph.name, reason);
+  for (const auto& [tm, n] : job.slots_held) {
+    auto it = task_managers_.find(tm);
+    if (it != task_managers_.end() && it->second.info.state == thrift::TaskManagerState::ALIVE) {
+      pending_calls_.push_back(PendingCall{PendingCall::kCancel, tm, job.id, nullptr, ""});
+    }
+  }
+  for (auto& [key, sub] : job.subtasks) {
+    if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
+  }
+  endJobLocked(job, thrift::JobState::FAILED);
+  scheduler_cv_.notify_all();
+}
+
+void JobManager::endJobLocked(JobEntry& job, thrift::JobState::type state) {
+  job.state = state;
+  job.ended = Clock::now();
+  for (const auto& [tm, n] : job.slots_held) {
+    auto it = task_managers_.find(tm);
+    if (it != task_managers_.end()) it->second.info.freeSlots += n;
+  }
+  job.slots_held.clear();
+  if (state != thrift::JobState::FAILED) {
+    spdlog::info("job {} ('{}') {}", job.id, job.graph.name, thrift::to_string(state));
+  }
+  scheduler_cv_.notify_all();  // freed slots may let a waiting job run
+}
+
+Status JobManager::cancelJob(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::notFound("no job with id " + job_id);
+  JobEntry& job = it->second;
+  if (isTerminal(job.state) || job.state == thrift::JobState::CANCELLING) {
+    return Status::failed("job " + job_id + " is already " + thrift::to_string(job.state));
+  }
+  spdlog::info("cancelling job {} ('{}')", job.id, job.graph.name);
+  if (job.state == thrift::JobState::CREATED) {
+    for (auto& [key, sub] : job.subtasks)
+      sub.state = thrift::ExecutionState::CANCELED;
+    endJobLocked(job, thrift::JobState::CANCELED);
+    return Status::ok();
+  }
+  job.state = thrift::JobState::CANCELLING;
+  for (auto& [key, sub] : job.subtasks) {
+    if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
+  }
+  for (const auto& [tm, n] : job.slots_held)
+    pending_calls_.push_back(PendingCall{PendingCall::kCancel, tm, job.id, nullptr, ""});
+  scheduler_cv_.notify_all();
+  evaluateJobLocked(job);
+  return Status::ok();
+}
+
+thrift::JobSummary JobManager::summaryLocked(const JobEntry& job) const {
+  thrift::JobSummary s;
+  s.id = job.id;
+  s.name = job.graph.name;
+  s.state = job.state;
+  s.submittedAtMs = job.submitted_at_ms;
+  const auto end = isTerminal(job.state) ? job.ended : Clock::now();
+  s.durationMs = std::chrono::duration_cast<std::chrono::milliseconds>(end - job.submitted).count();
+  s.parallelism = job.slots_needed;
+  s.tasksTotal = static_cast<std::int32_t>(job.subtasks.size());
+  s.tasksRunning = 0;
+  s.tasksFinished = 0;
+  for (const auto& [key, sub] : job.subtasks) {
+    if (sub.state == thrift::ExecutionState::RUNNING) ++s.tasksRunning;
+    if (sub.state == thrift::ExecutionState::FINISHED) ++s.tasksFinished;
+  }
+  if (!job.failure.empty()) s.__set_failure(job.failure);
+  s.plugin = job.plugin;
+  return s;
+}
+
+std::vector<thrift::JobSummary> JobManager::listJobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<thrift::JobSummary> out;
+  for (const std::string& id : job_order_)
+    out.push_back(summaryLocked(jobs_.at(id)));
+  return out;
+}
+
+Result<thrift::JobDetails> JobManager::jobDetails(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::notFound("no job with id " + job_id);
+  const JobEntry& job = it->second;
+  thrift::JobDetails details;
+  details.summary = summaryLocked(job);
+  for (const auto& chain : job.plan.chains) {
+    for (int v : chain.vertices) {
+      const auto& vertex = job.graph.vertices[static_cast<std::size_t>(v)];
+      thrift::VertexInfo info;
+      info.id = vertex.id;
+      info.name = vertex.name;
+      info.uid = vertex.uid;
+      info.parallelism = vertex.parallelism;
+      for (int s = 0; s < chain.parallelism; ++s) {
+        const SubtaskEntry& sub = job.subtasks.at({chain.id, s});
+        thrift::SubtaskInfo si;
+        si.subtask = s;
+        si.state = sub.state;
+        si.taskManagerId = sub.task_manager;
+        si.taskManagerAddress = "";
+        auto tm = task_managers_.find(sub.task_manager);
+        if (tm != task_managers_.end()) {
+          si.taskManagerAddress =
+              tm->second.info.host + ":" + std::to_string(tm->second.info.rpcPort);
+        }
+        si.recordsIn = 0;
+        si.recordsOut = 0;
+        for (const auto& r : sub.last.vertices) {
+          if (r.vertexId == v) {
+            si.recordsIn = r.recordsIn;
+            si.recordsOut = r.recordsOut;
+          }
+        }
+        si.busyMs = sub.last.busyMs;
+        si.idleMs = sub.last.idleMs;
+        si.backpressuredMs = sub.last.backpressuredMs;
+        if (!sub.failure.empty()) si.__set_failure(sub.failure);
+        info.subtasks.push_back(std::move(si));
+      }
+      details.vertices.push_back(std::move(info));
+    }
+  }
+  std::sort(details.vertices.begin(), details.vertices.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return details;
+}
+
+}  // namespace weir::engine
