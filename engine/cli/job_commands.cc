@@ -1,16 +1,19 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "cli/admin_client.h"
 #include "common/sha256.h"
 #include "jobmanager/local_job.h"
+#include "jobmanager/mini_cluster.h"
 
 namespace weir::cli {
 
@@ -32,7 +35,7 @@ namespace {
 // and cancels the job gracefully on the first one. A second signal ends the process at once.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(engine::LocalJob* job) : job_(job) {
+  explicit SignalWatcher(std::function<void()> cancel) : cancel_(std::move(cancel)) {
     thread_ = std::thread([this] { watch(); });
   }
   ~SignalWatcher() {
@@ -66,15 +69,20 @@ class SignalWatcher {
         std::_Exit(130);
       }
       std::fprintf(stderr, "weir: interrupted, cancelling the job (interrupt again to force)\n");
-      job_->cancel();
+      cancel_();
     }
   }
 
-  engine::LocalJob* job_;
+  std::function<void()> cancel_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> interrupted_{false};
   std::thread thread_;
 };
+
+bool jobEnded(thrift::JobState::type s) {
+  return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
+         s == thrift::JobState::FAILED;
+}
 
 // The first steps of every command taking a plugin: parse --arg pairs, load the plugin.
 int loadPlugin(const JobOptions& options, JobArgs& args,
@@ -94,37 +102,50 @@ int runLocal(const JobOptions& options) {
   JobArgs args;
   std::shared_ptr<engine::LoadedPlugin> plugin;
   if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
-  SignalWatcher::blockSignals();  // before any task thread exists, so they inherit the mask
+  // The client's half: build the job graph from the plugin.
+  auto program = plugin->createProgram(args);
+  if (!program.isOk()) return fail(program.status(), kExitFailure);
+  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
+  if (!graph.isOk()) return fail(graph.status(), kExitFailure);
+  program->reset();
+  int slots = 1;
+  for (const auto& v : graph->vertices)
+    slots = std::max(slots, static_cast<int>(v.parallelism));
+  SignalWatcher::blockSignals();  // before any thread exists, so they all inherit the mask
 
-  engine::TaskExecutorOptions executor_options;
-  executor_options.buffer_timeout = std::chrono::milliseconds(options.buffer_timeout_ms);
   const auto start = std::chrono::steady_clock::now();
-  auto job = engine::LocalJob::start(engine::pluginProgramFactory(plugin, args),
-                                     options.parallelism, args, executor_options);
+  auto cluster = engine::MiniCluster::start(
+      slots, {"execution.buffer-timeout=" + std::to_string(options.buffer_timeout_ms) + " ms"});
+  if (!cluster.isOk()) return fail(cluster.status(), kExitFailure);
+  engine::JobManager& jm = (*cluster)->jobManager();
+  auto job = (*cluster)->submit(options.plugin, *graph, plugin->name(), plugin->version());
   if (!job.isOk()) return fail(job.status(), kExitFailure);
-  spdlog::info("running job '{}' from plugin {} {} with parallelism {}", (*job)->graph().name,
+  spdlog::info("running job '{}' ({}) from plugin {} {} with parallelism {}", graph->name, *job,
                plugin->name(), plugin->version(), options.parallelism);
-  Status result;
+  Result<thrift::JobSummary> summary = Status::internal("no result");
   bool interrupted = false;
   {
-    SignalWatcher watcher(job->get());
-    result = (*job)->wait();
+    SignalWatcher watcher([&jm, id = *job] { (void)jm.cancelJob(id); });
+    do {
+      summary = jm.awaitJob(*job, std::chrono::seconds(1));
+    } while (summary.isOk() && !jobEnded(summary->state));
     interrupted = watcher.interrupted();
   }
+  (*cluster)->stop();
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fflush(stdout);
-  if (interrupted && result.code() == Status::Code::kCancelled) {
-    std::fprintf(stderr, "weir: job '%s' cancelled after %.1f ms\n", (*job)->graph().name.c_str(),
-                 ms);
-    return 130;
+  if (!summary.isOk()) return fail(summary.status(), kExitFailure);
+  if (summary->state == thrift::JobState::CANCELED) {
+    std::fprintf(stderr, "weir: job '%s' cancelled after %.1f ms\n", graph->name.c_str(), ms);
+    return interrupted ? 130 : kExitFailure;
   }
-  if (!result.isOk()) {
-    std::fprintf(stderr, "weir: job '%s' failed: %s\n", (*job)->graph().name.c_str(),
-                 result.message().c_str());
+  if (summary->state != thrift::JobState::FINISHED) {
+    std::fprintf(stderr, "weir: job '%s' failed: %s\n", graph->name.c_str(),
+                 summary->failure.c_str());
     return kExitFailure;
   }
-  spdlog::info("job '{}' finished in {:.1f} ms", (*job)->graph().name, ms);
+  spdlog::info("job '{}' finished in {:.1f} ms", graph->name, ms);
   return kExitOk;
 }
 
@@ -192,11 +213,6 @@ Result<std::string> uploadPlugin(AdminClient& client, const std::string& path) {
   s = client.call([&](thrift::AdminServiceClient& c) { c.finishUpload(stored, upload_id, *hash); });
   if (!s.isOk()) return explain(client, s).withContext("uploading " + path);
   return stored;
-}
-
-bool jobEnded(thrift::JobState::type s) {
-  return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
-         s == thrift::JobState::FAILED;
 }
 
 }  // namespace

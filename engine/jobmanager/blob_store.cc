@@ -177,4 +177,26 @@ Result<std::string> BlobStore::readChunk(const std::string& hash, std::int64_t o
   return out;
 }
 
+Result<std::string> BlobStore::storeFile(const std::filesystem::path& file) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return Status::ioError("cannot read " + file.string() + ": " + ec.message());
+  auto hash = sha256File(file);
+  if (!hash.isOk()) return hash.status();
+  auto upload = beginUpload(static_cast<std::int64_t>(size));
+  if (!upload.isOk()) return upload.status();
+  std::ifstream in(file, std::ios::binary);
+  std::string chunk(1 << 20, '\0');
+  std::int64_t offset = 0;
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    if (n == 0) break;
+    Status s = appendChunk(*upload, offset, std::string_view(chunk.data(), n));
+    if (!s.isOk()) return s;
+    offset += static_cast<std::int64_t>(n);
+  }
+  return finishUpload(*upload, *hash);
+}
+
 }  // namespace weir::engine

@@ -49,6 +49,9 @@ class BlobStore {
                                 std::int32_t length) const;
   std::filesystem::path path(const std::string& hash) const;
 
+  // Stores a local file (streamed through an upload); returns its hash.
+  Result<std::string> storeFile(const std::filesystem::path& file);
+
  private:
   struct Upload {
     std::filesystem::path file;

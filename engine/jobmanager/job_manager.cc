@@ -208,7 +208,7 @@ Result<thrift::RegistrationResponse> JobManager::registerTaskManager(
   spdlog::info("TaskManager {} registered from {}:{} with {} slots", tm.info.id, r.host, r.rpcPort,
                r.numSlots);
   task_managers_.emplace(tm.info.id, std::move(tm));
-  scheduler_cv_.notify_all();
+  wakeSchedulerLocked();
   return response;
 }
 

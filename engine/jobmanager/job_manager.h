@@ -74,6 +74,8 @@ class JobManager {
   std::vector<thrift::JobSummary> listJobs() const;
   Result<thrift::JobDetails> jobDetails(const std::string& job_id) const;
   Status cancelJob(const std::string& job_id);
+  // Waits until the job has ended (or `timeout` passed) and returns its summary.
+  Result<thrift::JobSummary> awaitJob(const std::string& job_id, std::chrono::milliseconds timeout);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -121,6 +123,7 @@ class JobManager {
 
   void monitorLoop();
   void schedulerLoop();
+  void wakeSchedulerLocked();
   void markLostLocked(TaskManagerEntry& tm, const std::string& reason);
   // Tries to place a waiting job; queues its deployments when it fits.
   bool tryScheduleLocked(JobEntry& job);
@@ -156,6 +159,8 @@ class JobManager {
   std::vector<std::string> job_order_;     // guarded by mu_: submission order
   std::deque<PendingCall> pending_calls_;  // guarded by mu_
   std::condition_variable scheduler_cv_;
+  std::condition_variable job_ended_cv_;
+  bool scheduler_woken_ = false;  // guarded by mu_
   std::thread scheduler_;
 };
 

@@ -75,8 +75,8 @@ Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submissio
     if (stopping_) return Status::failed("the JobManager is shutting down");
     jobs_.emplace(id, std::move(job));
     job_order_.push_back(id);
+    wakeSchedulerLocked();
   }
-  scheduler_cv_.notify_all();
   return id;
 }
 
@@ -225,8 +225,10 @@ void JobManager::schedulerLoop() {
     }
     // Waiting jobs are looked at again when slots may have changed, and at least every 100 ms
     // for their timeouts.
-    scheduler_cv_.wait_for(lock, std::chrono::milliseconds(100),
-                           [&] { return stopping_ || !pending_calls_.empty(); });
+    scheduler_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+      return stopping_ || !pending_calls_.empty() || scheduler_woken_;
+    });
+    scheduler_woken_ = false;
   }
 }
 
@@ -267,7 +269,7 @@ void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manage
         if (job.probing) return;
         job.probing = true;
         pending_calls_.push_back(PendingCall{PendingCall::kProbe, id, job.id, nullptr, failure});
-        scheduler_cv_.notify_all();
+        wakeSchedulerLocked();
         return;
       }
     }
@@ -311,7 +313,6 @@ void JobManager::failJobLocked(JobEntry& job, const std::string& reason) {
     if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
   }
   endJobLocked(job, thrift::JobState::FAILED);
-  scheduler_cv_.notify_all();
 }
 
 void JobManager::endJobLocked(JobEntry& job, thrift::JobState::type state) {
@@ -325,7 +326,22 @@ void JobManager::endJobLocked(JobEntry& job, thrift::JobState::type state) {
   if (state != thrift::JobState::FAILED) {
     spdlog::info("job {} ('{}') {}", job.id, job.graph.name, thrift::to_string(state));
   }
-  scheduler_cv_.notify_all();  // freed slots may let a waiting job run
+  wakeSchedulerLocked();  // freed slots may let a waiting job run
+  job_ended_cv_.notify_all();
+}
+
+void JobManager::wakeSchedulerLocked() {
+  scheduler_woken_ = true;
+  scheduler_cv_.notify_all();
+}
+
+Result<thrift::JobSummary> JobManager::awaitJob(const std::string& job_id,
+                                                std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::notFound("no job with id " + job_id);
+  job_ended_cv_.wait_for(lock, timeout, [&] { return isTerminal(it->second.state); });
+  return summaryLocked(it->second);
 }
 
 Status JobManager::cancelJob(const std::string& job_id) {
@@ -349,7 +365,7 @@ Status JobManager::cancelJob(const std::string& job_id) {
   }
   for (const auto& [tm, n] : job.slots_held)
     pending_calls_.push_back(PendingCall{PendingCall::kCancel, tm, job.id, nullptr, ""});
-  scheduler_cv_.notify_all();
+  wakeSchedulerLocked();
   evaluateJobLocked(job);
   return Status::ok();
 }

@@ -154,7 +154,6 @@ Status TaskManager::start() {
   network_ = std::make_unique<NetworkEnvironment>(net);
   Status data = network_->start();
   if (!data.isOk()) return data.withContext("data plane");
-  spdlog::info("data plane listening on {}", network_->address());
 
   rpc_server_ = std::make_unique<RpcServer>("TaskManager control service",
                                             std::make_shared<thrift::TaskManagerServiceProcessor>(
