@@ -705,6 +705,11 @@ void NetworkEnvironment::onClosed(const std::shared_ptr<Connection>& connection)
   retired_.push_back(connection);
 }
 
+std::size_t NetworkEnvironment::pendingRequestCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_requests_.size();
+}
+
 void NetworkEnvironment::releaseChannels(const std::string& key_prefix) {
   std::vector<std::shared_ptr<Connection>> connections;
   {

@@ -182,8 +182,9 @@ class NetworkEnvironment {
                  std::uint32_t credits, const std::string& key);
   void onClosed(const std::shared_ptr<Connection>& connection);
 
-  // Connections currently open (for tests).
+  // Connections currently open, and channel requests waiting for their producer (for tests).
   std::size_t connectionCount() const;
+  std::size_t pendingRequestCount() const;
 
  private:
   std::shared_ptr<Connection> connectionTo(const std::string& peer);
