@@ -194,7 +194,7 @@ Result<std::string> uploadPlugin(AdminClient& client, const std::string& path) {
   if (!s.isOk()) return explain(client, s);
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::ioError("cannot read " + path);
-  constexpr std::size_t kChunk = 4 << 20;
+  constexpr std::size_t kChunk = 1 << 20;  // small enough that no side buffers much
   std::string chunk(kChunk, '\0');
   std::int64_t offset = 0;
   while (offset < size) {

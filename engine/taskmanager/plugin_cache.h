@@ -23,7 +23,7 @@ class PluginCache {
   // Returns up to `length` bytes of the blob from `offset`.
   using ChunkFetcher = std::function<Result<std::string>(std::int64_t offset, std::int32_t length)>;
 
-  explicit PluginCache(std::filesystem::path dir, std::int32_t chunk_size = 4 << 20);
+  explicit PluginCache(std::filesystem::path dir, std::int32_t chunk_size = 1 << 20);
 
   // Creates the folder and deletes partial fetches left by an earlier run.
   Status open();

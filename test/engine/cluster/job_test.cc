@@ -412,3 +412,77 @@ TEST_CASE("cluster: a slow sink back-pressures its producers across TaskManagers
   CHECK(cancel.exit_code == 0);
   awaitState(c, job, JobState::CANCELED);
 }
+
+TEST_CASE("cluster: TaskManagers cancel their tasks when the JobManager dies, then re-register") {
+  Cluster c;
+  c.startJobManager();
+  c.startTaskManager(2);
+  REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
+  const CommandResult r =
+      c.weir({"submit", kClusterJob, "-p", "2", "--arg", "mode=forever", "--detached"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string job = jobIdOf(r);
+  REQUIRE(eventually([&] { return allSubtasks(c, job, ExecutionState::RUNNING); }));
+  const int rpc_port = c.rpcPort();
+  const int admin_port = c.adminPort();
+
+  c.jobmanager->signal(SIGKILL);
+  REQUIRE(c.jobmanager->wait(std::chrono::seconds(10)).has_value());
+  auto& tm = *c.taskmanagers[0];
+  REQUIRE(eventually(
+      [&] {
+        return tm.err().find("job " + job + ": all subtasks here have ended") != std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  CHECK(tm.err().find("JobManager") != std::string::npos);
+
+  // A JobManager on the same address gets the TaskManager back, with all its slots free.
+  c.startJobManager(rpc_port, admin_port);
+  REQUIRE(eventually([&] {
+    const auto tms = c.taskManagerInfos();
+    return tms.size() == 1 && tms[0].freeSlots == 2 &&
+           tms[0].state == weir::thrift::TaskManagerState::ALIVE;
+  }));
+  const CommandResult next = c.weir({"submit", kClusterJob, "-p", "2", "--arg", "count=100"});
+  CHECK_MESSAGE(next.exit_code == 0, next.err);
+}
+
+TEST_CASE("cluster: a plugin over 50 MB ships in chunks; no process holds it whole in memory") {
+  Cluster c;
+  c.startJobManager();
+  c.startTaskManager(2);
+  REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
+  // A shared library still loads with bytes appended after its ELF image.
+  const std::string plugin = c.dir.file("big.so");
+  std::filesystem::copy_file(kClusterJob, plugin);
+  {
+    std::ofstream out(plugin, std::ios::binary | std::ios::app);
+    std::string block(1 << 20, '\0');
+    for (int i = 0; i < 60; ++i) {
+      for (std::size_t k = 0; k < block.size(); k += 64)
+        block[k] = static_cast<char>(i * 31 + k);
+      out.write(block.data(), static_cast<std::streamsize>(block.size()));
+    }
+  }
+  const auto size = std::filesystem::file_size(plugin);
+  REQUIRE(size > 60u << 20);
+
+  // Peak resident memory of each process grows by much less than the plugin's size.
+  auto peakRss = [](weir::testing::Process& p) {
+    std::ifstream in("/proc/" + std::to_string(p.pid()) + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0ull;
+  };
+  const auto jm_before = peakRss(*c.jobmanager);
+  const auto tm_before = peakRss(*c.taskmanagers[0]);
+  const CommandResult r = c.weir({"submit", plugin, "-p", "2", "--arg", "count=100"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const auto jm_growth = peakRss(*c.jobmanager) - jm_before;
+  const auto tm_growth = peakRss(*c.taskmanagers[0]) - tm_before;
+  CAPTURE(jm_growth);
+  CAPTURE(tm_growth);
+  CHECK(jm_growth < size / 5);
+  CHECK(tm_growth < size / 5);
+}
