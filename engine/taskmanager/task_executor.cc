@@ -108,10 +108,12 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
           targets.push_back(
               std::make_shared<LocalChannelSink>(consumer->inputGate(), r.consumer_channel));
         } else {
-          targets.push_back(network_->createOutputChannel(
+          auto channel = network_->createOutputChannel(
               channelKey(placement->job_id, d.chain_id, d.subtask, r.consumer_chain,
                          r.consumer_subtask, r.consumer_channel),
-              *location(r.consumer_chain, r.consumer_subtask), on_failure));
+              *location(r.consumer_chain, r.consumer_subtask), on_failure);
+          remote_outputs_.push_back(channel);
+          targets.push_back(std::move(channel));
         }
       }
       const std::size_t max_buffers = targets.size() * per_channel +
@@ -200,6 +202,21 @@ Status TaskExecutor::wait() {
 bool TaskExecutor::waitFor(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   return done_cv_.wait_for(lock, timeout, [&] { return running_ == 0; });
+}
+
+bool TaskExecutor::drained() const {
+  for (const auto& c : remote_outputs_) {
+    if (c->queued() > 0) return false;
+  }
+  return true;
+}
+
+bool TaskExecutor::succeeded() const {
+  if (!finished()) return false;
+  for (const auto& t : tasks_) {
+    if (t->state() != TaskState::kFinished) return false;
+  }
+  return true;
 }
 
 bool TaskExecutor::finished() const {

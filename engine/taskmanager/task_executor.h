@@ -89,6 +89,10 @@ class TaskExecutor {
   // Like wait(), but gives up after `timeout`; true when the job has ended.
   bool waitFor(std::chrono::milliseconds timeout);
   bool finished() const;
+  // True when no remote output channel holds buffers still to be sent (end of input included).
+  bool drained() const;
+  // True when every task finished (none failed or was cancelled).
+  bool succeeded() const;
   void cancel();
 
   std::vector<TaskSnapshot> snapshot() const;
@@ -106,6 +110,7 @@ class TaskExecutor {
   std::size_t reserved_segments_ = 0;  // in options_.memory
   NetworkEnvironment* network_ = nullptr;
   std::string channel_prefix_;  // of this job's remote channels
+  std::vector<std::shared_ptr<RemoteOutputChannel>> remote_outputs_;
   std::vector<std::unique_ptr<StreamTask>> tasks_;
   std::vector<std::thread> threads_;
 

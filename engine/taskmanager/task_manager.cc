@@ -432,7 +432,12 @@ void TaskManager::reporterLoop() {
     std::vector<std::shared_ptr<HostedJob>> ended;
     for (auto it = jobs_.begin(); it != jobs_.end();) {
       const auto& job = it->second;
-      if (job->failed_to_deploy || (job->executor && job->executor->finished())) {
+      // A job that finished here leaves only once its last buffers (and ends of input) have
+      // been sent to consumers on other TaskManagers.
+      const bool done =
+          job->executor && job->executor->finished() &&
+          (!job->executor->succeeded() || job->executor->drained() || job->cancelled.load());
+      if (job->failed_to_deploy || done) {
         ended.push_back(job);
         it = jobs_.erase(it);
       } else {

@@ -273,7 +273,12 @@ void Connection::releaseChannels(const std::string& key_prefix) {
     }
   }
   for (auto it = outputs_.begin(); it != outputs_.end();) {
-    it = it->second->key().rfind(key_prefix, 0) == 0 ? outputs_.erase(it) : std::next(it);
+    if (it->second->key().rfind(key_prefix, 0) == 0) {
+      released_outputs_.insert(it->first);
+      it = outputs_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -444,8 +449,6 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
       return Status::ok();
     }
     case FrameKind::kEndOfInput: {
-      InputGate* gate = nullptr;
-      int gate_channel = 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = inputs_.find(h.channel);
@@ -480,6 +483,7 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         std::lock_guard<std::mutex> lock(mu_);
         auto it = outputs_.find(h.channel);
         if (it != outputs_.end()) channel = it->second;
+        if (!channel && released_outputs_.count(h.channel) != 0) return Status::ok();
       }
       if (!channel) {
         return Status::corruption("credit for unknown channel " + std::to_string(h.channel));

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -142,6 +143,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   std::map<std::uint32_t, std::shared_ptr<RemoteOutputChannel>> outputs_;  // guarded by mu_
   std::map<std::uint32_t, InputChannel> inputs_;                           // guarded by mu_
   std::map<std::uint32_t, std::uint32_t> pending_credit_;                  // guarded by mu_
+  // Outputs released while their consumer may still return credit for the last buffers: such
+  // credit is ignored, not taken for a protocol error.
+  std::set<std::uint32_t> released_outputs_;  // guarded by mu_
   std::uint32_t next_input_id_ = 1;                                        // guarded by mu_
 };
 
