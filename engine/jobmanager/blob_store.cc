@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 namespace weir::engine {
@@ -21,9 +24,15 @@ Status checkHash(const std::string& hash) {
 BlobStore::BlobStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
 
 BlobStore::~BlobStore() {
-  std::lock_guard<std::mutex> lock(mu_);
-  while (!uploads_.empty())
-    dropLocked(uploads_.begin()->first);
+  std::map<std::string, std::shared_ptr<Upload>> uploads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    uploads.swap(uploads_);
+  }
+  for (auto& [id, upload] : uploads) {
+    std::lock_guard<std::mutex> lock(upload->mu);
+    discard(*upload);
+  }
 }
 
 Status BlobStore::open() {
@@ -32,8 +41,13 @@ Status BlobStore::open() {
   if (ec)
     return Status::ioError("cannot create " + (dir_ / "incoming").string() + ": " + ec.message());
   for (const auto& entry : std::filesystem::directory_iterator(dir_ / "incoming", ec)) {
-    std::filesystem::remove(entry.path(), ec);
+    std::error_code rm;
+    std::filesystem::remove_all(entry.path(), rm);
+    if (rm)
+      spdlog::warn("cannot delete partial upload {}: {}", entry.path().string(), rm.message());
   }
+  if (ec)
+    return Status::ioError("cannot list " + (dir_ / "incoming").string() + ": " + ec.message());
   return Status::ok();
 }
 
@@ -43,101 +57,131 @@ Result<std::string> BlobStore::beginUpload(std::int64_t size) {
                                    std::to_string(kMaxBlobSize) + " bytes, not " +
                                    std::to_string(size));
   }
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = std::to_string(getpid()) + "-" + std::to_string(next_upload_++);
+  }
+  auto upload = std::make_shared<Upload>();
+  upload->file = dir_ / "incoming" / id;
+  upload->out = std::fopen(upload->file.c_str(), "wb");
+  if (upload->out == nullptr) {
+    return Status::ioError("cannot create " + upload->file.string() + ": " + std::strerror(errno));
+  }
+  upload->size = size;
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string id = std::to_string(getpid()) + "-" + std::to_string(next_upload_++);
-  Upload u;
-  u.file = dir_ / "incoming" / id;
-  u.out = std::fopen(u.file.c_str(), "wb");
-  if (u.out == nullptr) return Status::ioError("cannot create " + u.file.string());
-  u.size = size;
-  u.hash = std::make_unique<Sha256>();
-  uploads_.emplace(id, std::move(u));
+  uploads_.emplace(id, std::move(upload));
   return id;
 }
 
 Status BlobStore::appendChunk(const std::string& upload_id, std::int64_t offset,
                               std::string_view data) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = uploads_.find(upload_id);
-  if (it == uploads_.end()) return Status::notFound("no upload with id '" + upload_id + "'");
-  Upload& u = it->second;
+  const auto upload = find(upload_id);
+  if (upload == nullptr) return Status::notFound("no upload with id '" + upload_id + "'");
+  std::lock_guard<std::mutex> lock(upload->mu);
+  Upload& u = *upload;
+  if (u.out == nullptr) return Status::notFound("no upload with id '" + upload_id + "'");
   if (offset != u.received) {
     return Status::invalidArgument("upload " + upload_id + ": chunk at offset " +
                                    std::to_string(offset) + ", expected " +
                                    std::to_string(u.received));
   }
-  if (u.received + static_cast<std::int64_t>(data.size()) > u.size) {
-    const std::int64_t size = u.size;
-    dropLocked(upload_id);
-    return Status::invalidArgument("upload " + upload_id + " exceeds its announced size of " +
-                                   std::to_string(size) + " bytes");
+  if (static_cast<std::int64_t>(data.size()) > u.size - u.received) {
+    discard(u);
+    forget(upload_id, &u);
+    return Status::invalidArgument("upload " + upload_id + ": a chunk of " +
+                                   std::to_string(data.size()) + " bytes at offset " +
+                                   std::to_string(offset) + " exceeds its announced size of " +
+                                   std::to_string(u.size) + " bytes; upload aborted");
   }
   if (std::fwrite(data.data(), 1, data.size(), u.out) != data.size()) {
-    dropLocked(upload_id);
-    return Status::ioError("cannot write upload " + upload_id + " (disk full?)");
+    const std::string reason = std::strerror(errno);
+    discard(u);
+    forget(upload_id, &u);
+    return Status::ioError("cannot write upload " + upload_id + ": " + reason);
   }
-  u.hash->update(data.data(), data.size());
+  u.hash.update(data.data(), data.size());
   u.received += static_cast<std::int64_t>(data.size());
   return Status::ok();
 }
 
 Result<std::string> BlobStore::finishUpload(const std::string& upload_id,
                                             const std::string& expected_sha256) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = uploads_.find(upload_id);
-  if (it == uploads_.end()) return Status::notFound("no upload with id '" + upload_id + "'");
-  Upload& u = it->second;
-  Status s = checkHash(expected_sha256);
-  if (!s.isOk()) {
-    dropLocked(upload_id);
+  const auto upload = find(upload_id);
+  if (upload == nullptr) return Status::notFound("no upload with id '" + upload_id + "'");
+  std::lock_guard<std::mutex> lock(upload->mu);
+  Upload& u = *upload;
+  if (u.out == nullptr) return Status::notFound("no upload with id '" + upload_id + "'");
+  // From here on the upload is over whatever happens: later chunks for it are NOT_FOUND.
+  forget(upload_id, &u);
+  auto fail = [&](Status s) {
+    discard(u);
     return s;
-  }
+  };
+  Status s = checkHash(expected_sha256);
+  if (!s.isOk()) return fail(s);
   if (u.received != u.size) {
-    const std::string msg = "upload " + upload_id + " ended after " + std::to_string(u.received) +
-                            " of " + std::to_string(u.size) + " bytes";
-    dropLocked(upload_id);
-    return Status::invalidArgument(msg);
+    return fail(Status::invalidArgument("upload " + upload_id + " ended after " +
+                                        std::to_string(u.received) + " of " +
+                                        std::to_string(u.size) + " bytes"));
   }
-  const std::string actual = u.hash->finishHex();
+  const std::string actual = u.hash.finishHex();
   if (actual != expected_sha256) {
-    dropLocked(upload_id);
-    return Status::corruption("plugin upload corrupted: SHA-256 " + actual +
-                              " of the bytes received, expected " + expected_sha256);
+    return fail(Status::corruption("plugin upload corrupted: SHA-256 of the bytes received is " +
+                                   actual + ", expected " + expected_sha256));
   }
+  // Durable before it becomes visible under its name.
   const bool flushed = std::fflush(u.out) == 0 && fsync(fileno(u.out)) == 0;
-  std::fclose(u.out);
+  const std::string reason = flushed ? "" : std::strerror(errno);
+  const bool closed = std::fclose(u.out) == 0;
   u.out = nullptr;
-  if (!flushed) {
-    dropLocked(upload_id);
-    return Status::ioError("cannot write upload " + upload_id);
-  }
   std::error_code ec;
+  if (!flushed || !closed) {
+    std::filesystem::remove(u.file, ec);
+    return Status::ioError("cannot write upload " + upload_id + ": " + reason);
+  }
   const auto target = path(actual);
   if (std::filesystem::exists(target, ec)) {
     std::filesystem::remove(u.file, ec);  // same content already stored
-  } else {
-    std::filesystem::rename(u.file, target, ec);
-    if (ec) {
-      dropLocked(upload_id);
-      return Status::ioError("cannot store " + target.string() + ": " + ec.message());
-    }
+    return actual;
   }
-  uploads_.erase(it);
+  // Two uploads of the same content may race to here; rename() replaces atomically and both
+  // copies are identical, so either outcome is the same blob.
+  std::filesystem::rename(u.file, target, ec);
+  if (ec) {
+    const std::string msg = "cannot store " + target.string() + ": " + ec.message();
+    std::filesystem::remove(u.file, ec);
+    return Status::ioError(msg);
+  }
   return actual;
 }
 
 void BlobStore::abortUpload(const std::string& upload_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  dropLocked(upload_id);
+  const auto upload = find(upload_id);
+  if (upload == nullptr) return;
+  std::lock_guard<std::mutex> lock(upload->mu);
+  discard(*upload);
+  forget(upload_id, upload.get());
 }
 
-void BlobStore::dropLocked(const std::string& upload_id) {
+std::shared_ptr<BlobStore::Upload> BlobStore::find(const std::string& upload_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = uploads_.find(upload_id);
-  if (it == uploads_.end()) return;
-  if (it->second.out != nullptr) std::fclose(it->second.out);
+  return it == uploads_.end() ? nullptr : it->second;
+}
+
+void BlobStore::forget(const std::string& upload_id, const Upload* upload) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = uploads_.find(upload_id);
+  if (it != uploads_.end() && it->second.get() == upload) uploads_.erase(it);
+}
+
+void BlobStore::discard(Upload& upload) {
+  if (upload.out == nullptr) return;
+  std::fclose(upload.out);
+  upload.out = nullptr;
   std::error_code ec;
-  std::filesystem::remove(it->second.file, ec);
-  uploads_.erase(it);
+  std::filesystem::remove(upload.file, ec);
 }
 
 std::filesystem::path BlobStore::path(const std::string& hash) const {
@@ -193,7 +237,10 @@ Result<std::string> BlobStore::storeFile(const std::filesystem::path& file) {
     const auto n = static_cast<std::size_t>(in.gcount());
     if (n == 0) break;
     Status s = appendChunk(*upload, offset, std::string_view(chunk.data(), n));
-    if (!s.isOk()) return s;
+    if (!s.isOk()) {
+      abortUpload(*upload);
+      return s.withContext("storing " + file.string());
+    }
     offset += static_cast<std::int64_t>(n);
   }
   return finishUpload(*upload, *hash);
