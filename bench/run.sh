@@ -4,6 +4,8 @@
 #   bench/run.sh                      default record counts, best of 3 runs
 #   bench/run.sh 100000000            N records for both the chain and the hash-exchange benchmark
 #   bench/run.sh -- --chain-records 3e8 --hash-records 5e7 --runs 5    any weir_bench arguments
+#   bench/run.sh cluster [--records N] [--runs R]   the shuffle between two TaskManager processes
+#                                                    next to a raw TCP pump (weir_cluster_bench)
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default <repo>/build-bench).
 set -euo pipefail
@@ -12,8 +14,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench}"
 JOBS="${JOBS:-2}"
 
+target=weir_bench
 args=()
-if [[ $# -gt 0 && "$1" == "--" ]]; then
+if [[ $# -gt 0 && "$1" == "cluster" ]]; then
+  shift
+  target=weir_cluster_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "--" ]]; then
   shift
   args=("$@")
 elif [[ $# -eq 1 && "$1" =~ ^[0-9.eE+]+$ ]]; then
@@ -24,8 +31,8 @@ fi
 
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIR_BUILD_TESTS=OFF \
   -DWEIR_BUILD_BENCH=ON >/dev/null
-cmake --build "$BUILD_DIR" --target weir_bench -j "$JOBS"
+cmake --build "$BUILD_DIR" --target "$target" -j "$JOBS"
 
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-exec "$BUILD_DIR/bin/weir_bench" "${args[@]+"${args[@]}"}"
+exec "$BUILD_DIR/bin/$target" "${args[@]+"${args[@]}"}"

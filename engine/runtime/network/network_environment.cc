@@ -211,6 +211,9 @@ void Connection::close(const std::string& reason) {
   std::map<std::uint32_t, std::shared_ptr<RemoteOutputChannel>> outputs;
   std::map<std::uint32_t, InputChannel> inputs;
   std::deque<std::shared_ptr<RemoteOutputChannel>> ready;
+  // Held while failure handlers run, so that releaseChannels() cannot return (and the tasks the
+  // handlers point to be destroyed) in the middle of them.
+  std::lock_guard<std::mutex> callbacks(callbacks_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
@@ -260,6 +263,7 @@ void Connection::bindOutput(std::uint32_t id, std::shared_ptr<RemoteOutputChanne
 }
 
 void Connection::releaseChannels(const std::string& key_prefix) {
+  std::lock_guard<std::mutex> callbacks(callbacks_mu_);
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = inputs_.begin(); it != inputs_.end();) {
     if (it->second.key.rfind(key_prefix, 0) != 0) {
@@ -726,6 +730,8 @@ void NetworkEnvironment::releaseChannels(const std::string& key_prefix) {
     }
     for (auto& [peer, c] : connections_)
       connections.push_back(c);
+    // Closed ones too: their failure handlers may still be running.
+    connections.insert(connections.end(), retired_.begin(), retired_.end());
   }
   for (auto& c : connections)
     c->releaseChannels(key_prefix);

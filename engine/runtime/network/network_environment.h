@@ -133,6 +133,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   std::thread reader_;
   std::thread writer_;
 
+  std::mutex callbacks_mu_;  // see close(); taken before mu_
   mutable std::mutex mu_;
   std::condition_variable writer_cv_;
   bool attached_ = false;                                                  // guarded by mu_
