@@ -2,6 +2,26 @@
 
 namespace weir::engine {
 
+namespace {
+
+const char* kindName(std::uint8_t kind) {
+  switch (kind) {
+    case static_cast<std::uint8_t>(FrameKind::kHello):
+      return "hello";
+    case static_cast<std::uint8_t>(FrameKind::kRequest):
+      return "request";
+    case static_cast<std::uint8_t>(FrameKind::kCredit):
+      return "credit";
+    case static_cast<std::uint8_t>(FrameKind::kData):
+      return "data";
+    case static_cast<std::uint8_t>(FrameKind::kEndOfInput):
+      return "end-of-input";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
 void encodeFrameHeader(const FrameHeader& h, std::uint8_t* out) {
   out[0] = kFrameVersion;
   out[1] = static_cast<std::uint8_t>(h.kind);
@@ -42,9 +62,9 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
       return Status::corruption("unknown frame kind " + std::to_string(kind));
   }
   if (h.length > bound) {
-    return Status::corruption("frame of " + std::to_string(h.length) +
-                              " bytes exceeds the limit of " + std::to_string(bound) +
-                              " for its kind");
+    return Status::corruption(std::string(kindName(kind)) + " frame of " +
+                              std::to_string(h.length) + " bytes exceeds the limit of " +
+                              std::to_string(bound) + " for its kind");
   }
   h.kind = static_cast<FrameKind>(kind);
   return h;

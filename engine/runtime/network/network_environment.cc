@@ -1,14 +1,17 @@
 #include "runtime/network/network_environment.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -18,26 +21,41 @@ namespace weir::engine {
 
 namespace {
 
-std::string errnoText() {
-  return std::strerror(errno);
+using Clock = std::chrono::steady_clock;
+
+// How long an accepted socket may take to send its hello.
+constexpr std::chrono::milliseconds kHelloTimeout{5000};
+
+std::string errnoText(int error = errno) {
+  return std::strerror(error);
 }
 
-bool readFully(int fd, std::uint8_t* buf, std::size_t n) {
+// Exactly `n` bytes; an error saying whether the peer closed the connection or reading failed.
+Status readFully(int fd, std::uint8_t* buf, std::size_t n) {
   while (n > 0) {
     const ssize_t r = ::recv(fd, buf, n, 0);
     if (r > 0) {
       buf += r;
       n -= static_cast<std::size_t>(r);
-    } else if (r == 0 || errno != EINTR) {
-      return false;
+    } else if (r == 0) {
+      return Status::ioError("connection closed by the peer");
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return Status::ioError("timed out");
+    } else if (errno != EINTR) {
+      return Status::ioError("read failed: " + errnoText());
     }
   }
-  return true;
+  return Status::ok();
 }
 
+// sendmsg with MSG_NOSIGNAL rather than writev: a peer that went away must fail the write with
+// EPIPE, not kill the process with SIGPIPE.
 bool writeFully(int fd, iovec* iov, int count) {
   while (count > 0) {
-    const ssize_t w = ::writev(fd, iov, count);
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<std::size_t>(count);
+    const ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -75,8 +93,43 @@ void setReceiveTimeout(int fd, std::chrono::milliseconds t) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-// A connected TCP socket to host:port, or -1 with `error` set.
-int connectTo(const std::string& address, std::string& error) {
+// Waits for a non-blocking connect on `fd` to finish, until `deadline` or until `stopping` says so;
+// false with `error` set when it did not succeed.
+bool finishConnect(int fd, Clock::time_point deadline, const std::function<bool()>& stopping,
+                   std::string& error) {
+  for (;;) {
+    if (stopping()) {
+      error = "shutting down";
+      return false;
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      error = "connect timed out";
+      return false;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    const int rc = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 100)));
+    if (rc < 0 && errno != EINTR) {
+      error = errnoText();
+      return false;
+    }
+    if (rc > 0) break;
+  }
+  int so_error = 0;
+  socklen_t len = sizeof so_error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+  if (so_error != 0) {
+    error = errnoText(so_error);
+    return false;
+  }
+  return true;
+}
+
+// A connected (blocking) TCP socket to host:port, or -1 with `error` set. Gives up at `deadline`
+// or when `stopping` says so: an unreachable host must not hold up stop().
+int connectTo(const std::string& address, Clock::time_point deadline,
+              const std::function<bool()>& stopping, std::string& error) {
   std::string host;
   int port = 0;
   Status s = parseHostPort(address, host, port);
@@ -95,10 +148,19 @@ int connectTo(const std::string& address, std::string& error) {
   }
   int fd = -1;
   for (addrinfo* a = res; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) {
       error = errnoText();
+      continue;
+    }
+    bool ok = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    if (!ok && errno == EINPROGRESS) {
+      ok = finishConnect(fd, deadline, stopping, error);
+    } else if (!ok) {
+      error = errnoText();
+    }
+    if (ok) ok = ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0;
+    if (!ok) {
       ::close(fd);
       fd = -1;
     }
@@ -106,6 +168,37 @@ int connectTo(const std::string& address, std::string& error) {
   ::freeaddrinfo(res);
   return fd;
 }
+
+// host:port of the other end of an accepted socket, for log lines.
+std::string remoteAddress(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
+    ::inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+    port = ntohs(in->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+// Counts a connection loop out when it returns, whichever way.
+class LoopExit {
+ public:
+  explicit LoopExit(std::atomic<int>& running) : running_(running) {}
+  ~LoopExit() { running_.fetch_sub(1, std::memory_order_acq_rel); }
+  LoopExit(const LoopExit&) = delete;
+  LoopExit& operator=(const LoopExit&) = delete;
+
+ private:
+  std::atomic<int>& running_;
+};
 
 }  // namespace
 
@@ -120,7 +213,9 @@ void RemoteOutputChannel::notifyLocked(std::unique_lock<std::mutex>& lock) {
   if (!sendableLocked()) return;
   auto connection = connection_.lock();
   lock.unlock();
-  if (connection && !in_ready_list_.exchange(true)) connection->markReady(shared_from_this());
+  if (connection && !in_ready_list_.exchange(true) && !connection->markReady(shared_from_this())) {
+    in_ready_list_ = false;  // closed: a later bind to another connection must be able to mark it
+  }
 }
 
 void RemoteOutputChannel::push(Buffer buffer) {
@@ -181,20 +276,24 @@ Connection::~Connection() {
 }
 
 void Connection::attach(int fd) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_ || attached_) {
-      ::close(fd);
-      return;
+  // The threads start under the lock: neither can return (both take mu_ on the way out) before
+  // reader_ and writer_ are assigned, so whoever sees finished() may join them.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || attached_) {
+    if (attached_ && !closed_) {
+      spdlog::warn("data plane: a second connection with TaskManager at {}; keeping the first",
+                   peer_);
     }
-    fd_ = fd;
-    attached_ = true;
+    ::close(fd);
+    return;
   }
+  fd_ = fd;
+  attached_ = true;
   setNoDelay(fd);
+  loops_running_.store(2, std::memory_order_release);
   auto self = shared_from_this();
   reader_ = std::thread([self] { self->readLoop(); });
   writer_ = std::thread([self] { self->writeLoop(); });
-  writer_cv_.notify_all();
 }
 
 bool Connection::attached() const {
@@ -205,6 +304,10 @@ bool Connection::attached() const {
 bool Connection::closed() const {
   std::lock_guard<std::mutex> lock(mu_);
   return closed_;
+}
+
+bool Connection::finished() const {
+  return loops_running_.load(std::memory_order_acquire) == 0 && closed();
 }
 
 void Connection::close(const std::string& reason) {
@@ -241,13 +344,14 @@ void Connection::join() {
   }
 }
 
-void Connection::markReady(std::shared_ptr<RemoteOutputChannel> channel) {
+bool Connection::markReady(std::shared_ptr<RemoteOutputChannel> channel) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
+    if (closed_) return false;
     ready_.push_back(std::move(channel));
   }
   writer_cv_.notify_one();
+  return true;
 }
 
 void Connection::bindOutput(std::uint32_t id, std::shared_ptr<RemoteOutputChannel> channel) {
@@ -332,12 +436,16 @@ void Connection::grantCredit(std::uint32_t id, std::uint32_t n) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
+    // A channel that ended (or was forgotten) gets no more data: its credit would only travel.
+    auto it = inputs_.find(id);
+    if (it == inputs_.end() || it->second.ended) return;
     pending_credit_[id] += n;
   }
   writer_cv_.notify_one();
 }
 
 void Connection::writeLoop() {
+  LoopExit exit(loops_running_);
   std::string batch;
   for (;;) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -365,7 +473,7 @@ void Connection::writeLoop() {
       lock.unlock();
       iovec iov{batch.data(), batch.size()};
       if (!writeFully(fd_, &iov, 1)) {
-        close("write failed: " + errnoText());
+        writeFailed();
         return;
       }
       continue;
@@ -380,31 +488,40 @@ void Connection::writeLoop() {
     FrameHeader h{data ? FrameKind::kData : FrameKind::kEndOfInput, id,
                   data ? static_cast<std::uint32_t>(buffer.size()) : 0};
     if (!sendFrame(fd_, h, buffer.bytes())) {
-      close("write failed: " + errnoText());
+      writeFailed();
       return;
     }
     // `buffer` returns to the producer's pool here.
   }
 }
 
+void Connection::writeFailed() {
+  const std::string why = "write failed: " + errnoText();
+  if (!closed()) spdlog::warn("data connection to TaskManager at {} lost: {}", peer_, why);
+  close(why);
+}
+
 void Connection::readLoop() {
+  LoopExit exit(loops_running_);
   std::vector<std::uint8_t> scratch;
   std::uint8_t header[kFrameHeaderBytes];
   const auto max_data = static_cast<std::uint32_t>(env_.options().segment_size);
   for (;;) {
-    if (!readFully(fd_, header, kFrameHeaderBytes)) {
-      close(closed() ? "closed" : "connection closed by the peer");
-      return;
+    Status s = readFully(fd_, header, kFrameHeaderBytes);
+    if (s.isOk()) {
+      auto h = decodeFrameHeader(header, max_data);
+      s = h.isOk() ? handleFrame(*h, scratch) : h.status();
     }
-    auto h = decodeFrameHeader(header, max_data);
-    Status s = h.isOk() ? handleFrame(*h, scratch) : h.status();
-    if (!s.isOk()) {
-      if (!closed()) {
+    if (s.isOk()) continue;
+    if (!closed()) {
+      if (s.code() == Status::Code::kCorruption) {
         spdlog::error("data connection to TaskManager at {}: {}; closing it", peer_, s.message());
+      } else {
+        spdlog::warn("data connection to TaskManager at {} lost: {}", peer_, s.message());
       }
-      close(s.message());
-      return;
     }
+    close(s.message());
+    return;
   }
 }
 
@@ -427,19 +544,16 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
       if (!pool) {
         // Released: its task is gone. Drop what was already under way.
         scratch.resize(h.length);
-        if (h.length > 0 && !readFully(fd_, scratch.data(), h.length)) {
-          return Status::ioError("connection closed in the middle of a frame");
-        }
-        return Status::ok();
+        return readFully(fd_, scratch.data(), h.length);
       }
       std::uint8_t* segment = pool->tryRequest();
       if (segment == nullptr) {
         return Status::corruption("data beyond the granted credit on channel " +
                                   std::to_string(h.channel));
       }
-      if (!readFully(fd_, segment, h.length)) {
+      if (Status s = readFully(fd_, segment, h.length); !s.isOk()) {
         pool->recycle(segment);
-        return Status::ioError("connection closed in the middle of a frame");
+        return s;
       }
       Buffer buffer = Buffer::data(std::move(pool), segment, h.length);
       // The gate is looked up again under the lock: the channel may have been released while
@@ -453,28 +567,23 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
       return Status::ok();
     }
     case FrameKind::kEndOfInput: {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = inputs_.find(h.channel);
-        if (it == inputs_.end() || it->second.ended) {
-          return Status::corruption("end of input for unknown channel " +
-                                    std::to_string(h.channel));
-        }
-        if (it->second.gate == nullptr) {
-          inputs_.erase(it);
-          return Status::ok();
-        }
-        it->second.ended = true;
-        it->second.gate->push(it->second.gate_channel, Buffer::endOfInput());
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = inputs_.find(h.channel);
+      if (it == inputs_.end() || it->second.ended) {
+        return Status::corruption("end of input for unknown channel " + std::to_string(h.channel));
       }
+      if (it->second.gate == nullptr) {
+        inputs_.erase(it);  // released: nothing more will come for it
+        return Status::ok();
+      }
+      it->second.ended = true;
+      it->second.gate->push(it->second.gate_channel, Buffer::endOfInput());
       return Status::ok();
     }
     case FrameKind::kCredit:
     case FrameKind::kRequest: {
       scratch.resize(h.length);
-      if (h.length > 0 && !readFully(fd_, scratch.data(), h.length)) {
-        return Status::ioError("connection closed in the middle of a frame");
-      }
+      if (Status s = readFully(fd_, scratch.data(), h.length); !s.isOk()) return s;
       if (h.kind == FrameKind::kRequest) {
         if (h.length < 4) return Status::corruption("request frame without credits");
         const std::uint32_t credits = loadU32(scratch.data());
@@ -487,6 +596,8 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         std::lock_guard<std::mutex> lock(mu_);
         auto it = outputs_.find(h.channel);
         if (it != outputs_.end()) channel = it->second;
+        // Released here (its task ended or was cancelled) while the consumer still held buffers
+        // of it: harmless. Breaking the connection would fail every other channel on it.
         if (!channel && released_outputs_.count(h.channel) != 0) return Status::ok();
       }
       if (!channel) {
@@ -522,6 +633,7 @@ Status NetworkEnvironment::start() {
                                    "' is not an IPv4 address to listen on");
   }
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return Status::ioError("data plane: cannot create a socket: " + errnoText());
   const int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
@@ -541,34 +653,49 @@ Status NetworkEnvironment::start() {
 }
 
 void NetworkEnvironment::stop() {
-  std::vector<std::shared_ptr<Connection>> all;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& [peer, c] : connections_)
-      all.push_back(c);
+    // From here no connection, helper or handshake is added: connectionTo, the acceptor and
+    // acceptedSocket all check `stopping_` under the lock.
+    for (int fd : handshaking_)
+      ::shutdown(fd, SHUT_RDWR);
   }
   stop_cv_.notify_all();
   if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
   if (acceptor_.joinable()) acceptor_.join();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   listen_fd_ = -1;
+  std::vector<std::shared_ptr<Connection>> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [peer, c] : connections_)
+      all.push_back(c);
+    all.insert(all.end(), retired_.begin(), retired_.end());
+  }
   for (auto& c : all)
     c->close("shutting down");
-  std::vector<std::thread> helpers;
+  std::vector<Helper> helpers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     helpers.swap(helpers_);
-    for (auto& c : retired_)
-      all.push_back(c);
-    retired_.clear();
-    connections_.clear();
   }
-  for (auto& t : helpers)
-    t.join();
+  // Helpers end soon: connecting ones check `stopping_`, handshakes find their socket shut down,
+  // and an attach after close() closes its socket.
+  for (auto& h : helpers)
+    h.thread.join();
   for (auto& c : all)
     c->join();
+  std::lock_guard<std::mutex> lock(mu_);
+  connections_.clear();
+  retired_.clear();
+  pending_requests_.clear();
+}
+
+bool NetworkEnvironment::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
 }
 
 std::size_t NetworkEnvironment::connectionCount() const {
@@ -576,67 +703,157 @@ std::size_t NetworkEnvironment::connectionCount() const {
   return connections_.size();
 }
 
+std::size_t NetworkEnvironment::pendingRequestCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_requests_.size();
+}
+
+void NetworkEnvironment::spawnHelperLocked(std::function<void()> fn) {
+  reapLocked();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  helpers_.push_back(Helper{std::thread([fn = std::move(fn), done]() mutable {
+                              fn();
+                              fn = nullptr;  // what it holds goes before it counts as done
+                              done->store(true, std::memory_order_release);
+                            }),
+                            done});
+}
+
+void NetworkEnvironment::reapLocked() {
+  // Joining here is quick: each thread has returned from its work or is about to. The threads
+  // never take mu_ after they count themselves out.
+  const auto self = std::this_thread::get_id();
+  std::erase_if(helpers_, [&](Helper& h) {
+    if (!h.done->load(std::memory_order_acquire) || h.thread.get_id() == self) return false;
+    h.thread.join();
+    return true;
+  });
+  std::erase_if(retired_, [](const std::shared_ptr<Connection>& c) {
+    if (!c->finished()) return false;
+    c->join();
+    return true;
+  });
+}
+
 void NetworkEnvironment::acceptLoop() {
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!stopping_) spdlog::error("data plane: accept failed: {}", errnoText());
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) {
+      if (fd >= 0) ::close(fd);
       return;
     }
-    // The first frame names the peer. A peer that does not send it in time is dropped.
-    setReceiveTimeout(fd, std::chrono::milliseconds(5000));
-    std::uint8_t header[kFrameHeaderBytes];
-    std::string peer;
-    bool ok = readFully(fd, header, kFrameHeaderBytes);
-    auto h = ok ? decodeFrameHeader(header, 0) : Result<FrameHeader>(Status::ioError("no hello"));
-    if (ok && h.isOk() && h->kind == FrameKind::kHello && h->length > 0) {
-      peer.resize(h->length);
-      ok = readFully(fd, reinterpret_cast<std::uint8_t*>(peer.data()), h->length);
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      spdlog::error("data plane: dropping a connection that did not introduce itself{}",
-                    h.isOk() ? "" : ": " + h.status().message());
-      ::close(fd);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      const int error = errno;
+      spdlog::error("data plane: accept failed: {}", errnoText(error));
+      if (error != EMFILE && error != ENFILE && error != ENOBUFS && error != ENOMEM) return;
+      // Out of descriptors or memory for now: try again a little later.
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(100));
       continue;
     }
-    setReceiveTimeout(fd, std::chrono::milliseconds(0));
-    acceptedSocket(fd, peer);
+    handshaking_.insert(fd);
+    spawnHelperLocked([this, fd] { handshake(fd); });
   }
+}
+
+void NetworkEnvironment::handshake(int fd) {
+  // The first frame names the peer. A peer that does not send it in time is dropped.
+  setReceiveTimeout(fd, kHelloTimeout);
+  std::uint8_t header[kFrameHeaderBytes];
+  std::string peer;
+  Status s = readFully(fd, header, kFrameHeaderBytes);
+  if (s.isOk()) {
+    auto h = decodeFrameHeader(header, 0);
+    if (!h.isOk()) {
+      s = h.status();
+    } else if (h->kind != FrameKind::kHello) {
+      s = Status::corruption("first frame is of kind " + std::to_string(static_cast<int>(h->kind)) +
+                             ", not a hello");
+    } else if (h->length == 0) {
+      s = Status::corruption("empty hello");
+    } else {
+      peer.resize(h->length);
+      s = readFully(fd, reinterpret_cast<std::uint8_t*>(peer.data()), h->length);
+    }
+  }
+  bool stopping = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    handshaking_.erase(fd);
+    stopping = stopping_;
+  }
+  if (stopping || !s.isOk()) {
+    if (!stopping) {
+      spdlog::error("data plane: dropping a connection from {} that did not introduce itself: {}",
+                    remoteAddress(fd), s.message());
+    }
+    ::close(fd);
+    return;
+  }
+  setReceiveTimeout(fd, std::chrono::milliseconds(0));
+  acceptedSocket(fd, peer);
 }
 
 void NetworkEnvironment::acceptedSocket(int fd, const std::string& peer) {
-  std::shared_ptr<Connection> c = connectionTo(peer);
-  c->attach(fd);  // closes `fd` if the connection already has a socket
+  std::shared_ptr<Connection> c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      ::close(fd);
+      return;
+    }
+    auto it = connections_.find(peer);
+    if (it != connections_.end() && !it->second->closed()) {
+      c = it->second;
+    } else {
+      if (it != connections_.end()) {
+        retired_.push_back(it->second);
+        connections_.erase(it);
+      }
+      // No connect loop: this socket is the connection.
+      c = std::make_shared<Connection>(*this, peer);
+      connections_[peer] = c;
+    }
+  }
+  c->attach(fd);  // closes `fd` if the connection already has a socket or was closed meanwhile
 }
 
 std::shared_ptr<Connection> NetworkEnvironment::connectionTo(const std::string& peer) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = connections_.find(peer);
-  if (it != connections_.end() && !it->second->closed()) return it->second;
-  if (it != connections_.end()) {
-    retired_.push_back(it->second);
-    connections_.erase(it);
+  std::shared_ptr<Connection> refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      reapLocked();
+      auto it = connections_.find(peer);
+      if (it != connections_.end() && !it->second->closed()) return it->second;
+      if (it != connections_.end()) {
+        retired_.push_back(it->second);
+        connections_.erase(it);
+      }
+      auto c = std::make_shared<Connection>(*this, peer);
+      connections_[peer] = c;
+      // One connection per pair: the side with the smaller address connects, the other waits
+      // for it (and gives up after the connect timeout).
+      spawnHelperLocked([this, c] { connectLoop(c); });
+      return c;
+    }
+    refused = std::make_shared<Connection>(*this, peer);
   }
-  auto c = std::make_shared<Connection>(*this, peer);
-  connections_[peer] = c;
-  // One connection per pair: the side with the smaller address connects, the other waits for it
-  // (and gives up after the connect timeout).
-  helpers_.emplace_back([this, c] { connectLoop(c); });
-  return c;
+  // Shutting down: a connection that is closed from the start (its channels fail at once).
+  refused->close("the data plane is shutting down");
+  return refused;
 }
 
 void NetworkEnvironment::connectLoop(std::shared_ptr<Connection> c) {
   const bool initiator = address() < c->peer();
-  const auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
+  const auto deadline = Clock::now() + options_.connect_timeout;
   std::string error = "it did not connect";
   for (;;) {
     if (c->attached() || c->closed()) return;
     if (initiator) {
-      const int fd = connectTo(c->peer(), error);
+      const int fd = connectTo(
+          c->peer(), deadline, [this] { return stopping(); }, error);
       if (fd >= 0) {
         const std::string me = address();
         if (sendFrame(fd, {FrameKind::kHello, 0, static_cast<std::uint32_t>(me.size())},
@@ -650,7 +867,7 @@ void NetworkEnvironment::connectLoop(std::shared_ptr<Connection> c) {
     }
     std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) return;
-    if (std::chrono::steady_clock::now() > deadline) break;
+    if (Clock::now() > deadline) break;
     // The initiator retries its connect; the other side waits for the acceptor to attach.
     stop_cv_.wait_for(lock, std::chrono::milliseconds(initiator ? 50 : 10));
   }
@@ -710,12 +927,9 @@ void NetworkEnvironment::onClosed(const std::shared_ptr<Connection>& connection)
   std::lock_guard<std::mutex> lock(mu_);
   auto it = connections_.find(connection->peer());
   if (it != connections_.end() && it->second == connection) connections_.erase(it);
-  retired_.push_back(connection);
-}
-
-std::size_t NetworkEnvironment::pendingRequestCount() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return pending_requests_.size();
+  // Kept until its threads are joined; one never attached has none (and never will: attach
+  // refuses once closed).
+  if (connection->attached()) retired_.push_back(connection);
 }
 
 void NetworkEnvironment::releaseChannels(const std::string& key_prefix) {

@@ -13,9 +13,15 @@
 //
 // Connections. The TaskManager with the smaller data address connects; the other waits for it. A
 // connection runs a reader and a writer thread. A frame that breaks the protocol (wrong version,
-// unknown kind or channel, oversized length, data beyond credit) closes the connection with a
-// logged error, and every channel on it fails: its tasks fail with the reason, the TaskManager
-// keeps going.
+// unknown kind, oversized length, data or end of input for an unknown channel, data beyond credit)
+// closes the connection with a logged error, and every channel on it fails: its tasks fail with
+// the reason, the TaskManager keeps going. Credit for an unknown channel is ignored: it may be for
+// a channel released here whose consumer still returns buffers. An accepted socket's hello is read
+// on a thread of its own, so a peer that connects and says nothing holds up no one.
+//
+// Threads: the acceptor; per connection a reader and a writer; short-lived helpers that connect or
+// read a hello. stop() ends and joins all of them. Failure handlers run on those threads or on the
+// caller of stop(), never under a lock of this file.
 #pragma once
 
 #include <atomic>
@@ -93,10 +99,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void close(const std::string& reason);
   bool closed() const;
   bool attached() const;
+  // Waits for the reader and writer; not from one of them.
   void join();
+  // True once closed and its reader and writer (if it had them) have finished: join() is quick.
+  bool finished() const;
 
-  // Producer side: `channel` has something it may send.
-  void markReady(std::shared_ptr<RemoteOutputChannel> channel);
+  // Producer side: `channel` has something it may send. False (and nothing queued) once closed.
+  bool markReady(std::shared_ptr<RemoteOutputChannel> channel);
   void bindOutput(std::uint32_t id, std::shared_ptr<RemoteOutputChannel> channel);
 
   // Consumer side: opens a channel from the producer named by `key` into `gate`'s channel
@@ -124,6 +133,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   void readLoop();
   void writeLoop();
+  void writeFailed();
   Status handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& scratch);
   void queueControl(FrameKind kind, std::uint32_t channel, std::string payload);
 
@@ -132,6 +142,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   int fd_ = -1;
   std::thread reader_;
   std::thread writer_;
+  std::atomic<int> loops_running_{0};  // reader and writer not yet returned
 
   std::mutex callbacks_mu_;  // see close(); taken before mu_
   mutable std::mutex mu_;
@@ -147,7 +158,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // Outputs released while their consumer may still return credit for the last buffers: such
   // credit is ignored, not taken for a protocol error.
   std::set<std::uint32_t> released_outputs_;  // guarded by mu_
-  std::uint32_t next_input_id_ = 1;                                        // guarded by mu_
+  std::uint32_t next_input_id_ = 1;           // guarded by mu_
 };
 
 struct NetworkOptions {
@@ -192,10 +203,21 @@ class NetworkEnvironment {
   std::size_t pendingRequestCount() const;
 
  private:
+  // A short-lived thread: one connecting to a peer, or one reading an accepted socket's hello.
+  struct Helper {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
   std::shared_ptr<Connection> connectionTo(const std::string& peer);
+  bool stopping() const;
   void acceptLoop();
+  void handshake(int fd);
   void connectLoop(std::shared_ptr<Connection> connection);
   void acceptedSocket(int fd, const std::string& peer);
+  void spawnHelperLocked(std::function<void()> fn);
+  // Joins finished helpers and the threads of finished retired connections, and forgets them.
+  void reapLocked();
 
   NetworkOptions options_;
   int listen_fd_ = -1;
@@ -204,10 +226,13 @@ class NetworkEnvironment {
 
   mutable std::mutex mu_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;                                                // guarded by mu_
-  std::map<std::string, std::shared_ptr<Connection>> connections_;       // guarded by mu_
-  std::vector<std::shared_ptr<Connection>> retired_;                     // guarded by mu_
-  std::vector<std::thread> helpers_;                                     // guarded by mu_
+  bool stopping_ = false;                                           // guarded by mu_
+  std::map<std::string, std::shared_ptr<Connection>> connections_;  // guarded by mu_
+  // Closed connections whose threads are not joined yet.
+  std::vector<std::shared_ptr<Connection>> retired_;  // guarded by mu_
+  std::vector<Helper> helpers_;                       // guarded by mu_
+  // Accepted sockets whose hello is being read (stop() shuts them down to end the wait).
+  std::set<int> handshaking_;                                            // guarded by mu_
   std::map<std::string, std::shared_ptr<RemoteOutputChannel>> outputs_;  // guarded by mu_
   struct PendingRequest {
     std::weak_ptr<Connection> connection;

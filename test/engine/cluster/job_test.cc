@@ -173,7 +173,7 @@ TEST_CASE("cluster: word count at parallelism 4 on two TaskManagers, from a ship
     CHECK(tm.freeSlots == 2);
 }
 
-TEST_CASE("cluster: two versions of one plugin run side by side; attached submit waits") {
+TEST_CASE("cluster: two versions of one plugin run side by side, and attached submit waits") {
   Cluster c;
   c.startJobManager();
   startTwoTaskManagers(c);
@@ -447,7 +447,7 @@ TEST_CASE("cluster: TaskManagers cancel their tasks when the JobManager dies, th
   CHECK_MESSAGE(next.exit_code == 0, next.err);
 }
 
-TEST_CASE("cluster: a plugin over 50 MB ships in chunks; no process holds it whole in memory") {
+TEST_CASE("cluster: a plugin over 50 MB ships in chunks, and no process holds it whole in memory") {
   Cluster c;
   c.startJobManager();
   c.startTaskManager(2);

@@ -143,7 +143,7 @@ TEST_CASE("exchange: a corrupt frame is reported, not crashed on") {
   CHECK(reader.read(5, bad, sizeof bad).find("does not exist") != std::string::npos);
 }
 
-TEST_CASE("result partition: flush hands over partial buffers; back-pressure is timed") {
+TEST_CASE("result partition: flush hands over partial buffers, and back-pressure is timed") {
   std::atomic<bool> cancelled{false};
   StateTimer backpressured;
   InputGate gate(1);

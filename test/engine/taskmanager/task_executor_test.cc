@@ -94,7 +94,7 @@ TEST_CASE("executor: word count gives exact running counts at parallelism 1, 2 a
   }
 }
 
-TEST_CASE("executor: job arguments and the runtime context reach operators; open/close run") {
+TEST_CASE("executor: job arguments and the runtime context reach operators, and open and close run") {
   struct Seen {
     std::mutex mu;
     std::vector<std::string> events;
@@ -137,7 +137,7 @@ TEST_CASE("executor: job arguments and the runtime context reach operators; open
                                            "open tagger 1/2 max 64 job ctx"});
 }
 
-TEST_CASE("executor: a failing user operator fails the job with its message; close still runs") {
+TEST_CASE("executor: a failing user operator fails the job with its message, and close still runs") {
   auto closed = std::make_shared<std::atomic<int>>(0);
   class Fragile {
    public:
@@ -233,7 +233,7 @@ TEST_CASE("executor: records larger than a network buffer cross intact") {
     CHECK(results[i] == std::string(i * 20000 + 1, char('a' + i)));
 }
 
-TEST_CASE("executor: union merges streams; counters count records per vertex") {
+TEST_CASE("executor: union merges streams, and counters count records per vertex") {
   weir::CollectSink<std::int64_t> sink;
   auto build = [sink](JobBuilder& job) {
     auto evens =
