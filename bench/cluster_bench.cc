@@ -1,7 +1,7 @@
 // weir_cluster_bench: a hash shuffle between two TaskManager processes over loopback, next to a raw
 // TCP pump moving the same bytes between two processes, in the same run.
 //
-//   weir_cluster_bench [--records N] [--runs R]
+//   weir_cluster_bench [--records N] [--runs R] [-D key=value]...   (-D: TaskManager options)
 //
 // shuffle  A real JobManager and two TaskManagers (one slot each) as processes on 127.0.0.1; the
 //          job (bench/shuffle_plugin.cc) runs at parallelism 2, each source subtask emitting N
@@ -57,7 +57,7 @@ nlohmann::json waitReady(Process& p, const std::string& path) {
   die("a server did not start: " + p.err());
 }
 
-double shuffleSeconds(std::uint64_t records) {
+double shuffleSeconds(std::uint64_t records, const std::vector<std::string>& tm_options) {
   TempDir dir;
   const std::string bin = WEIR_BENCH_BIN_DIR;
   Process jm({bin + "/weir-jobmanager", "--ready-file", dir.file("jm.json"), "-D",
@@ -69,11 +69,14 @@ double shuffleSeconds(std::uint64_t records) {
   std::vector<std::unique_ptr<Process>> tms;
   for (int i = 0; i < 2; ++i) {
     const std::string file = dir.file("tm" + std::to_string(i) + ".json");
-    tms.push_back(std::make_unique<Process>(
-        std::vector<std::string>{bin + "/weir-taskmanager", "--ready-file", file, "-D",
-                                 "jobmanager.rpc.port=" + rpc_port, "-D",
-                                 "taskmanager.numberOfTaskSlots=1", "--log-level", "warn"},
-        dir.path()));
+    std::vector<std::string> args{bin + "/weir-taskmanager", "--ready-file", file, "-D",
+                                  "jobmanager.rpc.port=" + rpc_port, "-D",
+                                  "taskmanager.numberOfTaskSlots=1", "--log-level", "warn"};
+    for (const auto& o : tm_options) {
+      args.push_back("-D");
+      args.push_back(o);
+    }
+    tms.push_back(std::make_unique<Process>(args, dir.path()));
     waitReady(*tms.back(), file);
   }
   weir::engine::RpcClient<weir::thrift::AdminServiceClient> admin("127.0.0.1", admin_port,
@@ -200,9 +203,12 @@ std::string human(double v) {
 int main(int argc, char** argv) {
   std::uint64_t records = 10'000'000;
   int runs = 3;
+  std::vector<std::string> tm_options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if ((a == "--records" || a == "--runs") && i + 1 < argc) {
+    if (a == "-D" && i + 1 < argc) {
+      tm_options.push_back(argv[++i]);
+    } else if ((a == "--records" || a == "--runs") && i + 1 < argc) {
       const auto v = static_cast<std::uint64_t>(std::stod(argv[++i]));
       if (v == 0) die(a + " must be positive");
       if (a == "--records") {
@@ -211,7 +217,9 @@ int main(int argc, char** argv) {
         runs = static_cast<int>(v);
       }
     } else if (a == "--help") {
-      std::printf("usage: weir_cluster_bench [--records N per direction] [--runs R]\n");
+      std::printf(
+          "usage: weir_cluster_bench [--records N per direction] [--runs R] [-D key=value "
+          "(TaskManager option)]...\n");
       return 0;
     } else {
       die("unknown argument '" + a + "' (see --help)");
@@ -222,7 +230,7 @@ int main(int argc, char** argv) {
   double shuffle = 1e300;
   double pump = 1e300;
   for (int r = 0; r < runs; ++r) {
-    shuffle = std::min(shuffle, shuffleSeconds(records));
+    shuffle = std::min(shuffle, shuffleSeconds(records, tm_options));
     pump = std::min(pump, pumpSeconds(bytes));
   }
   const double total_records = 2.0 * static_cast<double>(records);

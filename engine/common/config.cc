@@ -127,7 +127,7 @@ const std::vector<OptionSpec>& allOptions() {
       {"taskmanager.memory.network.max", T::kMemorySize, "512 mb",
        "network memory of a TaskManager: every network buffer of its tasks comes out of it",
        1 << 20, INT64_MAX},
-      {"taskmanager.network.buffers-per-channel", T::kInt, "2",
+      {"taskmanager.network.buffers-per-channel", T::kInt, "4",
        "buffers (and so credits) per output and input channel", 1, 1024},
       {"taskmanager.network.extra-buffers-per-output", T::kInt, "8",
        "floating buffers per task output, shared by its channels", 0, 65536},
