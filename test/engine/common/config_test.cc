@@ -88,3 +88,19 @@ TEST_CASE("config: durations and memory sizes") {
   CHECK(*parseMemorySize("1g") == 1ull << 30);
   CHECK_FALSE(parseMemorySize("lots").isOk());
 }
+
+TEST_CASE("config: ops/config.yaml loads and sets every option to its default") {
+  auto config = weir::engine::Configuration::load(WEIR_SOURCE_DIR "/ops/config.yaml", {});
+  REQUIRE_MESSAGE(config.isOk(), config.status().message());
+  auto defaults = weir::engine::Configuration::load("", {});
+  REQUIRE(defaults.isOk());
+  const auto documented = config->effective();
+  const auto built_in = defaults->effective();
+  CHECK(documented == built_in);
+  // Every option appears in the file (not just by default).
+  const std::string text = weir::testing::readFile(WEIR_SOURCE_DIR "/ops/config.yaml");
+  for (const auto& spec : weir::engine::allOptions()) {
+    const std::string leaf = spec.key.substr(spec.key.rfind('.') + 1);
+    CHECK_MESSAGE(text.find(leaf + ":") != std::string::npos, spec.key);
+  }
+}
