@@ -7,6 +7,9 @@
 //            source is back-pressured across TaskManagers
 //   fail     numbers whose map throws at record fail_at
 //   forever  an unbounded source into a discarding sink (runs until cancelled or a failure)
+//   steady   an unbounded source that is never idle but emits only one record every 5 ms,
+//            rebalanced into a discarding sink: its buffers fill slowly, so only the buffer
+//            timeout sends them
 //
 // Built twice (CMakeLists.txt): cluster_job.so reports version 1.0.0, cluster_job_v2.so 2.0.0 and
 // labels its lines "v2".
@@ -34,6 +37,19 @@ struct SlowSink {
   }
 };
 
+// Never reports "nothing available" (which would flush at once): it is busy, just slow.
+class SteadySource {
+ public:
+  weir::SourceStatus pollNext(weir::Collector<std::int64_t>& out) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    out.collect(next_++);
+    return weir::SourceStatus::kMoreAvailable;
+  }
+
+ private:
+  std::int64_t next_ = 0;
+};
+
 struct Discard {
   void invoke(const std::int64_t&) {}
 };
@@ -59,6 +75,15 @@ void build(weir::JobBuilder& job) {
         .rebalance()
         .addSink(Discard{})
         .uid("discard");
+    return;
+  }
+  if (mode == "steady") {
+    job.name("steady");
+    job.addSource<std::int64_t>(SteadySource{}, "steady source")
+        .uid("source")
+        .rebalance()
+        .addSink(Discard{})
+        .uid("sink");
     return;
   }
   if (mode == "fail") {

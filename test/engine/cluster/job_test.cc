@@ -487,3 +487,40 @@ TEST_CASE("cluster: a plugin over 50 MB ships in chunks, and no process holds it
   CHECK(jm_growth < size / 5);
   CHECK(tm_growth < size / 5);
 }
+
+TEST_CASE("cluster: the buffer timeout sends partly filled buffers of a slow, busy source") {
+  // Records sent and received, summed over subtasks.
+  auto flow = [](Cluster& c, const std::string& job) {
+    const auto d = c.jobDetails(job);
+    std::pair<std::int64_t, std::int64_t> f{0, 0};
+    for (const auto& t : vertexNamed(d, "source").subtasks)
+      f.first += t.recordsOut;
+    for (const auto& t : vertexNamed(d, "sink").subtasks)
+      f.second += t.recordsIn;
+    return f;
+  };
+  SUBCASE("default timeout (10 ms): records arrive while the buffers are far from full") {
+    Cluster c;
+    c.startJobManager();
+    startTwoTaskManagers(c);
+    const CommandResult r =
+        c.weir({"submit", kClusterJob, "-p", "2", "--arg", "mode=steady", "--detached"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::string job = jobIdOf(r);
+    REQUIRE(eventually([&] { return flow(c, job).second >= 200; }));
+    CHECK(c.weir({"cancel", job}).exit_code == 0);
+  }
+  SUBCASE("a one-hour timeout: nothing is sent until a buffer fills") {
+    Cluster c;
+    c.startJobManager();
+    startTwoTaskManagers(c, {"-D", "execution.buffer-timeout=1 h"});
+    const CommandResult r =
+        c.weir({"submit", kClusterJob, "-p", "2", "--arg", "mode=steady", "--detached"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::string job = jobIdOf(r);
+    // 200 records of 12 bytes fill under a tenth of a 32 KiB buffer.
+    REQUIRE(eventually([&] { return flow(c, job).first >= 200; }));
+    CHECK(flow(c, job).second == 0);
+    CHECK(c.weir({"cancel", job}).exit_code == 0);
+  }
+}
