@@ -96,20 +96,27 @@ int loadPlugin(const JobOptions& options, JobArgs& args,
   return kExitOk;
 }
 
+// The client's half of a submission: load the plugin, run its builder, derive the JobGraph.
+int buildGraph(const JobOptions& options, std::shared_ptr<engine::LoadedPlugin>& plugin,
+               engine::JobGraph& graph) {
+  JobArgs args;
+  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
+  auto program = plugin->createProgram(args);
+  if (!program.isOk()) return fail(program.status(), kExitFailure);
+  auto built = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
+  if (!built.isOk()) return fail(built.status(), kExitFailure);
+  graph = std::move(*built);
+  return kExitOk;
+}
+
 }  // namespace
 
 int runLocal(const JobOptions& options) {
-  JobArgs args;
   std::shared_ptr<engine::LoadedPlugin> plugin;
-  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
-  // The client's half: build the job graph from the plugin.
-  auto program = plugin->createProgram(args);
-  if (!program.isOk()) return fail(program.status(), kExitFailure);
-  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
-  if (!graph.isOk()) return fail(graph.status(), kExitFailure);
-  program->reset();
+  engine::JobGraph graph;
+  if (int code = buildGraph(options, plugin, graph); code != kExitOk) return code;
   int slots = 1;
-  for (const auto& v : graph->vertices)
+  for (const auto& v : graph.vertices)
     slots = std::max(slots, static_cast<int>(v.parallelism));
   SignalWatcher::blockSignals();  // before any thread exists, so they all inherit the mask
 
@@ -118,9 +125,9 @@ int runLocal(const JobOptions& options) {
       slots, {"execution.buffer-timeout=" + std::to_string(options.buffer_timeout_ms) + " ms"});
   if (!cluster.isOk()) return fail(cluster.status(), kExitFailure);
   engine::JobManager& jm = (*cluster)->jobManager();
-  auto job = (*cluster)->submit(options.plugin, *graph, plugin->name(), plugin->version());
+  auto job = (*cluster)->submit(options.plugin, graph, plugin->name(), plugin->version());
   if (!job.isOk()) return fail(job.status(), kExitFailure);
-  spdlog::info("running job '{}' ({}) from plugin {} {} with parallelism {}", graph->name, *job,
+  spdlog::info("running job '{}' ({}) from plugin {} {} with parallelism {}", graph.name, *job,
                plugin->name(), plugin->version(), options.parallelism);
   Result<thrift::JobSummary> summary = Status::internal("no result");
   bool interrupted = false;
@@ -137,27 +144,22 @@ int runLocal(const JobOptions& options) {
   std::fflush(stdout);
   if (!summary.isOk()) return fail(summary.status(), kExitFailure);
   if (summary->state == thrift::JobState::CANCELED) {
-    std::fprintf(stderr, "weir: job '%s' cancelled after %.1f ms\n", graph->name.c_str(), ms);
+    std::fprintf(stderr, "weir: job '%s' cancelled after %.1f ms\n", graph.name.c_str(), ms);
     return interrupted ? 130 : kExitFailure;
   }
   if (summary->state != thrift::JobState::FINISHED) {
-    std::fprintf(stderr, "weir: job '%s' failed: %s\n", graph->name.c_str(),
+    std::fprintf(stderr, "weir: job '%s' failed: %s\n", graph.name.c_str(),
                  summary->failure.c_str());
     return kExitFailure;
   }
-  spdlog::info("job '{}' finished in {:.1f} ms", graph->name, ms);
+  spdlog::info("job '{}' finished in {:.1f} ms", graph.name, ms);
   return kExitOk;
 }
 
 int runInfo(const JobOptions& options) {
-  JobArgs args;
   std::shared_ptr<engine::LoadedPlugin> plugin;
-  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
-  auto program = plugin->createProgram(args);
-  if (!program.isOk()) return fail(program.status(), kExitFailure);
-  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
-  if (!graph.isOk()) return fail(graph.status(), kExitFailure);
-  const engine::JobGraph& g = *graph;
+  engine::JobGraph g;
+  if (int code = buildGraph(options, plugin, g); code != kExitOk) return code;
   std::printf("plugin   %s %s (%s)\n", plugin->name().c_str(), plugin->version().c_str(),
               options.plugin.c_str());
   std::printf("job      %s, max parallelism %d\n", g.name.c_str(), g.maxParallelism);
@@ -219,14 +221,10 @@ Result<std::string> uploadPlugin(AdminClient& client, const std::string& path) {
 
 int runSubmit(const JobOptions& options, const ClusterOptions& cluster,
               const SubmitOptions& submit) {
-  JobArgs args;
   std::shared_ptr<engine::LoadedPlugin> plugin;
-  if (int code = loadPlugin(options, args, plugin); code != kExitOk) return code;
-  auto program = plugin->createProgram(args);
-  if (!program.isOk()) return fail(program.status(), kExitFailure);
-  auto graph = engine::buildJobGraph((*program)->graph(), options.parallelism, args);
-  if (!graph.isOk()) return fail(graph.status(), kExitFailure);
-  if (!submit.name.empty()) graph->name = submit.name;
+  engine::JobGraph graph;
+  if (int code = buildGraph(options, plugin, graph); code != kExitOk) return code;
+  if (!submit.name.empty()) graph.name = submit.name;
 
   auto client = connectAdmin(cluster);
   if (!client.isOk()) {
@@ -239,7 +237,7 @@ int runSubmit(const JobOptions& options, const ClusterOptions& cluster,
   if (!hash.isOk()) return fail(hash.status(), kExitFailure);
 
   thrift::JobSubmission submission;
-  submission.graph = std::move(*graph);
+  submission.graph = std::move(graph);
   submission.pluginHash = *hash;
   submission.pluginName = plugin->name();
   submission.pluginVersion = plugin->version();

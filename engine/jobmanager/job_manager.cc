@@ -5,25 +5,12 @@
 #include <algorithm>
 #include <random>
 
+#include "common/ids.h"
 #include "weir/sdk_fingerprint.h"
 
 namespace weir::engine {
 
 namespace {
-
-std::int64_t unixMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string randomId() {
-  std::random_device rd;
-  std::uniform_int_distribution<std::uint64_t> dist;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(dist(rd)));
-  return buf;
-}
 
 // Control service for TaskManagers.
 class ControlHandler final : public thrift::JobManagerServiceIf {
@@ -100,7 +87,7 @@ class AdminHandler final : public thrift::AdminServiceIf {
 
 JobManager::JobManager(Configuration config)
     : config_(std::move(config)),
-      id_(randomId()),
+      id_(randomHexId(1)),
       heartbeat_interval_(config_.getDuration("heartbeat.interval")),
       heartbeat_timeout_(config_.getDuration("heartbeat.timeout")),
       rpc_timeout_(config_.getDuration("rpc.timeout")),

@@ -3,29 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <random>
 
+#include "common/ids.h"
 #include "jobmanager/job_manager.h"
 
 namespace weir::engine {
 
 namespace {
-
-std::int64_t unixMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// 32 hex digits, like Flink's job ids.
-std::string newJobId() {
-  std::random_device rd;
-  std::uniform_int_distribution<std::uint64_t> dist;
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(dist(rd)),
-                static_cast<unsigned long long>(dist(rd)));
-  return buf;
-}
 
 bool isTerminal(thrift::ExecutionState::type s) {
   return s == thrift::ExecutionState::FINISHED || s == thrift::ExecutionState::CANCELED ||
@@ -54,7 +38,7 @@ Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submissio
                             " was not uploaded to this JobManager");
   }
   JobEntry job;
-  job.id = newJobId();
+  job.id = randomHexId(2);  // 32 hex digits, like Flink's job ids
   job.graph = graph;
   job.plugin_hash = submission.pluginHash;
   job.plugin_size = *size;

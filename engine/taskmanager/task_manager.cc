@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "common/ids.h"
 #include "runtime/execution_plan.h"
 #include "runtime/job_graph.h"
 
@@ -14,13 +15,9 @@ namespace weir::engine {
 
 namespace {
 
+// Unique per process start: the JobManager tells a restarted TaskManager from the old one.
 std::string newResourceId() {
-  std::random_device rd;
-  std::uniform_int_distribution<std::uint64_t> dist;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%d-%016llx", static_cast<int>(getpid()),
-                static_cast<unsigned long long>(dist(rd)));
-  return buf;
+  return std::to_string(getpid()) + "-" + randomHexId(1);
 }
 
 class ControlHandler final : public thrift::TaskManagerServiceIf {

@@ -12,10 +12,13 @@
 #include <vector>
 
 #include "process_util.h"
+#include "test_data.h"
 #include "weir/key_groups.h"
 
 using weir::testing::CommandResult;
 using weir::testing::TempDir;
+
+using weir::testing::tokenize;
 
 namespace {
 
@@ -34,21 +37,6 @@ std::vector<std::string> lines(const std::string& text) {
   for (std::string l; std::getline(in, l);)
     out.push_back(l);
   return out;
-}
-
-// An independent tokenizer: maximal runs of ASCII letters and digits, lower-cased.
-std::vector<std::string> tokenize(const std::string& text) {
-  std::vector<std::string> words;
-  std::string w;
-  for (char c : text + "\n") {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    } else if (!w.empty()) {
-      words.push_back(w);
-      w.clear();
-    }
-  }
-  return words;
 }
 
 std::string writeInput(const TempDir& dir) {

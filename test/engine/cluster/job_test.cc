@@ -13,6 +13,7 @@
 #include "cluster_util.h"
 #include "common/sha256.h"
 #include "engine/job_test_util.h"
+#include "test_data.h"
 #include "weir/key_groups.h"
 
 using weir::testing::Cluster;
@@ -20,6 +21,8 @@ using weir::testing::CommandResult;
 using weir::testing::eventually;
 using JobState = weir::thrift::JobState;
 using ExecutionState = weir::thrift::ExecutionState;
+
+using weir::testing::tokenize;
 
 namespace {
 
@@ -34,20 +37,6 @@ std::string jobIdOf(const CommandResult& r) {
   const auto at = r.out.find(marker);
   REQUIRE_MESSAGE(at != std::string::npos, r.out << r.err);
   return r.out.substr(at + marker.size(), 32);
-}
-
-std::vector<std::string> tokenize(const std::string& text) {
-  std::vector<std::string> words;
-  std::string w;
-  for (char c : text + "\n") {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    } else if (!w.empty()) {
-      words.push_back(w);
-      w.clear();
-    }
-  }
-  return words;
 }
 
 // Waits until the job reaches `state`; fails at once with the job's failure if it ends otherwise.

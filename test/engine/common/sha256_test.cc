@@ -6,26 +6,20 @@
 #include <random>
 
 #include "process_util.h"
+#include "test_data.h"
 
 using weir::Status;
 using weir::engine::isSha256Hex;
 using weir::engine::Sha256;
 using weir::engine::sha256File;
 using weir::engine::sha256Hex;
+using weir::testing::randomBytes;
 using weir::testing::TempDir;
 
 namespace {
 
 constexpr char kEmpty[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr char kAbc[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-
-std::string randomBytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s)
-    c = static_cast<char>(rng());
-  return s;
-}
 
 }  // namespace
 

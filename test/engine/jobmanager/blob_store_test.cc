@@ -10,23 +10,17 @@
 
 #include "common/sha256.h"
 #include "process_util.h"
+#include "test_data.h"
 
 using weir::Status;
 using weir::engine::BlobStore;
 using weir::engine::sha256Hex;
+using weir::testing::randomBytes;
 using weir::testing::TempDir;
 
 namespace {
 
 constexpr std::size_t kMiB = 1 << 20;
-
-std::string randomBytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s)
-    c = static_cast<char>(rng());
-  return s;
-}
 
 // Uploads `data` in chunks of `chunk` bytes and returns finishUpload's result.
 weir::Result<std::string> upload(BlobStore& store, std::string_view data, std::size_t chunk,

@@ -14,26 +14,20 @@
 #include "common/sha256.h"
 #include "jobmanager/blob_store.h"
 #include "process_util.h"
+#include "test_data.h"
 
 using weir::Result;
 using weir::Status;
 using weir::engine::BlobStore;
 using weir::engine::PluginCache;
 using weir::engine::sha256Hex;
+using weir::testing::randomBytes;
 using weir::testing::readFile;
 using weir::testing::TempDir;
 
 namespace {
 
 constexpr std::int32_t kMiB = 1 << 20;
-
-std::string randomBytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s)
-    c = static_cast<char>(rng());
-  return s;
-}
 
 std::vector<std::string> filesIn(const std::filesystem::path& dir) {
   std::vector<std::string> names;
