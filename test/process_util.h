@@ -106,6 +106,12 @@ class Process {
   }
 
   std::string out() const { return readFile(out_path_); }
+  // Bytes written to stdout so far, without reading them (output may be large).
+  std::uintmax_t outSize() const {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(out_path_, ec);
+    return ec ? 0 : n;
+  }
   std::string err() const { return readFile(err_path_); }
 
  private:

@@ -171,10 +171,10 @@ TEST_CASE("weir local: Ctrl-C cancels an unbounded job gracefully") {
                            dir.path());
   // Running once output flows.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (p.out().size() < 10000 && std::chrono::steady_clock::now() < deadline) {
+  while (p.outSize() < 10000 && std::chrono::steady_clock::now() < deadline) {
     REQUIRE_FALSE(p.wait(std::chrono::milliseconds(5)).has_value());
   }
-  REQUIRE(p.out().size() >= 10000);
+  REQUIRE(p.outSize() >= 10000);
   p.signal(SIGINT);
   const auto code = p.wait(std::chrono::seconds(30));
   REQUIRE(code.has_value());
