@@ -9,33 +9,53 @@
 // "Typed inside, bytes at the edge": inside a chain, records move as C++ objects by direct calls.
 // At the chain's network outputs, the plugin serialises records straight into engine-owned buffers
 // through a WriteCursor per channel; at its network input, the engine hands it whole data buffers.
-// Control elements (end of input, and later watermarks and barriers) travel as separate event
-// buffers that only the engine interprets.
+// Control elements (watermarks, watermark status, end of input, and later barriers) travel as
+// separate event buffers that only the engine interprets; the engine combines the watermarks of a
+// task's input channels and hands the chain the result (processWatermark).
 //
 // Data buffer format (the same bytes the network layer carries between TaskManagers):
-//   a sequence of record frames: [u32 payload length, little endian][payload: Serde<T> bytes]
-//   A frame's 4-byte header always lies within one buffer. Its payload may continue into the next
-//   buffers of the same channel when it does not fit; a reader reassembles such a record.
+//   a sequence of record frames:
+//     [u32 word, little endian: bit 31 = a timestamp follows, bits 0..30 = payload length]
+//     [i64 event timestamp, little endian, only when bit 31 is set]
+//     [payload: Serde<T> bytes]
+//   A frame's header (4 or 12 bytes) always lies within one buffer. Its payload may continue into
+//   the next buffers of the same channel when it does not fit; a reader reassembles such a record.
+//
+// Time: event timestamps and watermarks are milliseconds since the Unix epoch (int64), as in
+// Flink. Processing time is the TaskManager's wall clock in the same unit.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "weir/graph.h"
 #include "weir/job_args.h"
+#include "weir/kv_store.h"
 #include "weir/status.h"
 
 namespace weir {
 
 // Version of the binary contract between engine and plugins. Bumped whenever any type in this
 // header or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
-inline constexpr std::uint32_t kSdkAbiVersion = 1;
+inline constexpr std::uint32_t kSdkAbiVersion = 2;
 
+// Record frame header: the length word, and the timestamp when present.
 inline constexpr std::size_t kFrameHeaderSize = 4;
+inline constexpr std::size_t kTimestampSize = 8;
+inline constexpr std::uint32_t kFrameTimestampFlag = 0x80000000u;
+
+// A record without an event timestamp.
+inline constexpr std::int64_t kNoTimestamp = std::numeric_limits<std::int64_t>::min();
+// The watermark before any was seen, and the one that ends event time (end of input).
+inline constexpr std::int64_t kMinWatermark = std::numeric_limits<std::int64_t>::min();
+inline constexpr std::int64_t kMaxWatermark = std::numeric_limits<std::int64_t>::max();
+// "No processing-time deadline".
+inline constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
 
 // Where the next frame of one output channel goes. Owned by the engine; the plugin writes at `pos`
 // and advances it, never past `end`. All three are null while the channel has no current buffer.
@@ -56,6 +76,10 @@ class OutputGate {
   // empty one. Blocks while no buffer is free: this is where back-pressure stops a producer.
   // Returns false when the task is being cancelled; the caller must then stop writing.
   virtual bool advance(int channel) noexcept = 0;
+  // Hands every channel's current buffer to its consumer, then sends the event on every channel,
+  // so the event follows all records written before it. Events need no buffer from the pool.
+  virtual void emitWatermark(std::int64_t watermark) noexcept = 0;
+  virtual void emitWatermarkStatus(bool idle) noexcept = 0;
 };
 
 struct NetworkOutputSpec {
@@ -75,6 +99,11 @@ struct ChainSpec {
   std::vector<int> max_parallelism;  // per vertex, parallel to vertex_ids (resolved)
   int num_input_channels = 0;        // network input channels of the head (0 for a source head)
   std::vector<NetworkOutputSpec> outputs;  // index i is TaskEnvironment::outputGate(i)
+  std::vector<std::string> vertex_uids;    // parallel to vertex_ids
+  // Time and state, resolved by the engine from the job's arguments and its configuration.
+  std::int64_t auto_watermark_interval_ms = 200;  // periodic watermark emission; 0 disables it
+  StateBackendKind state_backend = StateBackendKind::kHeap;
+  bool timers_in_kv_store = false;  // RocksDB backend: timers live in the store, not on the heap
 };
 
 // Records counted per vertex and subtask. Written by the task thread (relaxed, once per batch),
@@ -82,11 +111,19 @@ struct ChainSpec {
 struct VertexCounters {
   std::atomic<std::uint64_t> records_in{0};
   std::atomic<std::uint64_t> records_out{0};
+  // Records that arrived with a timestamp below the operator's current watermark.
+  std::atomic<std::uint64_t> late_records{0};
+  // The operator's current input watermark (kMinWatermark before the first).
+  std::atomic<std::int64_t> watermark{kMinWatermark};
   void addIn(std::uint64_t n) {
     records_in.store(records_in.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   void addOut(std::uint64_t n) {
     records_out.store(records_out.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void addLate(std::uint64_t n) {
+    late_records.store(late_records.load(std::memory_order_relaxed) + n,
+                       std::memory_order_relaxed);
   }
 };
 
@@ -96,6 +133,11 @@ class TaskEnvironment {
   virtual ~TaskEnvironment() = default;
   virtual const JobArgs& args() const noexcept = 0;
   virtual OutputGate& outputGate(std::size_t index) noexcept = 0;
+  // Processing time: milliseconds since the Unix epoch.
+  virtual std::int64_t currentProcessingTime() const noexcept = 0;
+  // The key-value store of one keyed operator of this chain (RocksDB backend only): created on
+  // first call, empty, private to this subtask; dropped with its files when the task ends.
+  virtual Status openKvStore(int vertex_id, KvStore*& out) noexcept = 0;
 };
 
 enum class SourceStatus : std::uint8_t {
@@ -117,6 +159,16 @@ class ChainInstance {
   // Other chains: one data buffer from network input channel `channel`. The bytes are only
   // borrowed for the duration of the call.
   virtual Status processInput(int channel, const std::uint8_t* data, std::size_t size) noexcept = 0;
+  // The task's combined input watermark advanced (for a source chain: end of input, with
+  // kMaxWatermark). Operators fire their event-time timers and pass it on.
+  virtual Status processWatermark(std::int64_t watermark) noexcept = 0;
+  // Every input of the task became idle (true), or one became active again (false).
+  virtual Status processWatermarkStatus(bool idle) noexcept = 0;
+  // Fires what is due at processing time `now` (timers, periodic watermarks).
+  virtual Status onProcessingTime(std::int64_t now) noexcept = 0;
+  // The earliest processing time at which onProcessingTime has work, or kNoDeadline. May change
+  // after any call into the chain.
+  virtual std::int64_t nextProcessingTime() const noexcept = 0;
   // Every input has ended (or the source has): operators emit what they still hold.
   virtual Status endInput() noexcept = 0;
   // Closes every operator, head first. Called exactly once, also after a failure.
