@@ -11,4 +11,6 @@
 #include "weir/serde.h"
 #include "weir/sinks.h"
 #include "weir/sources.h"
+#include "weir/state.h"
 #include "weir/stream.h"
+#include "weir/watermarks.h"

@@ -397,13 +397,25 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
   void forEach(const std::function<void(const UK&, const UV&)>& f) override {
     Map* m = table_.find(*this->ns_);
     if (m == nullptr) return;
-    if (ttl_.enabled()) {
-      pruneAll(*m);
-      m = table_.find(*this->ns_);
-      if (m == nullptr) return;
+    if (!ttl_.enabled()) {
+      for (const auto& [k, c] : *m)
+        f(k, c.value);
+      return;
     }
-    for (const auto& [k, c] : *m)
-      f(k, c.value);
+    // Expired entries are removed (and visited this once when the visibility allows); reads
+    // refresh the others when the update type says so.
+    const std::int64_t now = ttl_.now();
+    for (auto it = m->begin(); it != m->end();) {
+      if (ttl_.expired(it->second.ts, now)) {
+        if (ttl_.returnExpired()) f(it->first, it->second.value);
+        it = m->erase(it);
+        continue;
+      }
+      if (ttl_.refreshOnRead()) it->second.ts = now;
+      f(it->first, it->second.value);
+      ++it;
+    }
+    if (m->empty()) table_.erase(*this->ns_);
   }
 
  private:

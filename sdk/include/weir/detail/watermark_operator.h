@@ -52,7 +52,7 @@ class TimestampsAndWatermarksOperator final
     generator_.onPeriodicEmit(output_);
   }
 
-  std::int64_t nextProcessingTime() const override {
+  std::int64_t nextProcessingTime() override {
     return interval_ > 0 ? next_periodic_ : kNoDeadline;
   }
 
