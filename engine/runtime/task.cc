@@ -37,6 +37,8 @@ StreamTask::StreamTask(TaskDeployment deployment, JobArgs args, Options options)
     gate_ = std::make_unique<InputGate>(deployment_.spec.num_input_channels);
   }
   is_source_ = deployment_.spec.num_input_channels == 0;
+  deployment_.spec.auto_watermark_interval_ms = options_.auto_watermark_interval.count();
+  deployment_.spec.state_backend = options_.state_backend;
 }
 
 StreamTask::~StreamTask() {

@@ -41,6 +41,8 @@ class StreamTask final : public TaskEnvironment {
  public:
   struct Options {
     std::chrono::milliseconds buffer_timeout{10};
+    std::chrono::milliseconds auto_watermark_interval{200};
+    StateBackendKind state_backend = StateBackendKind::kHeap;
   };
 
   StreamTask(TaskDeployment deployment, JobArgs args, Options options);

@@ -34,6 +34,8 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
       std::map<std::string, std::string>(graph.jobArgs.begin(), graph.jobArgs.end()));
   StreamTask::Options task_options;
   task_options.buffer_timeout = options_.buffer_timeout;
+  task_options.auto_watermark_interval = options_.auto_watermark_interval;
+  task_options.state_backend = options_.state_backend;
 
   auto location = [&](int chain, int subtask) -> const std::string* {
     if (placement == nullptr) return nullptr;

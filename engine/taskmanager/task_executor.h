@@ -34,6 +34,10 @@ struct TaskExecutorOptions {
   int extra_buffers_per_output = 8;      // floating buffers per task output
   std::size_t total_buffers = 16384;     // the executor's network memory, in segments
   std::chrono::milliseconds buffer_timeout{10};
+  // Periodic watermark emission (pipeline.auto-watermark-interval); 0 disables it.
+  std::chrono::milliseconds auto_watermark_interval{200};
+  // The state backend of jobs that do not choose one (state.backend).
+  StateBackendKind state_backend = StateBackendKind::kHeap;
   // A TaskManager's shared network memory; when set, the executor reserves its buffers there
   // instead of checking total_buffers.
   NetworkMemory* memory = nullptr;
