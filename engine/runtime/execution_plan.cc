@@ -134,8 +134,10 @@ ExecutionPlan planExecution(const JobGraph& g) {
       t.spec.vertex_ids = c.vertices;
       t.spec.subtask_index = s;
       t.spec.parallelism = c.parallelism;
-      for (int v : c.vertices)
+      for (int v : c.vertices) {
         t.spec.max_parallelism.push_back(g.vertices[v].maxParallelism);
+        t.spec.vertex_uids.push_back(g.vertices[v].uid);
+      }
       t.spec.num_input_channels = channel_count[c.id];
       for (int e : c.input_edges) {
         const auto& je = edge(e);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace weir::engine {
 
 namespace {
@@ -52,6 +54,44 @@ Status StreamTask::init(const ProgramPtr& program) {
   }
   Status s = createChain(program, deployment_.spec, *this, chain_);
   return s.withContext("task " + deployment_.task_name);
+}
+
+std::int64_t StreamTask::currentProcessingTime() const noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status StreamTask::openKvStore(int /*vertex_id*/, KvStore*& out) noexcept {
+  out = nullptr;
+  return Status::invalidArgument("the RocksDB state backend is not configured on this TaskManager");
+}
+
+Status StreamTask::firePendingTimers(Clock::time_point& next) {
+  next = Clock::time_point::max();
+  std::int64_t due = chain_->nextProcessingTime();
+  if (due == kNoDeadline) return Status::ok();
+  std::int64_t now = currentProcessingTime();
+  if (now >= due) {
+    const auto start = Clock::now();
+    metrics_.busy.begin(start);
+    Status s = chain_->onProcessingTime(now);
+    metrics_.busy.end(Clock::now());
+    if (!s.isOk()) return s;
+    due = chain_->nextProcessingTime();
+    if (due == kNoDeadline) return Status::ok();
+    now = currentProcessingTime();
+  }
+  next = Clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(0, due - now));
+  return Status::ok();
+}
+
+Status StreamTask::forward(const WatermarkValve::Output& out) {
+  if (out.watermark_advanced) {
+    if (Status s = chain_->processWatermark(out.watermark); !s.isOk()) return s;
+  }
+  if (out.status_changed) return chain_->processWatermarkStatus(out.idle);
+  return Status::ok();
 }
 
 const VertexCounters* StreamTask::counters(int vertex_id) const {
@@ -117,22 +157,29 @@ void StreamTask::run() {
 
 Status StreamTask::runSource() {
   auto flush_deadline = Clock::time_point::max();
+  auto timer_deadline = Clock::time_point::min();  // check at once
   for (;;) {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
+    if (Clock::now() >= timer_deadline) {
+      if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
+    }
     metrics_.busy.begin(Clock::now());
     SourceStatus status = SourceStatus::kMoreAvailable;
     Status s = chain_->pollSource(status);
     const auto now = Clock::now();
     metrics_.busy.end(now);
     if (!s.isOk()) return s;
-    if (status == SourceStatus::kEndOfInput) return Status::ok();
+    if (status == SourceStatus::kEndOfInput) {
+      // Event time ends with the input: every event-time timer fires.
+      return chain_->processWatermark(kMaxWatermark);
+    }
     if (status == SourceStatus::kNothingAvailable) {
       flushOutputs();
       flush_deadline = Clock::time_point::max();
       metrics_.idle.begin(now);
       std::unique_lock<std::mutex> lock(mu_);
-      idle_cv_.wait_for(lock, kIdleSourceBackoff,
-                        [&] { return cancelled_.load(std::memory_order_acquire); });
+      idle_cv_.wait_until(lock, std::min(now + kIdleSourceBackoff, timer_deadline),
+                          [&] { return cancelled_.load(std::memory_order_acquire); });
       metrics_.idle.end(Clock::now());
       continue;
     }
@@ -149,8 +196,10 @@ Status StreamTask::runSource() {
 Status StreamTask::runInputs() {
   const int channels = gate_->numChannels();
   std::vector<bool> ended(static_cast<std::size_t>(channels), false);
+  WatermarkValve valve(channels);
   int open_channels = channels;
   auto flush_deadline = Clock::time_point::max();
+  auto timer_deadline = Clock::time_point::min();  // check at once
   while (open_channels > 0) {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
     const auto wait_start = Clock::now();
@@ -158,30 +207,56 @@ Status StreamTask::runInputs() {
       flushOutputs();
       flush_deadline = Clock::time_point::max();
     }
+    if (wait_start >= timer_deadline) {
+      if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
+      if (flush_deadline == Clock::time_point::max() && anyPendingOutput()) {
+        flush_deadline = Clock::now() + options_.buffer_timeout;
+      }
+    }
     metrics_.idle.begin(wait_start);
-    auto item = gate_->poll(flush_deadline, cancelled_);
+    auto item = gate_->poll(std::min(flush_deadline, timer_deadline), cancelled_);
     const auto got = Clock::now();
     metrics_.idle.end(got);
     if (!item) continue;
     const int ch = item->channel;
-    if (item->buffer.kind() == Buffer::Kind::kEndOfInput) {
-      if (ended[static_cast<std::size_t>(ch)]) {
-        return Status::internal("end of input received twice on channel " + std::to_string(ch));
-      }
-      ended[static_cast<std::size_t>(ch)] = true;
-      --open_channels;
-      continue;
+    const auto index = static_cast<std::size_t>(ch);
+    const Buffer::Kind kind = item->buffer.kind();
+    if (ended[index]) {
+      return Status::internal(kind == Buffer::Kind::kEndOfInput
+                                  ? "end of input received twice on channel " + std::to_string(ch)
+                                  : "data after end of input on channel " + std::to_string(ch));
     }
-    if (ended[static_cast<std::size_t>(ch)]) {
-      return Status::internal("data after end of input on channel " + std::to_string(ch));
-    }
+    Status s;
     metrics_.busy.begin(got);
-    Status s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
+    switch (kind) {
+      case Buffer::Kind::kEndOfInput:
+        ended[index] = true;
+        --open_channels;
+        s = forward(valve.onEndOfInput(ch));
+        break;
+      case Buffer::Kind::kWatermark:
+        s = forward(valve.onWatermark(ch, item->buffer.value()));
+        break;
+      case Buffer::Kind::kWatermarkStatus:
+        s = forward(valve.onStatus(ch, item->buffer.value() != 0));
+        break;
+      case Buffer::Kind::kData:
+        s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
+        break;
+    }
     item.reset();  // recycle the buffer at once
-    metrics_.busy.end(Clock::now());
+    const auto done = Clock::now();
+    metrics_.busy.end(done);
     if (!s.isOk()) return s;
     if (flush_deadline == Clock::time_point::max() && anyPendingOutput()) {
-      flush_deadline = Clock::now() + options_.buffer_timeout;
+      flush_deadline = done + options_.buffer_timeout;
+    }
+    // The chain may have registered an earlier processing-time timer.
+    const std::int64_t due = chain_->nextProcessingTime();
+    if (due != kNoDeadline) {
+      const auto at = done + std::chrono::milliseconds(
+                                 std::max<std::int64_t>(0, due - currentProcessingTime()));
+      timer_deadline = std::min(timer_deadline, at);
     }
   }
   return Status::ok();

@@ -21,6 +21,7 @@
 #include "runtime/network/result_partition.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/state_timer.h"
+#include "runtime/watermark_valve.h"
 #include "weir/job_args.h"
 #include "weir/status.h"
 #include "weir/task_api.h"
@@ -75,10 +76,17 @@ class StreamTask final : public TaskEnvironment {
   // TaskEnvironment
   const JobArgs& args() const noexcept override { return args_; }
   OutputGate& outputGate(std::size_t index) noexcept override { return *outputs_[index]; }
+  std::int64_t currentProcessingTime() const noexcept override;
+  Status openKvStore(int vertex_id, KvStore*& out) noexcept override;
 
  private:
   Status runSource();
   Status runInputs();
+  // Hands the chain what the valve says changed.
+  Status forward(const WatermarkValve::Output& out);
+  // Fires the chain's processing-time work if it is due; returns the steady-clock time of the next
+  // deadline (time_point::max() when none).
+  Status firePendingTimers(std::chrono::steady_clock::time_point& next);
   void flushOutputs();
   bool anyPendingOutput() const;
   void finishOutputs();

@@ -91,11 +91,12 @@ class NetworkMemory {
   std::size_t reserved_ = 0;  // guarded by mu_
 };
 
-// A unit handed from producer to consumer: a data segment holding record frames, or an event.
-// Move-only; a data buffer returns its segment to its pool when destroyed.
+// A unit handed from producer to consumer: a data segment holding record frames, or an event
+// (end of input, a watermark, a watermark status). Move-only; a data buffer returns its segment
+// to its pool when destroyed.
 class Buffer {
  public:
-  enum class Kind : std::uint8_t { kData, kEndOfInput };
+  enum class Kind : std::uint8_t { kData, kEndOfInput, kWatermark, kWatermarkStatus };
 
   Buffer() = default;
   static Buffer data(std::shared_ptr<BufferPool> pool, std::uint8_t* segment, std::size_t size) {
@@ -111,12 +112,26 @@ class Buffer {
     b.kind_ = Kind::kEndOfInput;
     return b;
   }
+  static Buffer watermark(std::int64_t watermark) {
+    Buffer b;
+    b.kind_ = Kind::kWatermark;
+    b.value_ = watermark;
+    return b;
+  }
+  // idle = true: the producer's channel stops holding back the consumer's watermark.
+  static Buffer watermarkStatus(bool idle) {
+    Buffer b;
+    b.kind_ = Kind::kWatermarkStatus;
+    b.value_ = idle ? 1 : 0;
+    return b;
+  }
 
   Buffer(Buffer&& o) noexcept { *this = std::move(o); }
   Buffer& operator=(Buffer&& o) noexcept {
     if (this != &o) {
       release();
       kind_ = o.kind_;
+      value_ = o.value_;
       pool_ = std::move(o.pool_);
       segment_ = o.segment_;
       size_ = o.size_;
@@ -128,6 +143,9 @@ class Buffer {
   ~Buffer() { release(); }
 
   Kind kind() const { return kind_; }
+  bool isEvent() const { return kind_ != Kind::kData; }
+  // The watermark of a kWatermark event; for kWatermarkStatus, 1 = idle, 0 = active.
+  std::int64_t value() const { return value_; }
   const std::uint8_t* bytes() const { return segment_; }
   std::size_t size() const { return size_; }
 
@@ -139,6 +157,7 @@ class Buffer {
   }
 
   Kind kind_ = Kind::kEndOfInput;
+  std::int64_t value_ = 0;
   std::shared_ptr<BufferPool> pool_;
   std::uint8_t* segment_ = nullptr;
   std::size_t size_ = 0;

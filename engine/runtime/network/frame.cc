@@ -16,6 +16,10 @@ const char* kindName(std::uint8_t kind) {
       return "data";
     case static_cast<std::uint8_t>(FrameKind::kEndOfInput):
       return "end-of-input";
+    case static_cast<std::uint8_t>(FrameKind::kWatermark):
+      return "watermark";
+    case static_cast<std::uint8_t>(FrameKind::kWatermarkStatus):
+      return "watermark-status";
   }
   return "unknown";
 }
@@ -58,6 +62,19 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
     case static_cast<std::uint8_t>(FrameKind::kEndOfInput):
       bound = 0;
       break;
+    case static_cast<std::uint8_t>(FrameKind::kWatermark):
+    case static_cast<std::uint8_t>(FrameKind::kWatermarkStatus): {
+      const std::uint32_t size = kind == static_cast<std::uint8_t>(FrameKind::kWatermark)
+                                     ? kWatermarkPayload
+                                     : kWatermarkStatusPayload;
+      if (h.length != size) {
+        return Status::corruption(std::string(kindName(kind)) + " frame of " +
+                                  std::to_string(h.length) + " bytes (expected " +
+                                  std::to_string(size) + ")");
+      }
+      bound = size;
+      break;
+    }
     default:
       return Status::corruption("unknown frame kind " + std::to_string(kind));
   }

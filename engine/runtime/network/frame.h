@@ -8,7 +8,8 @@
 //         12       payload
 //
 // DATA carries one buffer of record frames (weir/task_api.h) for an input channel of the receiver;
-// END_OF_INPUT closes one channel; CREDIT (payload u32 n) lets the producer send n more buffers on
+// END_OF_INPUT closes one channel; WATERMARK (payload i64) and WATERMARK_STATUS (payload u8: 1 idle,
+// 0 active) are events of one channel, ordered with its data; CREDIT (payload u32 n) lets the producer send n more buffers on
 // a channel; REQUEST (payload u32 credits + channel key) opens a channel: the consumer names the
 // producer's output channel it wants and the id the producer must put on its frames; HELLO
 // (payload: the sender's data address) is the first frame on a connection. A frame that breaks
@@ -23,10 +24,12 @@
 
 namespace weir::engine {
 
-inline constexpr std::uint8_t kFrameVersion = 1;
+inline constexpr std::uint8_t kFrameVersion = 2;
 inline constexpr std::size_t kFrameHeaderBytes = 12;
 // Largest payload of a control frame (REQUEST, HELLO, CREDIT).
 inline constexpr std::uint32_t kMaxControlPayload = 4096;
+inline constexpr std::uint32_t kWatermarkPayload = 8;
+inline constexpr std::uint32_t kWatermarkStatusPayload = 1;
 
 enum class FrameKind : std::uint8_t {
   kHello = 1,
@@ -34,6 +37,8 @@ enum class FrameKind : std::uint8_t {
   kCredit = 3,
   kData = 4,
   kEndOfInput = 5,
+  kWatermark = 6,
+  kWatermarkStatus = 7,
 };
 
 struct FrameHeader {
@@ -57,6 +62,13 @@ inline void storeU32(std::uint8_t* p, std::uint32_t v) {
 inline std::uint32_t loadU32(const std::uint8_t* p) {
   return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+inline void storeU64(std::uint8_t* p, std::uint64_t v) {
+  storeU32(p, static_cast<std::uint32_t>(v));
+  storeU32(p + 4, static_cast<std::uint32_t>(v >> 32));
+}
+inline std::uint64_t loadU64(const std::uint8_t* p) {
+  return static_cast<std::uint64_t>(loadU32(p)) | static_cast<std::uint64_t>(loadU32(p + 4)) << 32;
 }
 
 }  // namespace weir::engine

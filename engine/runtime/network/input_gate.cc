@@ -7,6 +7,11 @@ void InputGate::push(int channel, Buffer buffer) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& q = queues_.at(static_cast<std::size_t>(channel));
+    if (buffer.kind() == Buffer::Kind::kWatermark && !q.empty() &&
+        q.back().kind() == Buffer::Kind::kWatermark) {
+      q.back() = std::move(buffer);  // a newer watermark supersedes one not yet read
+      return;
+    }
     if (q.empty()) available_.push_back(channel);
     q.push_back(std::move(buffer));
     notify = waiting_;

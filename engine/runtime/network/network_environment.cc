@@ -221,6 +221,11 @@ void RemoteOutputChannel::notifyLocked(std::unique_lock<std::mutex>& lock) {
 void RemoteOutputChannel::push(Buffer buffer) {
   std::unique_lock<std::mutex> lock(mu_);
   if (failed_) return;  // the task is failing; the buffer goes back to its pool
+  if (buffer.kind() == Buffer::Kind::kWatermark && !queue_.empty() &&
+      queue_.back().kind() == Buffer::Kind::kWatermark) {
+    queue_.back() = std::move(buffer);  // a newer watermark supersedes one not yet sent
+    return;
+  }
   queue_.push_back(std::move(buffer));
   notifyLocked(lock);
 }
@@ -484,10 +489,29 @@ void Connection::writeLoop() {
     Buffer buffer;
     std::uint32_t id = 0;
     if (!channel->takeSendable(buffer, id)) continue;
-    const bool data = buffer.kind() == Buffer::Kind::kData;
-    FrameHeader h{data ? FrameKind::kData : FrameKind::kEndOfInput, id,
-                  data ? static_cast<std::uint32_t>(buffer.size()) : 0};
-    if (!sendFrame(fd_, h, buffer.bytes())) {
+    FrameHeader h{FrameKind::kData, id, 0};
+    std::uint8_t event[kWatermarkPayload];
+    const void* payload = event;
+    switch (buffer.kind()) {
+      case Buffer::Kind::kData:
+        h.length = static_cast<std::uint32_t>(buffer.size());
+        payload = buffer.bytes();
+        break;
+      case Buffer::Kind::kEndOfInput:
+        h.kind = FrameKind::kEndOfInput;
+        break;
+      case Buffer::Kind::kWatermark:
+        h.kind = FrameKind::kWatermark;
+        h.length = kWatermarkPayload;
+        storeU64(event, static_cast<std::uint64_t>(buffer.value()));
+        break;
+      case Buffer::Kind::kWatermarkStatus:
+        h.kind = FrameKind::kWatermarkStatus;
+        h.length = kWatermarkStatusPayload;
+        event[0] = static_cast<std::uint8_t>(buffer.value() != 0 ? 1 : 0);
+        break;
+    }
+    if (!sendFrame(fd_, h, payload)) {
       writeFailed();
       return;
     }
@@ -578,6 +602,27 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
       }
       it->second.ended = true;
       it->second.gate->push(it->second.gate_channel, Buffer::endOfInput());
+      return Status::ok();
+    }
+    case FrameKind::kWatermark:
+    case FrameKind::kWatermarkStatus: {
+      std::uint8_t payload[kWatermarkPayload];
+      if (Status s = readFully(fd_, payload, h.length); !s.isOk()) return s;
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = inputs_.find(h.channel);
+      if (it == inputs_.end() || it->second.ended) {
+        return Status::corruption("watermark for unknown channel " + std::to_string(h.channel));
+      }
+      if (it->second.gate == nullptr) return Status::ok();  // released
+      if (h.kind == FrameKind::kWatermark) {
+        it->second.gate->push(it->second.gate_channel,
+                              Buffer::watermark(static_cast<std::int64_t>(loadU64(payload))));
+      } else if (payload[0] > 1) {
+        return Status::corruption("watermark status " + std::to_string(payload[0]) +
+                                  " is neither idle (1) nor active (0)");
+      } else {
+        it->second.gate->push(it->second.gate_channel, Buffer::watermarkStatus(payload[0] == 1));
+      }
       return Status::ok();
     }
     case FrameKind::kCredit:

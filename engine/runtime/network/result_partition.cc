@@ -58,6 +58,22 @@ bool ResultPartition::hasPendingData() const {
   return false;
 }
 
+void ResultPartition::broadcastEvent(Buffer::Kind kind, std::int64_t value) {
+  flushAll();
+  for (const auto& t : targets_) {
+    t->push(kind == Buffer::Kind::kWatermark ? Buffer::watermark(value)
+                                             : Buffer::watermarkStatus(value != 0));
+  }
+}
+
+void ResultPartition::emitWatermark(std::int64_t watermark) noexcept {
+  broadcastEvent(Buffer::Kind::kWatermark, watermark);
+}
+
+void ResultPartition::emitWatermarkStatus(bool idle) noexcept {
+  broadcastEvent(Buffer::Kind::kWatermarkStatus, idle ? 1 : 0);
+}
+
 void ResultPartition::finish() {
   flushAll();
   for (const auto& t : targets_)

@@ -31,6 +31,8 @@ class ResultPartition final : public OutputGate {
   int numChannels() const noexcept override { return static_cast<int>(targets_.size()); }
   WriteCursor* cursors() noexcept override { return cursors_.data(); }
   bool advance(int channel) noexcept override;
+  void emitWatermark(std::int64_t watermark) noexcept override;
+  void emitWatermarkStatus(bool idle) noexcept override;
 
   // Hands every partly filled buffer to its consumer.
   void flushAll();
@@ -44,6 +46,8 @@ class ResultPartition final : public OutputGate {
 
  private:
   void submit(int channel);
+  // Flushes every channel, then sends `event` (a copy) on each.
+  void broadcastEvent(Buffer::Kind kind, std::int64_t value);
 
   std::shared_ptr<BufferPool> pool_;
   std::vector<std::shared_ptr<ChannelSink>> targets_;

@@ -72,12 +72,14 @@ class GeneratorSource {
     std::size_t left = kSourceRecordsPerPoll;
     while (left > 0 && next < count) {
       std::size_t room = 0;
-      T* dst = out.reserve(room);
+      std::int64_t* ts = nullptr;
+      T* dst = out.reserve(room, ts);
       std::size_t k = std::min(room, left);
       const std::uint64_t remaining = (count - next - 1) / step + 1;
       if (remaining < k) k = static_cast<std::size_t>(remaining);
       for (std::size_t i = 0; i < k; ++i) {
         dst[i] = fn_(next);
+        ts[i] = kNoTimestamp;
         next += step;
       }
       out.commitReserved(k);

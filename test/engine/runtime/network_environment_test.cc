@@ -363,7 +363,7 @@ TEST_CASE("frame header: decode rejects what breaks the protocol, saying why") {
     CHECK(d.status().code() == Status::Code::kCorruption);
     CHECK_MESSAGE(d.status().message().find(expected) != std::string::npos, d.status().message());
   };
-  reject({FrameKind::kData, 1, 10}, "unsupported frame version 2", 2);
+  reject({FrameKind::kData, 1, 10}, "unsupported frame version 1", 1);
   reject({FrameKind::kData, 1, 10}, "unsupported frame version 0", 0);
   reject({FrameKind::kData, 1, 10}, "unknown frame kind 0", kFrameVersion, 0);
   reject({FrameKind::kData, 1, 10}, "unknown frame kind 200", kFrameVersion, 200);
@@ -375,6 +375,8 @@ TEST_CASE("frame header: decode rejects what breaks the protocol, saying why") {
   reject({FrameKind::kCredit, 1, 5}, "credit frame of 5 bytes");
   reject({FrameKind::kCredit, 1, 0}, "credit frame of 0 bytes");
   reject({FrameKind::kEndOfInput, 1, 1}, "exceeds the limit of 0");
+  reject({FrameKind::kWatermark, 1, 4}, "watermark frame of 4 bytes (expected 8)");
+  reject({FrameKind::kWatermarkStatus, 1, 0}, "watermark-status frame of 0 bytes (expected 1)");
   // The version is checked first: a frame from another version is not misread as this one's.
   reject({FrameKind::kData, 1, 1u << 31}, "version 9", 9, 77);
 }
@@ -575,8 +577,8 @@ TEST_CASE("network environment: malformed input closes that connection only") {
   }
   SUBCASE("a frame of another version after the hello") {
     std::string bad = frame(FrameKind::kCredit, 1, u32(1));
-    bad[0] = 2;
-    expectDropped(hello + bad, "unsupported frame version 2");
+    bad[0] = 1;
+    expectDropped(hello + bad, "unsupported frame version 1");
   }
   SUBCASE("an unknown frame kind") {
     std::string bad = frame(FrameKind::kCredit, 1, u32(1));

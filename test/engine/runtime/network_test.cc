@@ -1,3 +1,4 @@
+#include <limits>
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -20,18 +21,32 @@ template <class T>
 class Collect final : public weir::BatchConsumer<T> {
  public:
   void consume(const weir::RecordBatch<T>& batch) override {
-    for (const T& v : batch)
-      values.push_back(v);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      values.push_back(batch[i]);
+      timestamps.push_back(batch.timestamp(i));
+    }
     ++batches;
   }
+  void consumeWatermark(std::int64_t) override {}
+  void consumeWatermarkStatus(bool) override {}
   std::vector<T> values;
+  std::vector<std::int64_t> timestamps;
   int batches = 0;
 };
+
+// Record i's timestamp in pipe(): none for every third record, negative and huge ones too.
+std::int64_t timestampOf(std::size_t i) {
+  if (i % 3 == 0) return weir::kNoTimestamp;
+  if (i % 3 == 1) return static_cast<std::int64_t>(i) * 1000 - 5000;
+  return std::numeric_limits<std::int64_t>::max() - static_cast<std::int64_t>(i);
+}
 
 // Sends `records` through a writer and partition with tiny buffers, then decodes every buffer that
 // arrived at the gate with a reader.
 template <class T>
-std::vector<T> pipe(const std::vector<T>& records, std::size_t segment_size, int* buffers_out) {
+std::vector<T> pipe(const std::vector<T>& records, std::size_t segment_size, int* buffers_out,
+                    bool stamped = true) {
+  auto stamp = [&](std::size_t i) { return stamped ? timestampOf(i) : weir::kNoTimestamp; };
   std::atomic<bool> cancelled{false};
   StateTimer backpressured;
   InputGate gate(1);
@@ -42,13 +57,13 @@ std::vector<T> pipe(const std::vector<T>& records, std::size_t segment_size, int
   spec.partitioner = weir::Partitioner::kForward;
   weir::detail::ExchangeWriter<T> writer(partition, spec, 0, {});
   weir::RecordBatch<T> batch;
-  for (const T& r : records) {
+  for (std::size_t i = 0; i < records.size(); ++i) {
     if (batch.full()) {
       writer.consume(batch);
       batch.clear();
     }
-    batch.nextSlot() = r;
-    batch.commit();
+    batch.nextSlot() = records[i];
+    batch.commit(stamp(i));
   }
   writer.consume(batch);
   partition.finish();
@@ -66,6 +81,13 @@ std::vector<T> pipe(const std::vector<T>& records, std::size_t segment_size, int
   }
   CHECK_FALSE(reader.hasPartialRecord());
   CHECK(pool->inUse() == 0);
+  REQUIRE(out.timestamps.size() == records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (out.timestamps[i] != stamp(i)) {
+      FAIL("record " << i << " has timestamp " << out.timestamps[i] << ", expected "
+                     << stamp(i));
+    }
+  }
   if (buffers_out != nullptr) *buffers_out = buffers;
   return out.values;
 }
@@ -122,9 +144,11 @@ TEST_CASE("exchange: records cross a channel in order, across buffer boundaries"
   for (std::size_t i = 0; i < ints.size(); ++i)
     ints[i] = static_cast<std::int64_t>(i) * 7 - 3;
   int buffers = 0;
-  CHECK(pipe(ints, 256, &buffers) == ints);
-  // 12 bytes per frame, 21 frames per 256-byte buffer.
+  CHECK(pipe(ints, 256, &buffers, false) == ints);
+  // 12 bytes per frame without a timestamp, 21 frames per 256-byte buffer.
   CHECK(buffers == (5000 + 20) / 21);
+  // With timestamps (on two records of three), the same records arrive with their timestamps.
+  CHECK(pipe(ints, 256, &buffers) == ints);
 
   std::vector<std::string> strings = {
       "", "a", std::string(100, 'b'), std::string(1000, 'c'), std::string(10000, 'd'), "tail"};

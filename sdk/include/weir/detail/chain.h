@@ -54,6 +54,32 @@ class ChainRuntime final : public ChainInstance {
     return s;
   }
 
+  Status processWatermark(std::int64_t watermark) noexcept override {
+    return boundary("watermark", [&] {
+      OperatorInstance& head = *ops_.front();
+      guarded(head.name, [&] { head.processWatermark(watermark); });
+    });
+  }
+
+  Status processWatermarkStatus(bool idle) noexcept override {
+    return boundary("watermark status", [&] { ops_.front()->processWatermarkStatus(idle); });
+  }
+
+  Status onProcessingTime(std::int64_t now) noexcept override {
+    return boundary("processing time", [&] {
+      for (auto& op : ops_) {
+        if (op->nextProcessingTime() <= now) guarded(op->name, [&] { op->onProcessingTime(now); });
+      }
+    });
+  }
+
+  std::int64_t nextProcessingTime() const noexcept override {
+    std::int64_t next = kNoDeadline;
+    for (const auto& op : ops_)
+      next = std::min(next, op->nextProcessingTime());
+    return next;
+  }
+
   Status endInput() noexcept override {
     return boundary("end of input", [&] {
       for (auto& op : ops_)

@@ -30,8 +30,20 @@ inline std::uint32_t loadFrameHeader(const std::uint8_t* p) {
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
 
-// A record larger than this is refused: the u32 frame length is the hard limit of the format.
-inline constexpr std::size_t kMaxRecordSize = 0xFFFFFFFFu;
+inline void storeTimestamp(std::uint8_t* p, std::int64_t ts) {
+  const auto v = static_cast<std::uint64_t>(ts);
+  storeFrameHeader(p, static_cast<std::uint32_t>(v));
+  storeFrameHeader(p + 4, static_cast<std::uint32_t>(v >> 32));
+}
+
+inline std::int64_t loadTimestamp(const std::uint8_t* p) {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(loadFrameHeader(p)) |
+                                   static_cast<std::uint64_t>(loadFrameHeader(p + 4)) << 32);
+}
+
+// A record larger than this is refused: 31 bits of the frame's length word are the hard limit of
+// the format (the 32nd says whether a timestamp follows).
+inline constexpr std::size_t kMaxRecordSize = 0x7FFFFFFFu;
 
 // Stands in for the key selector of edges that are not hash-partitioned.
 struct NoKeySelector {
@@ -66,29 +78,32 @@ class ExchangeWriter final : public BatchConsumer<T> {
   }
 
   void consume(const RecordBatch<T>& batch) override {
+    const T* v = batch.begin();
+    const std::int64_t* ts = batch.timestamps();
+    const std::size_t n = batch.size();
     switch (partitioner_) {
       case Partitioner::kDefault:
       case Partitioner::kForward:
-        for (const T& v : batch)
-          write(0, v);
+        for (std::size_t i = 0; i < n; ++i)
+          write(0, v[i], ts[i]);
         break;
       case Partitioner::kRebalance:
-        for (const T& v : batch) {
-          write(next_channel_, v);
+        for (std::size_t i = 0; i < n; ++i) {
+          write(next_channel_, v[i], ts[i]);
           if (++next_channel_ == num_channels_) next_channel_ = 0;
         }
         break;
       case Partitioner::kBroadcast:
-        for (const T& v : batch) {
+        for (std::size_t i = 0; i < n; ++i) {
           for (int c = 0; c < num_channels_; ++c)
-            write(c, v);
+            write(c, v[i], ts[i]);
         }
         break;
       case Partitioner::kHash:
         if constexpr (!std::is_same_v<KeyF, NoKeySelector>) {
-          for (const T& v : batch) {
-            const int kg = keyGroupForHash(hasher_(callKey(key_, v)), max_parallelism_);
-            write(channel_of_group_[static_cast<std::size_t>(kg)], v);
+          for (std::size_t i = 0; i < n; ++i) {
+            const int kg = keyGroupForHash(hasher_(callKey(key_, v[i])), max_parallelism_);
+            write(channel_of_group_[static_cast<std::size_t>(kg)], v[i], ts[i]);
           }
         } else {
           throw std::logic_error("hash partitioning needs a key selector (use keyBy)");
@@ -97,17 +112,33 @@ class ExchangeWriter final : public BatchConsumer<T> {
     }
   }
 
+  void consumeWatermark(std::int64_t watermark) override { gate_.emitWatermark(watermark); }
+  void consumeWatermarkStatus(bool idle) override { gate_.emitWatermarkStatus(idle); }
+
  private:
-  void write(int channel, const T& v) {
+  static std::size_t headerSize(std::int64_t ts) {
+    return ts == kNoTimestamp ? kFrameHeaderSize : kFrameHeaderSize + kTimestampSize;
+  }
+  // Writes a frame header (length word, then the timestamp if any); returns the payload position.
+  static std::uint8_t* writeHeader(std::uint8_t* p, std::size_t len, std::int64_t ts) {
+    if (ts == kNoTimestamp) {
+      storeFrameHeader(p, static_cast<std::uint32_t>(len));
+      return p + kFrameHeaderSize;
+    }
+    storeFrameHeader(p, static_cast<std::uint32_t>(len) | kFrameTimestampFlag);
+    storeTimestamp(p + kFrameHeaderSize, ts);
+    return p + kFrameHeaderSize + kTimestampSize;
+  }
+
+  void write(int channel, const T& v, std::int64_t ts) {
     const std::size_t len = Serde<T>::size(v);
-    const std::size_t need = kFrameHeaderSize + len;
+    const std::size_t need = headerSize(ts) + len;
     WriteCursor& c = cursors_[channel];
     if (static_cast<std::size_t>(c.end - c.pos) < need) {
-      writeSlow(channel, v, len);
+      writeSlow(channel, v, len, ts);
       return;
     }
-    storeFrameHeader(c.pos, static_cast<std::uint32_t>(len));
-    c.pos = Serde<T>::write(v, c.pos + kFrameHeaderSize);
+    c.pos = Serde<T>::write(v, writeHeader(c.pos, len, ts));
   }
 
   void advance(int channel) {
@@ -115,21 +146,19 @@ class ExchangeWriter final : public BatchConsumer<T> {
   }
 
   // The record does not fit in what is left of the current buffer.
-  void writeSlow(int channel, const T& v, std::size_t len) {
-    if (len > kMaxRecordSize) throw std::length_error("record larger than 4 GiB");
+  void writeSlow(int channel, const T& v, std::size_t len, std::int64_t ts) {
+    if (len > kMaxRecordSize) throw std::length_error("record larger than 2 GiB");
     WriteCursor& c = cursors_[channel];
     advance(channel);  // a fresh, empty buffer
-    const std::size_t need = kFrameHeaderSize + len;
+    const std::size_t need = headerSize(ts) + len;
     if (static_cast<std::size_t>(c.end - c.pos) >= need) {
-      storeFrameHeader(c.pos, static_cast<std::uint32_t>(len));
-      c.pos = Serde<T>::write(v, c.pos + kFrameHeaderSize);
+      c.pos = Serde<T>::write(v, writeHeader(c.pos, len, ts));
       return;
     }
     // Larger than a whole buffer: encode once, then spread the payload over several buffers.
     if (scratch_.size() < len) scratch_.resize(len);
     Serde<T>::write(v, scratch_.data());
-    storeFrameHeader(c.pos, static_cast<std::uint32_t>(len));
-    c.pos += kFrameHeaderSize;
+    c.pos = writeHeader(c.pos, len, ts);
     std::size_t done = 0;
     while (done < len) {
       if (c.pos == c.end) advance(channel);
@@ -176,7 +205,7 @@ class InputReader {
       partial.bytes.insert(partial.bytes.end(), p, p + n);
       p += n;
       if (partial.bytes.size() < partial.expected) return {};
-      const bool ok = decode(partial.bytes.data(), partial.expected);
+      const bool ok = decode(partial.bytes.data(), partial.expected, partial.timestamp);
       const std::size_t bad_len = partial.expected;
       partial.expected = 0;
       partial.bytes.clear();
@@ -185,6 +214,7 @@ class InputReader {
     }
     // The batch cursor lives in locals: a store of a decoded record may alias the batch's members.
     T* const slots = batch_.data();
+    std::int64_t* const stamps = batch_.timestampData();
     std::size_t n = batch_.size();
     while (p < end) {
       if (static_cast<std::size_t>(end - p) < kFrameHeaderSize) [[unlikely]] {
@@ -192,11 +222,23 @@ class InputReader {
         flush();
         return "truncated record frame header";
       }
-      const std::size_t len = loadFrameHeader(p);
+      const std::uint32_t word = loadFrameHeader(p);
       p += kFrameHeaderSize;
+      const std::size_t len = word & ~kFrameTimestampFlag;
+      std::int64_t ts = kNoTimestamp;
+      if ((word & kFrameTimestampFlag) != 0) {
+        if (static_cast<std::size_t>(end - p) < kTimestampSize) [[unlikely]] {
+          batch_.setSize(n);
+          flush();
+          return "truncated record frame header";
+        }
+        ts = loadTimestamp(p);
+        p += kTimestampSize;
+      }
       if (len > static_cast<std::size_t>(end - p)) [[unlikely]] {
         if (len == 0) break;
         partial.expected = len;
+        partial.timestamp = ts;
         partial.bytes.assign(p, end);
         break;
       }
@@ -210,6 +252,7 @@ class InputReader {
         flush();
         return corrupt(len);
       }
+      stamps[n] = ts;
       ++n;
       p += len;
     }
@@ -228,18 +271,19 @@ class InputReader {
  private:
   struct Partial {
     std::size_t expected = 0;  // payload length of the record being reassembled, 0 if none
+    std::int64_t timestamp = kNoTimestamp;
     std::vector<std::uint8_t> bytes;
   };
 
   // Decodes one reassembled record (the rare path; whole frames are decoded inline in read()).
-  bool decode(const std::uint8_t* p, std::size_t len) {
+  bool decode(const std::uint8_t* p, std::size_t len, std::int64_t ts) {
     if (batch_.full()) flush();
     const std::uint8_t* q = Serde<T>::read(p, p + len, batch_.nextSlot());
     if (q != p + len) {
       flush();
       return false;
     }
-    batch_.commit();
+    batch_.commit(ts);
     return true;
   }
 

@@ -62,8 +62,25 @@ class OperatorInstance {
   // Called once after the last addOutput.
   virtual void finishWiring() = 0;
 
+  // Event time advanced to `watermark` at this operator's input: fire event-time timers, then pass
+  // the watermark on.
+  virtual void processWatermark(std::int64_t watermark) {
+    counters.watermark.store(watermark, std::memory_order_relaxed);
+    emitWatermark(watermark);
+  }
+  virtual void processWatermarkStatus(bool idle) { emitWatermarkStatus(idle); }
+  // Processing time reached `now`: fire what is due.
+  virtual void onProcessingTime(std::int64_t /*now*/) {}
+  // When onProcessingTime next has work, or kNoDeadline.
+  virtual std::int64_t nextProcessingTime() const { return kNoDeadline; }
+
   VertexCounters counters;
   std::string name;
+
+ protected:
+  // Flushes pending output, then sends the element to every downstream consumer.
+  virtual void emitWatermark(std::int64_t watermark) = 0;
+  virtual void emitWatermarkStatus(bool idle) = 0;
 };
 
 // Delivers one batch to several consumers in order.
@@ -75,6 +92,14 @@ class FanOut final : public BatchConsumer<T> {
     for (auto* t : targets_)
       t->consume(batch);
   }
+  void consumeWatermark(std::int64_t watermark) override {
+    for (auto* t : targets_)
+      t->consumeWatermark(watermark);
+  }
+  void consumeWatermarkStatus(bool idle) override {
+    for (auto* t : targets_)
+      t->consumeWatermarkStatus(idle);
+  }
 
  private:
   std::vector<BatchConsumer<T>*> targets_;
@@ -84,6 +109,8 @@ template <class T>
 class Discard final : public BatchConsumer<T> {
  public:
   void consume(const RecordBatch<T>&) override {}
+  void consumeWatermark(std::int64_t) override {}
+  void consumeWatermarkStatus(bool) override {}
 };
 
 // The output side of an operator producing T.
@@ -92,21 +119,29 @@ class Outputs {
  public:
   void add(BatchConsumerBase* c) { targets_.push_back(static_cast<BatchConsumer<T>*>(c)); }
   void finish(Collector<T>& out, VertexCounters* counters) {
-    BatchConsumer<T>* target = nullptr;
     if (targets_.empty()) {
       discard_ = std::make_unique<Discard<T>>();
-      target = discard_.get();
+      target_ = discard_.get();
     } else if (targets_.size() == 1) {
-      target = targets_.front();
+      target_ = targets_.front();
     } else {
       fan_out_ = std::make_unique<FanOut<T>>(targets_);
-      target = fan_out_.get();
+      target_ = fan_out_.get();
     }
-    out.bind(target, counters);
+    out.bind(target_, counters);
+  }
+  void watermark(Collector<T>& out, std::int64_t watermark) {
+    out.flush();
+    target_->consumeWatermark(watermark);
+  }
+  void watermarkStatus(Collector<T>& out, bool idle) {
+    out.flush();
+    target_->consumeWatermarkStatus(idle);
   }
 
  private:
   std::vector<BatchConsumer<T>*> targets_;
+  BatchConsumer<T>* target_ = nullptr;
   std::unique_ptr<FanOut<T>> fan_out_;
   std::unique_ptr<Discard<T>> discard_;
 };
@@ -132,9 +167,15 @@ class OneInputOperator : public OperatorInstance, public BatchConsumer<In> {
     guarded(name, [&] { process(batch); });
     out_.flush();
   }
+  void consumeWatermark(std::int64_t watermark) final {
+    guarded(name, [&] { processWatermark(watermark); });
+  }
+  void consumeWatermarkStatus(bool idle) final { processWatermarkStatus(idle); }
 
  protected:
   virtual void process(const RecordBatch<In>& batch) = 0;
+  void emitWatermark(std::int64_t watermark) override { outputs_.watermark(out_, watermark); }
+  void emitWatermarkStatus(bool idle) override { outputs_.watermarkStatus(out_, idle); }
 
   F fn_;
   Collector<Out> out_;
@@ -152,14 +193,19 @@ class MapOperator final : public OneInputOperator<In, Out, F> {
   void process(const RecordBatch<In>& batch) override {
     const In* p = batch.begin();
     const In* const e = batch.end();
+    const std::int64_t* ts = batch.timestamps();
     while (p != e) {
       std::size_t room = 0;
-      Out* dst = this->out_.reserve(room);
+      std::int64_t* dst_ts = nullptr;
+      Out* dst = this->out_.reserve(room, dst_ts);
       const std::size_t k = std::min(room, static_cast<std::size_t>(e - p));
-      for (std::size_t i = 0; i < k; ++i)
+      for (std::size_t i = 0; i < k; ++i) {
         dst[i] = callMap(this->fn_, p[i]);
+        dst_ts[i] = ts[i];
+      }
       this->out_.commitReserved(k);
       p += k;
+      ts += k;
     }
   }
 };
@@ -173,21 +219,28 @@ class FilterOperator final : public OneInputOperator<T, T, F> {
   void process(const RecordBatch<T>& batch) override {
     const T* p = batch.begin();
     const T* const e = batch.end();
+    const std::int64_t* ts = batch.timestamps();
     while (p != e) {
       std::size_t room = 0;
-      T* dst = this->out_.reserve(room);
+      std::int64_t* dst_ts = nullptr;
+      T* dst = this->out_.reserve(room, dst_ts);
       const std::size_t k = std::min(room, static_cast<std::size_t>(e - p));
       std::size_t n = 0;
       for (std::size_t i = 0; i < k; ++i) {
         if constexpr (std::is_trivially_copyable_v<T> && sizeof(T) <= 32) {
           dst[n] = p[i];  // branch-free: always copy, keep it only when the filter passes
+          dst_ts[n] = ts[i];
           n += callFilter(this->fn_, p[i]) ? 1 : 0;
         } else {
-          if (callFilter(this->fn_, p[i])) dst[n++] = p[i];
+          if (callFilter(this->fn_, p[i])) {
+            dst[n] = p[i];
+            dst_ts[n++] = ts[i];
+          }
         }
       }
       this->out_.commitReserved(n);
       p += k;
+      ts += k;
     }
   }
 };
@@ -199,8 +252,10 @@ class FlatMapOperator final : public OneInputOperator<In, Out, F> {
 
  protected:
   void process(const RecordBatch<In>& batch) override {
-    for (const In& v : batch)
-      callFlatMap(this->fn_, v, this->out_);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      this->out_.setTimestamp(batch.timestamp(i));
+      callFlatMap(this->fn_, batch[i], this->out_);
+    }
   }
 };
 
@@ -256,7 +311,8 @@ class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
 
  protected:
   void process(const RecordBatch<T>& batch) override {
-    for (const T& v : batch) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const T& v = batch[i];
       decltype(auto) key = callKey(key_, v);
       guard_.check(hasher_(key));
       auto it = state_.find(key);
@@ -265,7 +321,7 @@ class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
       } else {
         it->second = callReduce(this->fn_, it->second, v);
       }
-      this->out_.collect(it->second);
+      this->out_.collectWithTimestamp(it->second, batch.timestamp(i));
     }
   }
 
@@ -289,9 +345,11 @@ class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
 
  protected:
   void process(const RecordBatch<T>& batch) override {
-    for (const T& v : batch) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const T& v = batch[i];
       const K key = callKey(key_, v);
       ctx_.setCurrent(&key, guard_.check(hasher_(key)));
+      this->out_.setTimestamp(batch.timestamp(i));
       callProcess(this->fn_, v, ctx_, this->out_);
     }
   }
@@ -305,6 +363,10 @@ class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
 
 template <class T, class F>
 class SinkOperator final : public OperatorInstance, public BatchConsumer<T> {
+ protected:
+  void emitWatermark(std::int64_t) override {}
+  void emitWatermarkStatus(bool) override {}
+
  public:
   explicit SinkOperator(F fn) : fn_(std::move(fn)) {}
   void open(const RuntimeContext& ctx) override {
@@ -316,6 +378,8 @@ class SinkOperator final : public OperatorInstance, public BatchConsumer<T> {
   BatchConsumerBase* inputPort() override { return static_cast<BatchConsumer<T>*>(this); }
   void addOutput(BatchConsumerBase*) override {}
   void finishWiring() override {}
+  void consumeWatermark(std::int64_t watermark) override { processWatermark(watermark); }
+  void consumeWatermarkStatus(bool idle) override { processWatermarkStatus(idle); }
 
   void consume(const RecordBatch<T>& batch) override {
     counters.addIn(batch.size());
@@ -354,6 +418,10 @@ class SourceOperator final : public SourceOperatorBase {
     out_.flush();
     return status;
   }
+
+ protected:
+  void emitWatermark(std::int64_t watermark) override { outputs_.watermark(out_, watermark); }
+  void emitWatermarkStatus(bool idle) override { outputs_.watermarkStatus(out_, idle); }
 
  private:
   F fn_;
