@@ -13,7 +13,9 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -191,11 +193,74 @@ struct SharedResources {
   std::mutex mutex;                 // guards directory changes and open_dirs
   std::set<std::string> open_dirs;  // relative paths of the stores alive
 
+  // Every open column of every store, for maybeRelieve(). Written by the stores' task threads.
+  struct OpenColumn {
+    rocksdb::DB* db;
+    rocksdb::ColumnFamilyHandle* handle;
+  };
+  std::mutex columns_mutex;
+  std::vector<OpenColumn> columns;
+  std::uint64_t relief_threshold = 0;  // of mutable memtable memory
+  std::uint64_t relief_min_size = 0;   // of a memtable flushed for the budget
+  std::atomic<std::uint64_t> relief_flushes{0};
+  // After a scan found nothing to flush, writes skip the scan until then (steady clock, ns).
+  std::atomic<std::int64_t> relief_pause_until{0};
+
   ~SharedResources() {
     std::error_code ec;
     fs::remove_all(working_dir, ec);
     if (ec) {
       spdlog::warn("cannot remove the RocksDB working directory {}: {}", working_dir, ec.message());
+    }
+  }
+
+  // Called after writes. RocksDB's write buffer manager reacts to the budget only in the store
+  // that writes, by flushing that store's oldest memtable: memtables of stores that stopped
+  // writing would keep their memory, and a busy store would flush ever smaller memtables. So
+  // before it steps in (at 7/8 of the budget), the largest active memtable of the whole
+  // TaskManager is flushed instead, once mutable memtables pass 3/4 of the budget.
+  void maybeRelieve() noexcept {
+    if (write_buffer_manager->mutable_memtable_memory_usage() <= relief_threshold) return;
+    const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (now < relief_pause_until.load(std::memory_order_relaxed)) return;
+    try {
+      std::unique_lock<std::mutex> lock(columns_mutex, std::try_to_lock);
+      if (!lock.owns_lock()) return;  // another thread is at it
+      if (write_buffer_manager->mutable_memtable_memory_usage() <= relief_threshold) return;
+      const OpenColumn* largest = nullptr;
+      std::uint64_t largest_size = relief_min_size;  // smaller ones are not worth a file
+      for (const OpenColumn& c : columns) {
+        std::uint64_t immutable = 0;
+        std::uint64_t size = 0;
+        // A column still flushing is skipped: a second immutable memtable would stall its writes.
+        if (!c.db->GetIntProperty(c.handle, "rocksdb.num-immutable-mem-table", &immutable) ||
+            immutable != 0 ||
+            !c.db->GetIntProperty(c.handle, "rocksdb.cur-size-active-mem-table", &size)) {
+          continue;
+        }
+        if (size > largest_size) {
+          largest = &c;
+          largest_size = size;
+        }
+      }
+      rocksdb::Status s = rocksdb::Status::Incomplete();
+      if (largest != nullptr) {
+        rocksdb::FlushOptions flush;
+        flush.wait = false;              // switch the memtable now, write it in the background
+        flush.allow_write_stall = true;  // do not wait for other flushes first
+        s = largest->db->Flush(flush, largest->handle);
+      }
+      if (s.ok()) {
+        relief_flushes.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        // Nothing worth flushing, or its store stopped writes until its flushes finish (and
+        // cannot switch memtables): the memory is on its way out; look again a little later.
+        constexpr std::int64_t kPause =
+            std::chrono::nanoseconds(std::chrono::milliseconds(1)).count();
+        relief_pause_until.store(now + kPause, std::memory_order_relaxed);
+      }
+    } catch (...) {
+      // Relief is an optimisation; RocksDB's own flush still bounds memory.
     }
   }
 };
@@ -266,7 +331,7 @@ Result<std::unique_ptr<RocksDbResources>> RocksDbResources::create(const RocksDb
     return Status::ioError("RocksDB local directory '" + base.string() + "' cannot be created: " +
                            (ec ? ec.message() : std::string("not a directory")));
   }
-  base = fs::absolute(base, ec);
+  if (fs::path absolute = fs::absolute(base, ec); !ec) base = absolute;
   std::string tmpl = (base / "weir-rocksdb-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) {
     return Status::ioError("cannot create a RocksDB working directory in '" + base.string() +
@@ -282,6 +347,9 @@ Result<std::unique_ptr<RocksDbResources>> RocksDbResources::create(const RocksDb
         static_cast<std::size_t>(options.block_cache_size + options.write_buffer_size));
     shared->write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
         static_cast<std::size_t>(options.write_buffer_size), shared->cache, /*allow_stall=*/false);
+    shared->relief_threshold = options.write_buffer_size / 4 * 3;
+    shared->relief_min_size =
+        RocksDbColumnSizing::forBudget(options.write_buffer_size).write_buffer_size / 8;
     shared->db_options = makeDbOptions(*shared);
     return std::unique_ptr<RocksDbResources>(new RocksDbResources(std::move(shared)));
   });
@@ -298,6 +366,9 @@ const std::shared_ptr<rocksdb::Cache>& RocksDbResources::blockCache() const {
 }
 const std::shared_ptr<rocksdb::WriteBufferManager>& RocksDbResources::writeBufferManager() const {
   return shared_->write_buffer_manager;
+}
+std::uint64_t RocksDbResources::reliefFlushes() const {
+  return shared_->relief_flushes.load(std::memory_order_relaxed);
 }
 
 Result<std::unique_ptr<RocksDbKvStore>> RocksDbResources::openStore(const std::string& name) {
@@ -392,6 +463,13 @@ Status RocksDbKvStore::open() noexcept {
 
 RocksDbKvStore::~RocksDbKvStore() {
   if (db_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(shared_->columns_mutex);
+      auto& all = shared_->columns;
+      all.erase(std::remove_if(all.begin(), all.end(),
+                               [&](const SharedResources::OpenColumn& c) { return c.db == db_; }),
+                all.end());
+    }
     rocksdb::CancelAllBackgroundWork(db_, /*wait=*/true);
     for (const Column& c : columns_) {
       if (c.owned) db_->DestroyColumnFamilyHandle(c.handle).PermitUncheckedError();
@@ -451,6 +529,10 @@ Status RocksDbKvStore::openColumn(const std::string& name, int& column) noexcept
         return toStatus(s, "RocksDB store '" + name_ + "': creating column '" + name + "'");
       }
     }
+    {
+      std::lock_guard<std::mutex> lock(shared_->columns_mutex);
+      shared_->columns.push_back({db_, c.handle});
+    }
     columns_.push_back(std::move(c));
     column = numColumns() - 1;
     column_ids_.emplace(name, column);
@@ -493,7 +575,9 @@ Status RocksDbKvStore::put(int column, KvSlice key, KvSlice value) noexcept {
   return guarded("RocksDB store put", [&] {
     const rocksdb::Status s =
         db_->Put(writeOptions(), columns_[column].handle, toSlice(key), toSlice(value));
-    return s.ok() ? Status::ok() : toStatus(s, context(column, "put"));
+    if (!s.ok()) return toStatus(s, context(column, "put"));
+    shared_->maybeRelieve();
+    return Status::ok();
   });
 }
 
@@ -502,7 +586,9 @@ Status RocksDbKvStore::append(int column, KvSlice key, KvSlice value) noexcept {
   return guarded("RocksDB store append", [&] {
     const rocksdb::Status s =
         db_->Merge(writeOptions(), columns_[column].handle, toSlice(key), toSlice(value));
-    return s.ok() ? Status::ok() : toStatus(s, context(column, "append"));
+    if (!s.ok()) return toStatus(s, context(column, "append"));
+    shared_->maybeRelieve();
+    return Status::ok();
   });
 }
 

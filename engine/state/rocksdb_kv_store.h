@@ -2,10 +2,13 @@
 // operator, and the per-TaskManager resources every such instance shares.
 //
 // Memory: all stores of one TaskManager share one LRU cache and one write buffer manager, so block
-// cache plus memtables stay within block_cache_size + write_buffer_size however many stores and
-// columns exist. Memtable memory is charged to the cache (as in Flink's managed memory); the write
-// buffer manager makes stores flush once memtables reach the write buffer budget. Both bounds are
-// soft in the RocksDB sense: a flush in progress or pinned blocks may overshoot them briefly.
+// cache plus memtables stay near block_cache_size + write_buffer_size however many stores and
+// columns exist. Memtable memory is charged to the cache (as in Flink's managed memory), whose
+// capacity is the sum of both. Once the active memtables of all stores pass 3/4 of the write
+// buffer budget, a write flushes the largest one, whichever store holds it (RocksDB alone would
+// flush only the writing store's memtables, at 7/8, so idle stores would keep theirs). Both
+// bounds are soft: memtables waiting for the flush thread count on top of the budget (each column
+// holds at most two), and pinned blocks may overshoot the cache.
 //
 // Files: RocksDbResources owns a private working directory
 // `<local_dir>/weir-rocksdb-XXXXXX`; each store lives in a sub-directory named after the store and
@@ -81,6 +84,8 @@ class RocksDbResources {
   const std::string& workingDir() const;
   const std::shared_ptr<rocksdb::Cache>& blockCache() const;
   const std::shared_ptr<rocksdb::WriteBufferManager>& writeBufferManager() const;
+  // Memtables flushed to keep within the write buffer budget (see the file comment).
+  std::uint64_t reliefFlushes() const;
 
  private:
   explicit RocksDbResources(std::shared_ptr<rocksdb_detail::SharedResources> shared);
