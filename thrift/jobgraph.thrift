@@ -35,6 +35,8 @@ struct JobEdge {
   2: required i32 source
   3: required i32 target
   4: required Partitioner partitioner
+  // The side output (OutputTag id) of the source vertex this edge carries; empty: its main output.
+  5: optional string sideOutput = ""
 }
 
 struct JobGraph {

@@ -100,6 +100,7 @@ JobGraph toJobGraph(const LogicalGraph& logical, int default_parallelism, const 
       p = same ? Partitioner::kForward : Partitioner::kRebalance;
     }
     e.partitioner = toThrift(p);
+    e.__set_sideOutput(d.side_output);
     g.edges.push_back(std::move(e));
   }
   g.jobArgs = args.all();
@@ -254,7 +255,8 @@ Status checkSameGraph(const JobGraph& submitted, const LogicalGraph& rebuilt) {
     const auto& b = rebuilt.edges[i];
     const bool partitioner_ok =
         b.partitioner == Partitioner::kDefault || toThrift(b.partitioner) == a.partitioner;
-    if (a.source != b.source || a.target != b.target || !partitioner_ok) {
+    if (a.source != b.source || a.target != b.target || !partitioner_ok ||
+        a.sideOutput != b.side_output) {
       return Status::invalidArgument(prefix + "edge #" + std::to_string(i) + " differs");
     }
   }

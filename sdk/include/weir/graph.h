@@ -42,6 +42,7 @@ struct EdgeDef {
   int source = 0;
   int target = 0;
   Partitioner partitioner = Partitioner::kDefault;
+  std::string side_output;  // the source's side output (OutputTag id) this edge carries, or empty
 };
 
 struct LogicalGraph {

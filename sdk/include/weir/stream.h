@@ -28,12 +28,15 @@
 #include "weir/detail/builder_state.h"
 #include "weir/detail/chain.h"
 #include "weir/detail/exchange.h"
+#include "weir/detail/keyed_operators.h"
 #include "weir/detail/operators.h"
+#include "weir/detail/watermark_operator.h"
 #include "weir/functions.h"
 #include "weir/key_groups.h"
 #include "weir/serde.h"
 #include "weir/sinks.h"
 #include "weir/sources.h"
+#include "weir/watermarks.h"
 
 namespace weir {
 
@@ -133,8 +136,10 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
   using value_type = T;
 
   DataStream(detail::BuilderState* state, std::vector<int> producers,
-             Partitioner partitioner = Partitioner::kDefault)
-      : Base(state, std::move(producers)), partitioner_(partitioner) {
+             Partitioner partitioner = Partitioner::kDefault, std::string side_output = {})
+      : Base(state, std::move(producers)),
+        partitioner_(partitioner),
+        side_output_(std::move(side_output)) {
     detail::checkRecordType<T>();
   }
 
@@ -197,6 +202,19 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
     return *this;
   }
 
+  // Gives records event timestamps and generates watermarks (see weir/watermarks.h). Chained to
+  // its input, so applied right after a source it runs in the source's task.
+  template <class G, class A>
+  DataStream<T> assignTimestampsAndWatermarks(ConfiguredWatermarkStrategy<T, G, A> strategy) {
+    return DataStream<T>(this->state_,
+                         {addOneInput<T>("timestamps_watermarks", "Timestamps/Watermarks", false,
+                                         [strategy] {
+                                           return std::make_unique<
+                                               detail::TimestampsAndWatermarksOperator<T, G, A>>(
+                                               strategy);
+                                         })});
+  }
+
   // K getKey(const T&): partitions the stream by key for keyed operators.
   template <class F>
   auto keyBy(F key) {
@@ -213,6 +231,16 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
     }
   }
 
+  // The records this stream's operator emitted to side output `tag` (see OutputTag).
+  template <class X>
+  DataStream<X> getSideOutput(const OutputTag<X>& tag) const {
+    if (this->producers_.size() != 1) {
+      throw JobDefinitionError("getSideOutput applies to one operator, not to a union");
+    }
+    if (tag.id().empty()) throw JobDefinitionError("side output tags need a non-empty id");
+    return DataStream<X>(this->state_, this->producers_, Partitioner::kDefault, tag.id());
+  }
+
   // The union of this stream with others of the same type (Flink's union).
   template <class... Others>
   DataStream<T> unionWith(const Others&... others) const {
@@ -223,6 +251,9 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
       if (o->state_ != this->state_) throw JobDefinitionError("unionWith: streams of another job");
       if (o->partitioner_ != partitioner_) {
         throw JobDefinitionError("unionWith: streams must use the same partitioning");
+      }
+      if (o->side_output_ != side_output_) {
+        throw JobDefinitionError("unionWith: side outputs cannot be united with other streams");
       }
       all.insert(all.end(), o->producers_.begin(), o->producers_.end());
     }
@@ -268,8 +299,15 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
       e.def.source = source;
       e.def.target = id;
       e.def.partitioner = p;
+      e.def.side_output = side_output_;
       e.has_key = has_key;
       e.make_writer = detail::writerFactory<T, KeyF>(key);
+      if (!side_output_.empty()) {
+        e.make_side_output = [tag = side_output_](BatchConsumerBase* consumer) {
+          return std::unique_ptr<detail::SideOutputBase>(std::make_unique<detail::SideOutput<T>>(
+              tag, static_cast<BatchConsumer<T>*>(consumer)));
+        };
+      }
       this->state_->edges.push_back(std::move(e));
     }
     return id;
@@ -280,10 +318,11 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
   friend class DataStream;
 
   DataStream<T> withPartitioner(Partitioner p) const {
-    return DataStream<T>(this->state_, this->producers_, p);
+    return DataStream<T>(this->state_, this->producers_, p, side_output_);
   }
 
   Partitioner partitioner_;
+  std::string side_output_;  // this stream is that side output of its producer
 };
 
 // A stream partitioned by key; its operators see all records of a key in one subtask.

@@ -75,11 +75,15 @@ class TypedNode final : public NodeBase {
 
 using WriterFactory = std::function<std::unique_ptr<BatchConsumerBase>(
     OutputGate& gate, const NetworkOutputSpec& spec, int subtask_index)>;
+// For edges carrying a side output: wraps the consumer into the typed side output its producer
+// emits into.
+using SideOutputFactory = std::function<std::unique_ptr<SideOutputBase>(BatchConsumerBase*)>;
 
 struct EdgeNode {
   EdgeDef def;
   bool has_key = false;  // a key selector is available for hash partitioning
   WriterFactory make_writer;
+  SideOutputFactory make_side_output;  // set when def.side_output is not empty
 };
 
 struct BuilderState {

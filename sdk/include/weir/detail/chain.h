@@ -210,6 +210,13 @@ class Program final : public JobProgram {
       op->name = node.def.name;
       chain.contexts_.emplace_back(spec.job_name, node.def.name, spec.subtask_index,
                                    spec.parallelism, spec.max_parallelism[i], &env.args());
+      RuntimeContext::Internals internals;
+      internals.env = &env;
+      internals.vertex_id = spec.vertex_ids[i];
+      internals.auto_watermark_interval_ms = spec.auto_watermark_interval_ms;
+      internals.state_backend = spec.state_backend;
+      internals.timers_in_kv_store = spec.timers_in_kv_store;
+      chain.contexts_.back().setInternals(internals);
       chain.ops_.push_back(std::move(op));
     }
     auto opFor = [&](int vertex) -> OperatorInstance& {
@@ -221,8 +228,15 @@ class Program final : public JobProgram {
     for (const auto& e : state_.edges) {
       if (!inChain(spec, e.def.source)) continue;
       OperatorInstance& from = opFor(e.def.source);
+      auto connect = [&](BatchConsumerBase* consumer) {
+        if (e.def.side_output.empty()) {
+          from.addOutput(consumer);
+        } else {
+          from.addSideOutput(e.make_side_output(consumer));
+        }
+      };
       if (inChain(spec, e.def.target)) {
-        from.addOutput(opFor(e.def.target).inputPort());
+        connect(opFor(e.def.target).inputPort());
         continue;
       }
       for (std::size_t i = 0; i < spec.outputs.size(); ++i) {
@@ -232,7 +246,7 @@ class Program final : public JobProgram {
           throw std::logic_error("output gate channel count differs from the chain spec");
         }
         chain.writers_.push_back(e.make_writer(gate, spec.outputs[i], spec.subtask_index));
-        from.addOutput(chain.writers_.back().get());
+        connect(chain.writers_.back().get());
       }
     }
     for (auto& op : chain.ops_)

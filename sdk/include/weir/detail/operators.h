@@ -72,7 +72,9 @@ class OperatorInstance {
   // Processing time reached `now`: fire what is due.
   virtual void onProcessingTime(std::int64_t /*now*/) {}
   // When onProcessingTime next has work, or kNoDeadline.
-  virtual std::int64_t nextProcessingTime() const { return kNoDeadline; }
+  virtual std::int64_t nextProcessingTime() { return kNoDeadline; }
+  // Connects a consumer of side output `tag` (wrapped by the edge, which knows its type).
+  virtual void addSideOutput(std::unique_ptr<class SideOutputBase> output);
 
   VertexCounters counters;
   std::string name;
@@ -146,6 +148,91 @@ class Outputs {
   std::unique_ptr<Discard<T>> discard_;
 };
 
+// One consumer of one side output of an operator, typed by the edge that created it.
+class SideOutputBase {
+ public:
+  explicit SideOutputBase(std::string tag) : tag_(std::move(tag)) {}
+  virtual ~SideOutputBase() = default;
+  const std::string& tag() const { return tag_; }
+  virtual void bind(VertexCounters* counters) = 0;
+  virtual void flush() = 0;
+  virtual void watermark(std::int64_t watermark) = 0;
+  virtual void watermarkStatus(bool idle) = 0;
+
+ private:
+  std::string tag_;
+};
+
+template <class X>
+class SideOutput final : public SideOutputBase {
+ public:
+  SideOutput(std::string tag, BatchConsumer<X>* target)
+      : SideOutputBase(std::move(tag)), target_(target) {}
+  void bind(VertexCounters* counters) override { out_.bind(target_, counters); }
+  void emit(const X& value, std::int64_t timestamp) { out_.collectWithTimestamp(value, timestamp); }
+  void flush() override { out_.flush(); }
+  void watermark(std::int64_t watermark) override {
+    out_.flush();
+    target_->consumeWatermark(watermark);
+  }
+  void watermarkStatus(bool idle) override {
+    out_.flush();
+    target_->consumeWatermarkStatus(idle);
+  }
+
+ private:
+  BatchConsumer<X>* target_;
+  Collector<X> out_;
+};
+
+// The side outputs of one operator.
+class SideOutputs {
+ public:
+  void add(std::unique_ptr<SideOutputBase> o) { outputs_.push_back(std::move(o)); }
+  void bind(VertexCounters* counters) {
+    for (auto& o : outputs_)
+      o->bind(counters);
+  }
+  template <class X>
+  void emit(const std::string& tag, const X& value, std::int64_t timestamp) {
+    for (auto& o : outputs_) {
+      if (o->tag() != tag) continue;
+      auto* typed = dynamic_cast<SideOutput<X>*>(o.get());
+      if (typed == nullptr) {
+        throw std::logic_error("side output '" + tag +
+                               "' is consumed as another type than the one emitted");
+      }
+      typed->emit(value, timestamp);
+    }
+  }
+  bool empty() const { return outputs_.empty(); }
+  void flush() {
+    for (auto& o : outputs_)
+      o->flush();
+  }
+  void watermark(std::int64_t w) {
+    for (auto& o : outputs_)
+      o->watermark(w);
+  }
+  void watermarkStatus(bool idle) {
+    for (auto& o : outputs_)
+      o->watermarkStatus(idle);
+  }
+
+ private:
+  std::vector<std::unique_ptr<SideOutputBase>> outputs_;
+};
+
+template <class X>
+void emitSideOutput(SideOutputs* outputs, const std::string& id, const X& value,
+                    std::int64_t timestamp) {
+  if (outputs != nullptr) outputs->emit(id, value, timestamp);
+}
+
+inline void OperatorInstance::addSideOutput(std::unique_ptr<SideOutputBase> output) {
+  throw std::logic_error("operator '" + name + "' has no side output '" + output->tag() + "'");
+}
+
 // Base of single-input operators with output type Out. Subclasses implement process().
 template <class In, class Out, class F>
 class OneInputOperator : public OperatorInstance, public BatchConsumer<In> {
@@ -160,12 +247,18 @@ class OneInputOperator : public OperatorInstance, public BatchConsumer<In> {
   }
   BatchConsumerBase* inputPort() override { return static_cast<BatchConsumer<In>*>(this); }
   void addOutput(BatchConsumerBase* c) override { outputs_.add(c); }
-  void finishWiring() override { outputs_.finish(out_, &counters); }
+  void addSideOutput(std::unique_ptr<SideOutputBase> output) override {
+    side_outputs_.add(std::move(output));
+  }
+  void finishWiring() override {
+    outputs_.finish(out_, &counters);
+    side_outputs_.bind(&counters);
+  }
 
   void consume(const RecordBatch<In>& batch) final {
     counters.addIn(batch.size());
     guarded(name, [&] { process(batch); });
-    out_.flush();
+    flushOutputs();
   }
   void consumeWatermark(std::int64_t watermark) final {
     guarded(name, [&] { processWatermark(watermark); });
@@ -174,11 +267,22 @@ class OneInputOperator : public OperatorInstance, public BatchConsumer<In> {
 
  protected:
   virtual void process(const RecordBatch<In>& batch) = 0;
-  void emitWatermark(std::int64_t watermark) override { outputs_.watermark(out_, watermark); }
-  void emitWatermarkStatus(bool idle) override { outputs_.watermarkStatus(out_, idle); }
+  void emitWatermark(std::int64_t watermark) override {
+    side_outputs_.watermark(watermark);
+    outputs_.watermark(out_, watermark);
+  }
+  void emitWatermarkStatus(bool idle) override {
+    side_outputs_.watermarkStatus(idle);
+    outputs_.watermarkStatus(out_, idle);
+  }
+  void flushOutputs() {
+    out_.flush();
+    side_outputs_.flush();
+  }
 
   F fn_;
   Collector<Out> out_;
+  SideOutputs side_outputs_;
 
  private:
   Outputs<Out> outputs_;
@@ -330,35 +434,6 @@ class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
   KeyHasher<K> hasher_;
   KeyGroupGuard guard_;
   std::unordered_map<K, T, StateKeyHash<K>> state_;
-};
-
-template <class T, class K, class Out, class KeyF, class F>
-class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
- public:
-  KeyedProcessOperator(KeyF key, F fn)
-      : OneInputOperator<T, Out, F>(std::move(fn)), key_(std::move(key)) {}
-
-  void open(const RuntimeContext& ctx) override {
-    guard_.init(ctx);
-    OneInputOperator<T, Out, F>::open(ctx);
-  }
-
- protected:
-  void process(const RecordBatch<T>& batch) override {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const T& v = batch[i];
-      const K key = callKey(key_, v);
-      ctx_.setCurrent(&key, guard_.check(hasher_(key)));
-      this->out_.setTimestamp(batch.timestamp(i));
-      callProcess(this->fn_, v, ctx_, this->out_);
-    }
-  }
-
- private:
-  KeyF key_;
-  KeyHasher<K> hasher_;
-  KeyGroupGuard guard_;
-  KeyedContext<K> ctx_;
 };
 
 template <class T, class F>

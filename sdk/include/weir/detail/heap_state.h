@@ -1,0 +1,429 @@
+// Keyed state on the heap: typed values in per-key-group hash tables keyed by (key id,
+// namespace). See keyed_backend.h for key ids.
+//
+// Every state implements its public interface (ValueState<V>, ...) for the namespace set with
+// setNamespace(); user functions always see VoidNamespace, windows set the window.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "weir/detail/keyed_backend.h"
+#include "weir/functions.h"
+#include "weir/state.h"
+
+namespace weir::detail {
+
+// Time-to-live bookkeeping shared by all state types: whether an entry last touched at `ts` has
+// expired, and what a read or write makes of its timestamp.
+class TtlPolicy {
+ public:
+  TtlPolicy(const StateTtlConfig& config, const KeyedBackendBase& backend)
+      : config_(config), backend_(backend) {}
+  bool enabled() const { return config_.enabled(); }
+  std::int64_t now() const { return enabled() ? backend_.processingTime() : 0; }
+  bool expired(std::int64_t ts, std::int64_t now) const {
+    return enabled() && now - ts >= config_.ttl.count();
+  }
+  bool returnExpired() const {
+    return config_.visibility == StateTtlConfig::Visibility::kReturnExpiredIfNotCleanedUp;
+  }
+  bool refreshOnRead() const {
+    return config_.update_type == StateTtlConfig::UpdateType::kOnReadAndWrite;
+  }
+
+ private:
+  StateTtlConfig config_;
+  const KeyedBackendBase& backend_;
+};
+
+// The (key id, namespace) -> Cell table behind one heap state, partitioned by key group.
+template <class N, class Cell>
+class HeapTable {
+ public:
+  explicit HeapTable(HeapBackendBase& backend)
+      : backend_(backend), groups_(static_cast<std::size_t>(std::max(backend.range().size(), 0))) {}
+
+  Cell* find(const N& ns) {
+    const std::uint32_t id = backend_.currentKeyId();
+    if (id == kNoKeyId) return nullptr;
+    auto& g = group();
+    auto it = g.find(Entry{id, ns});
+    return it == g.end() ? nullptr : &it->second;
+  }
+  Cell& findOrCreate(const N& ns, bool& created) {
+    const std::uint32_t id = backend_.materializeCurrentKey();
+    auto [it, inserted] = group().try_emplace(Entry{id, ns});
+    created = inserted;
+    if (inserted) backend_.ref(id);
+    return it->second;
+  }
+  void erase(const N& ns) {
+    const std::uint32_t id = backend_.currentKeyId();
+    if (id == kNoKeyId) return;
+    if (group().erase(Entry{id, ns}) != 0) backend_.unref(id);
+  }
+  // Entries of key group `kg`: f(key id, namespace, cell).
+  template <class F>
+  void forEachInGroup(int kg, F&& f) const {
+    for (const auto& [e, cell] : groups_[static_cast<std::size_t>(kg - backend_.range().start)])
+      f(e.id, e.ns, cell);
+  }
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const auto& g : groups_)
+      n += g.size();
+    return n;
+  }
+
+ private:
+  struct Entry {
+    std::uint32_t id;
+    N ns;
+    bool operator==(const Entry& o) const { return id == o.id && ns == o.ns; }
+  };
+  struct Hash {
+    std::size_t operator()(const Entry& e) const {
+      if constexpr (std::is_same_v<N, VoidNamespace>) {
+        return e.id;
+      } else {
+        return hashCombine(e.id, ns_hash(e.ns));
+      }
+    }
+    ValueHash<N> ns_hash;
+  };
+  using Map = std::unordered_map<Entry, Cell, Hash>;
+
+  Map& group() { return groups_[static_cast<std::size_t>(backend_.groupIndex())]; }
+
+  HeapBackendBase& backend_;
+  std::vector<Map> groups_;
+};
+
+template <class V>
+struct TimedCell {
+  V value{};
+  std::int64_t ts = 0;  // last write (or read, per TTL config); processing time
+};
+
+// ---- value / reducing / aggregating: one cell per (key, namespace) ----
+
+template <class N, class V>
+class HeapSingleCell {
+ public:
+  HeapSingleCell(HeapBackendBase& backend, const StateTtlConfig& ttl)
+      : table_(backend), ttl_(ttl, backend) {}
+
+  // The live cell for ns, or null (expired cells are removed, and returned once when the TTL
+  // visibility allows).
+  V* read(const N& ns) {
+    TimedCell<V>* c = table_.find(ns);
+    if (c == nullptr) return nullptr;
+    if (ttl_.enabled()) {
+      const std::int64_t now = ttl_.now();
+      if (ttl_.expired(c->ts, now)) {
+        if (ttl_.returnExpired()) {
+          expired_ = std::move(c->value);
+          table_.erase(ns);
+          return &expired_;
+        }
+        table_.erase(ns);
+        return nullptr;
+      }
+      if (ttl_.refreshOnRead()) c->ts = now;
+    }
+    return &c->value;
+  }
+  // The cell for ns, created (value-initialised) if absent or expired; `created` tells which.
+  V& write(const N& ns, bool& created) {
+    TimedCell<V>& c = table_.findOrCreate(ns, created);
+    if (ttl_.enabled()) {
+      const std::int64_t now = ttl_.now();
+      if (!created && ttl_.expired(c.ts, now)) {
+        c.value = V{};
+        created = true;
+      }
+      c.ts = now;
+    }
+    return c.value;
+  }
+  void erase(const N& ns) { table_.erase(ns); }
+  HeapTable<N, TimedCell<V>>& table() { return table_; }
+
+ private:
+  HeapTable<N, TimedCell<V>> table_;
+  TtlPolicy ttl_;
+  V expired_{};
+};
+
+template <class N, class V>
+class HeapValueState final : public InternalValueState<N, V> {
+ public:
+  HeapValueState(HeapBackendBase& backend, const ValueStateDescriptor<V>& d)
+      : cells_(backend, d.ttl) {}
+  const V* get() override { return cells_.read(*this->ns_); }
+  void update(const V& value) override {
+    bool created = false;
+    cells_.write(*this->ns_, created) = value;
+  }
+  void clear() override { cells_.erase(*this->ns_); }
+
+ private:
+  HeapSingleCell<N, V> cells_;
+};
+
+template <class N, class V, class F>
+class HeapReducingState final : public InternalReducingState<N, V> {
+ public:
+  HeapReducingState(HeapBackendBase& backend, const ReducingStateDescriptor<V, F>& d)
+      : cells_(backend, d.ttl), fn_(d.fn) {}
+  const V* get() override { return cells_.read(*this->ns_); }
+  void add(const V& value) override {
+    bool created = false;
+    V& acc = cells_.write(*this->ns_, created);
+    acc = created ? value : callReduce(fn_, acc, value);
+  }
+  void clear() override { cells_.erase(*this->ns_); }
+  // Folds the values of `sources` into `target` and removes them (merging windows).
+  void mergeNamespaces(const N& target, const std::vector<N>& sources) override {
+    for (const N& s : sources) {
+      if (s == target) continue;
+      V* v = cells_.read(s);
+      if (v == nullptr) continue;
+      V moved = std::move(*v);
+      cells_.erase(s);
+      bool created = false;
+      V& acc = cells_.write(target, created);
+      acc = created ? std::move(moved) : callReduce(fn_, acc, moved);
+    }
+  }
+
+ private:
+  HeapSingleCell<N, V> cells_;
+  F fn_;
+};
+
+template <class N, class In, class F>
+class HeapAggregatingState final
+    : public InternalAggregatingState<N, In, AccumulatorOf<F>, AggregateResultOf<F>> {
+ public:
+  using Acc = AccumulatorOf<F>;
+  using Out = AggregateResultOf<F>;
+
+  HeapAggregatingState(HeapBackendBase& backend, const AggregatingStateDescriptor<In, F>& d)
+      : cells_(backend, d.ttl), fn_(d.fn) {}
+  std::optional<Out> get() override {
+    const Acc* acc = cells_.read(*this->ns_);
+    if (acc == nullptr) return std::nullopt;
+    return fn_.getResult(*acc);
+  }
+  void add(const In& value) override {
+    bool created = false;
+    Acc& acc = cells_.write(*this->ns_, created);
+    if (created) acc = fn_.createAccumulator();
+    aggregateAdd(fn_, value, acc);
+  }
+  void clear() override { cells_.erase(*this->ns_); }
+  // The accumulator itself (windows read it without computing a result per pane).
+  const Acc* accumulator() override { return cells_.read(*this->ns_); }
+  void mergeNamespaces(const N& target, const std::vector<N>& sources) override {
+    for (const N& s : sources) {
+      if (s == target) continue;
+      Acc* a = cells_.read(s);
+      if (a == nullptr) continue;
+      Acc moved = std::move(*a);
+      cells_.erase(s);
+      bool created = false;
+      Acc& into = cells_.write(target, created);
+      if (created) {
+        into = std::move(moved);
+      } else {
+        aggregateMerge(fn_, moved, into);
+      }
+    }
+  }
+
+ private:
+  HeapSingleCell<N, Acc> cells_;
+  F fn_;
+};
+
+// ---- list: the elements of a (key, namespace), each with its own TTL timestamp ----
+
+template <class V>
+struct ListCell {
+  std::vector<V> values;
+  std::vector<std::int64_t> ts;  // parallel to values, only with TTL
+};
+
+template <class N, class V>
+class HeapListState final : public InternalListState<N, V> {
+ public:
+  HeapListState(HeapBackendBase& backend, const ListStateDescriptor<V>& d)
+      : table_(backend), ttl_(d.ttl, backend) {}
+
+  const std::vector<V>& get() override {
+    ListCell<V>* c = table_.find(*this->ns_);
+    if (c == nullptr) return empty_;
+    if (!ttl_.enabled()) return c->values;
+    const std::int64_t now = ttl_.now();
+    // Expired elements are removed; with "return expired" they are returned this once.
+    if (ttl_.returnExpired()) {
+      scratch_ = c->values;
+      prune(*c, now);
+      if (c->values.empty()) table_.erase(*this->ns_);
+      return scratch_;
+    }
+    prune(*c, now);
+    if (c->values.empty()) {
+      table_.erase(*this->ns_);
+      return empty_;
+    }
+    if (ttl_.refreshOnRead()) std::fill(c->ts.begin(), c->ts.end(), now);
+    return c->values;
+  }
+  void add(const V& value) override {
+    ListCell<V>& c = cell();
+    c.values.push_back(value);
+    if (ttl_.enabled()) c.ts.push_back(ttl_.now());
+  }
+  void addAll(const std::vector<V>& values) override {
+    if (values.empty()) return;
+    ListCell<V>& c = cell();
+    c.values.insert(c.values.end(), values.begin(), values.end());
+    if (ttl_.enabled()) c.ts.resize(c.values.size(), ttl_.now());
+  }
+  void update(const std::vector<V>& values) override {
+    if (values.empty()) {
+      clear();
+      return;
+    }
+    ListCell<V>& c = cell();
+    c.values = values;
+    if (ttl_.enabled()) c.ts.assign(values.size(), ttl_.now());
+  }
+  void clear() override { table_.erase(*this->ns_); }
+  void mergeNamespaces(const N& target, const std::vector<N>& sources) override {
+    for (const N& s : sources) {
+      if (s == target) continue;
+      ListCell<V>* c = table_.find(s);
+      if (c == nullptr) continue;
+      ListCell<V> moved = std::move(*c);
+      table_.erase(s);
+      bool created = false;
+      ListCell<V>& into = table_.findOrCreate(target, created);
+      into.values.insert(into.values.end(), std::make_move_iterator(moved.values.begin()),
+                         std::make_move_iterator(moved.values.end()));
+      into.ts.insert(into.ts.end(), moved.ts.begin(), moved.ts.end());
+    }
+  }
+
+ private:
+  ListCell<V>& cell() {
+    bool created = false;
+    return table_.findOrCreate(*this->ns_, created);
+  }
+  void prune(ListCell<V>& c, std::int64_t now) {
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < c.values.size(); ++i) {
+      if (ttl_.expired(c.ts[i], now)) continue;
+      if (out != i) {
+        c.values[out] = std::move(c.values[i]);
+        c.ts[out] = c.ts[i];
+      }
+      ++out;
+    }
+    c.values.resize(out);
+    c.ts.resize(out);
+  }
+
+  HeapTable<N, ListCell<V>> table_;
+  TtlPolicy ttl_;
+  std::vector<V> empty_;
+  std::vector<V> scratch_;
+};
+
+// ---- map: a hash map per (key, namespace), each entry with its own TTL timestamp ----
+
+template <class N, class UK, class UV>
+class HeapMapState final : public InternalMapState<N, UK, UV> {
+ public:
+  HeapMapState(HeapBackendBase& backend, const MapStateDescriptor<UK, UV>& d)
+      : table_(backend), ttl_(d.ttl, backend) {}
+
+  const UV* get(const UK& key) override {
+    Map* m = table_.find(*this->ns_);
+    if (m == nullptr) return nullptr;
+    auto it = m->find(key);
+    if (it == m->end()) return nullptr;
+    if (ttl_.enabled()) {
+      const std::int64_t now = ttl_.now();
+      if (ttl_.expired(it->second.ts, now)) {
+        const bool give = ttl_.returnExpired();
+        if (give) expired_ = std::move(it->second.value);
+        eraseEntry(*m, it);
+        return give ? &expired_ : nullptr;
+      }
+      if (ttl_.refreshOnRead()) it->second.ts = now;
+    }
+    return &it->second.value;
+  }
+  void put(const UK& key, const UV& value) override {
+    bool created = false;
+    Map& m = table_.findOrCreate(*this->ns_, created);
+    TimedCell<UV>& c = m[key];
+    c.value = value;
+    if (ttl_.enabled()) c.ts = ttl_.now();
+  }
+  void remove(const UK& key) override {
+    Map* m = table_.find(*this->ns_);
+    if (m == nullptr) return;
+    auto it = m->find(key);
+    if (it != m->end()) eraseEntry(*m, it);
+  }
+  bool contains(const UK& key) override { return get(key) != nullptr; }
+  bool isEmpty() override {
+    Map* m = table_.find(*this->ns_);
+    if (m == nullptr) return true;
+    if (ttl_.enabled()) pruneAll(*m);
+    return table_.find(*this->ns_) == nullptr;
+  }
+  void clear() override { table_.erase(*this->ns_); }
+  void forEach(const std::function<void(const UK&, const UV&)>& f) override {
+    Map* m = table_.find(*this->ns_);
+    if (m == nullptr) return;
+    if (ttl_.enabled()) {
+      pruneAll(*m);
+      m = table_.find(*this->ns_);
+      if (m == nullptr) return;
+    }
+    for (const auto& [k, c] : *m)
+      f(k, c.value);
+  }
+
+ private:
+  using Map = std::unordered_map<UK, TimedCell<UV>, ValueHash<UK>>;
+
+  void eraseEntry(Map& m, typename Map::iterator it) {
+    m.erase(it);
+    if (m.empty()) table_.erase(*this->ns_);
+  }
+  void pruneAll(Map& m) {
+    const std::int64_t now = ttl_.now();
+    for (auto it = m.begin(); it != m.end();) {
+      it = ttl_.expired(it->second.ts, now) ? m.erase(it) : std::next(it);
+    }
+    if (m.empty()) table_.erase(*this->ns_);
+  }
+
+  HeapTable<N, Map> table_;
+  TtlPolicy ttl_;
+  UV expired_{};
+};
+
+}  // namespace weir::detail

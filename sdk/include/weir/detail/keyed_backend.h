@@ -1,0 +1,278 @@
+// The keyed state backend of one keyed operator instance: which key is current, and the named
+// states registered by the operator and its user function.
+//
+// Heap backend: every key that holds state (or a timer) gets a small integer id in a key table
+// partitioned by key group; state tables are keyed by (key id, namespace) and partitioned by key
+// group too, so state is typed (no serialisation) and iterable per key group. A key's id is
+// released when its last state entry and timer are gone, so the table does not grow with keys
+// that come and go (session windows). Reads of a key that holds nothing never touch the table.
+//
+// Everything here runs on the task thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <typeinfo>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "weir/key_groups.h"
+#include "weir/serde.h"
+#include "weir/state.h"
+#include "weir/task_api.h"
+
+namespace weir {
+
+// The namespace of state that is not scoped to a window.
+struct VoidNamespace {
+  bool operator==(const VoidNamespace&) const { return true; }
+};
+
+template <>
+struct Serde<VoidNamespace> {
+  static std::size_t size(const VoidNamespace&) { return 0; }
+  static std::uint8_t* write(const VoidNamespace&, std::uint8_t* p) { return p; }
+  static const std::uint8_t* read(const std::uint8_t* p, const std::uint8_t*, VoidNamespace&) {
+    return p;
+  }
+};
+
+namespace detail {
+
+inline constexpr std::uint32_t kNoKeyId = std::numeric_limits<std::uint32_t>::max();
+
+// Hash of namespaces and map-state user keys: a `hash()` member when the type has one, else the
+// key hasher (value for integers and strings, Serde bytes otherwise).
+template <class T>
+struct ValueHash {
+  std::size_t operator()(const T& v) const {
+    if constexpr (std::is_same_v<T, VoidNamespace>) {
+      return 0;
+    } else if constexpr (requires { v.hash(); }) {
+      return static_cast<std::size_t>(v.hash());
+    } else {
+      return static_cast<std::size_t>(hasher(v));
+    }
+  }
+  mutable KeyHasher<T> hasher;
+};
+
+inline std::size_t hashCombine(std::size_t a, std::size_t b) {
+  return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+}
+
+// A registered state, whatever its type; owned by the backend.
+class StateHandle {
+ public:
+  virtual ~StateHandle() = default;
+  StateKind kind = StateKind::kValue;
+  const std::type_info* type = nullptr;  // the concrete implementation, to catch name clashes
+};
+
+// Where the namespace of the next access comes from; defaults to the void namespace.
+template <class N>
+class NamespacedState : public StateHandle {
+ public:
+  void setNamespace(const N& ns) { ns_ = &ns; }
+  const N& currentNamespace() const { return *ns_; }
+
+ protected:
+  static const N& defaultNamespace() {
+    static const N kDefault{};
+    return kDefault;
+  }
+  const N* ns_ = &defaultNamespace();
+};
+
+// What windows and triggers need beyond the public interfaces: the namespace, and merging the
+// contents of several namespaces into one (merging windows).
+template <class N, class V>
+class InternalValueState : public NamespacedState<N>, public ValueState<V> {};
+
+template <class N, class V>
+class InternalListState : public NamespacedState<N>, public ListState<V> {
+ public:
+  virtual void mergeNamespaces(const N& target, const std::vector<N>& sources) = 0;
+};
+
+template <class N, class UK, class UV>
+class InternalMapState : public NamespacedState<N>, public MapState<UK, UV> {};
+
+template <class N, class V>
+class InternalReducingState : public NamespacedState<N>, public ReducingState<V> {
+ public:
+  virtual void mergeNamespaces(const N& target, const std::vector<N>& sources) = 0;
+};
+
+template <class N, class In, class Acc, class Out>
+class InternalAggregatingState : public NamespacedState<N>, public AggregatingState<In, Out> {
+ public:
+  virtual void mergeNamespaces(const N& target, const std::vector<N>& sources) = 0;
+  // The accumulator of the current namespace, or null.
+  virtual const Acc* accumulator() = 0;
+};
+
+class KeyedBackendBase {
+ public:
+  KeyedBackendBase(StateBackendKind kind, TaskEnvironment* env, KeyGroupRange range,
+                   int max_parallelism)
+      : kind_(kind), env_(env), range_(range), max_parallelism_(max_parallelism) {}
+  virtual ~KeyedBackendBase() = default;
+  KeyedBackendBase(const KeyedBackendBase&) = delete;
+  KeyedBackendBase& operator=(const KeyedBackendBase&) = delete;
+
+  StateBackendKind kind() const { return kind_; }
+  KeyGroupRange range() const { return range_; }
+  int maxParallelism() const { return max_parallelism_; }
+  int currentKeyGroup() const { return current_kg_; }
+  int groupIndex() const { return current_kg_ - range_.start; }
+  std::int64_t processingTime() const { return env_ != nullptr ? env_->currentProcessingTime() : 0; }
+  TaskEnvironment* env() const { return env_; }
+
+  // The state registered under `name`, created by `make` on first use. Asking again with the same
+  // name returns the same state; another kind or type under that name is an error.
+  template <class S, class Make>
+  S& registerState(const std::string& name, StateKind kind, Make make) {
+    auto it = states_.find(name);
+    if (it != states_.end()) {
+      if (it->second->kind != kind || *it->second->type != typeid(S)) {
+        throw std::invalid_argument("state '" + name + "' is already registered as " +
+                                    stateKindName(it->second->kind) +
+                                    " state of another type");
+      }
+      return static_cast<S&>(*it->second);
+    }
+    std::unique_ptr<S> state = make();
+    state->kind = kind;
+    state->type = &typeid(S);
+    S& ref = *state;
+    states_.emplace(name, std::move(state));
+    return ref;
+  }
+
+ protected:
+  StateBackendKind kind_;
+  TaskEnvironment* env_;
+  KeyGroupRange range_;
+  int max_parallelism_;
+  int current_kg_ = 0;
+  std::map<std::string, std::unique_ptr<StateHandle>> states_;
+};
+
+// The part of the heap backend that does not depend on the key type.
+class HeapBackendBase : public KeyedBackendBase {
+ public:
+  using KeyedBackendBase::KeyedBackendBase;
+
+  // The current key's id, or kNoKeyId when it holds nothing yet.
+  std::uint32_t currentKeyId() const { return current_id_; }
+  // The current key's id, entering the key into the table if needed.
+  std::uint32_t materializeCurrentKey() {
+    if (current_id_ == kNoKeyId) current_id_ = insertCurrentKey();
+    return current_id_;
+  }
+  // One more / one fewer state entry or timer held by key `id`; the key leaves the table with its
+  // last one.
+  void ref(std::uint32_t id) { ++refs_[id]; }
+  void unref(std::uint32_t id) {
+    if (--refs_[id] == 0) {
+      eraseKey(id);
+      free_ids_.push_back(id);
+      if (id == current_id_) current_id_ = kNoKeyId;
+    }
+  }
+  // Keys holding state or timers.
+  std::size_t numKeys() const { return refs_.size() - free_ids_.size(); }
+
+ protected:
+  std::uint32_t allocateId() {
+    if (!free_ids_.empty()) {
+      const std::uint32_t id = free_ids_.back();
+      free_ids_.pop_back();
+      return id;
+    }
+    refs_.push_back(0);
+    return static_cast<std::uint32_t>(refs_.size() - 1);
+  }
+  virtual std::uint32_t insertCurrentKey() = 0;
+  virtual void eraseKey(std::uint32_t id) = 0;
+
+  std::uint32_t current_id_ = kNoKeyId;
+  std::vector<std::uint32_t> refs_;  // by key id
+  std::vector<std::uint32_t> free_ids_;
+};
+
+template <class K>
+class HeapKeyedBackend final : public HeapBackendBase {
+ public:
+  HeapKeyedBackend(TaskEnvironment* env, KeyGroupRange range, int max_parallelism)
+      : HeapBackendBase(StateBackendKind::kHeap, env, range, max_parallelism),
+        groups_(static_cast<std::size_t>(std::max(range.size(), 0))) {}
+
+  // Makes `key` (in key group `kg`, which the caller checked is in range) the current key. The
+  // key is copied only if state is written for it.
+  void setCurrentKey(const K& key, int kg) {
+    current_kg_ = kg;
+    current_key_ = &key;
+    const auto& group = groups_[static_cast<std::size_t>(kg - range_.start)];
+    auto it = group.find(key);
+    current_id_ = it == group.end() ? kNoKeyId : it->second;
+  }
+  // Makes the key with table id `id` current (timers).
+  void setCurrentKeyById(std::uint32_t id) {
+    const Entry& e = entries_[id];
+    current_kg_ = e.kg;
+    current_key_ = &e.key;
+    current_id_ = id;
+  }
+  const K& currentKey() const { return *current_key_; }
+  const K& keyOf(std::uint32_t id) const { return entries_[id].key; }
+  int keyGroupOf(std::uint32_t id) const { return entries_[id].kg; }
+
+  // Every key of key group `kg` holding state or timers, with its id.
+  template <class F>
+  void forEachKey(int kg, F&& f) const {
+    for (const auto& [key, id] : groups_[static_cast<std::size_t>(kg - range_.start)])
+      f(key, id);
+  }
+
+ private:
+  struct Entry {
+    K key{};
+    int kg = 0;
+  };
+
+  std::uint32_t insertCurrentKey() override {
+    const std::uint32_t id = allocateId();
+    if (entries_.size() <= id) entries_.resize(id + 1);  // a deque: earlier entries stay put
+    entries_[id].key = *current_key_;
+    entries_[id].kg = current_kg_;
+    groups_[static_cast<std::size_t>(current_kg_ - range_.start)].emplace(*current_key_, id);
+    current_key_ = &entries_[id].key;
+    return id;
+  }
+  void eraseKey(std::uint32_t id) override {
+    Entry& e = entries_[id];
+    groups_[static_cast<std::size_t>(e.kg - range_.start)].erase(e.key);
+    if (current_key_ == &e.key) {
+      // The record's key stays readable for the rest of the call.
+      scratch_key_ = e.key;
+      current_key_ = &scratch_key_;
+    }
+  }
+
+  std::vector<std::unordered_map<K, std::uint32_t, ValueHash<K>>> groups_;
+  std::deque<Entry> entries_;  // by key id
+  const K* current_key_ = nullptr;
+  K scratch_key_{};
+};
+
+}  // namespace detail
+}  // namespace weir

@@ -1,0 +1,168 @@
+// Keyed operators: the per-instance keyed runtime (state backend, timers, current key) and the
+// keyed process operator behind KeyedStream::process.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "weir/context.h"
+#include "weir/detail/keyed_backend.h"
+#include "weir/detail/operators.h"
+#include "weir/detail/state_factory.h"
+#include "weir/detail/timers.h"
+
+namespace weir::detail {
+
+// State backend and timer queues of one keyed operator instance, for keys K and timer
+// namespaces N.
+template <class K, class N>
+class KeyedRuntime {
+ public:
+  void open(const RuntimeContext& ctx) {
+    guard_.init(ctx);
+    const KeyGroupRange range =
+        keyGroupRangeForSubtask(ctx.subtaskIndex(), ctx.parallelism(), ctx.maxParallelism());
+    TaskEnvironment* env = ctx.internals().env;
+    if (ctx.internals().state_backend != StateBackendKind::kHeap) {
+      throw std::logic_error(std::string("the ") + stateBackendName(ctx.internals().state_backend) +
+                             " state backend is not available for this operator");
+    }
+    auto heap = std::make_unique<HeapKeyedBackend<K>>(env, range, ctx.maxParallelism());
+    event_timers_ = std::make_unique<HeapTimerQueue<K, N>>(*heap);
+    processing_timers_ = std::make_unique<HeapTimerQueue<K, N>>(*heap);
+    heap_ = heap.get();
+    backend_ = std::move(heap);
+  }
+
+  // Makes `key` current (checking it belongs to this subtask); returns its key group. `key` must
+  // stay alive while it is current.
+  int setCurrentKey(const K& key) {
+    const int kg = guard_.check(hasher_(key));
+    heap_->setCurrentKey(key, kg);
+    return kg;
+  }
+  const K& currentKey() const { return heap_->currentKey(); }
+  int currentKeyGroup() const { return backend_->currentKeyGroup(); }
+  KeyedBackendBase& backend() { return *backend_; }
+  TimerQueue<N>& eventTimers() { return *event_timers_; }
+  TimerQueue<N>& processingTimers() { return *processing_timers_; }
+
+ private:
+  KeyGroupGuard guard_;
+  KeyHasher<K> hasher_;
+  std::unique_ptr<KeyedBackendBase> backend_;
+  HeapKeyedBackend<K>* heap_ = nullptr;
+  std::unique_ptr<TimerQueue<N>> event_timers_;
+  std::unique_ptr<TimerQueue<N>> processing_timers_;
+};
+
+// The TimerService handed to keyed user functions.
+template <class K>
+class KeyedTimerService final : public TimerService {
+ public:
+  void bind(KeyedRuntime<K, VoidNamespace>* runtime, TaskEnvironment* env,
+            const std::int64_t* watermark) {
+    runtime_ = runtime;
+    env_ = env;
+    watermark_ = watermark;
+  }
+  std::int64_t currentProcessingTime() const override {
+    return env_ != nullptr ? env_->currentProcessingTime() : 0;
+  }
+  std::int64_t currentWatermark() const override { return *watermark_; }
+  void registerEventTimeTimer(std::int64_t time) override {
+    runtime_->eventTimers().add(time, VoidNamespace{});
+  }
+  void registerProcessingTimeTimer(std::int64_t time) override {
+    runtime_->processingTimers().add(time, VoidNamespace{});
+  }
+  void deleteEventTimeTimer(std::int64_t time) override {
+    runtime_->eventTimers().remove(time, VoidNamespace{});
+  }
+  void deleteProcessingTimeTimer(std::int64_t time) override {
+    runtime_->processingTimers().remove(time, VoidNamespace{});
+  }
+
+ private:
+  KeyedRuntime<K, VoidNamespace>* runtime_ = nullptr;
+  TaskEnvironment* env_ = nullptr;
+  const std::int64_t* watermark_ = nullptr;
+};
+
+// void onTimer(std::int64_t time, KeyedContext<K>&, Collector<Out>&), optional.
+template <class F, class K, class Out>
+concept OnTimerMethod = requires(F& f, std::int64_t t, KeyedContext<K>& ctx, Collector<Out>& out) {
+  f.onTimer(t, ctx, out);
+};
+
+// KeyedStream::process: the user function sees each record with its key current, keyed state,
+// timers and side outputs; onTimer runs when its timers fire.
+template <class T, class K, class Out, class KeyF, class F>
+class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
+ public:
+  KeyedProcessOperator(KeyF key, F fn)
+      : OneInputOperator<T, Out, F>(std::move(fn)), key_(std::move(key)) {}
+
+  void open(const RuntimeContext& ctx) override {
+    guarded(this->name, [&] {
+      runtime_.open(ctx);
+      user_ctx_ = ctx;
+      user_ctx_.setKeyedBackend(&runtime_.backend());
+      timers_.bind(&runtime_, ctx.internals().env, &watermark_);
+      kctx_.bind(&timers_, &this->side_outputs_);
+      openFunction(this->fn_, user_ctx_);
+    });
+  }
+
+  void processWatermark(std::int64_t watermark) override {
+    watermark_ = watermark;
+    this->counters.watermark.store(watermark, std::memory_order_relaxed);
+    runtime_.eventTimers().fireUntil(
+        watermark, [&](std::int64_t t, const VoidNamespace&) { fire(t, TimeDomain::kEventTime); });
+    this->emitWatermark(watermark);
+  }
+
+  void onProcessingTime(std::int64_t now) override {
+    runtime_.processingTimers().fireUntil(
+        now, [&](std::int64_t t, const VoidNamespace&) { fire(t, TimeDomain::kProcessingTime); });
+    this->flushOutputs();
+  }
+
+  std::int64_t nextProcessingTime() override { return runtime_.processingTimers().peekTime(); }
+
+ protected:
+  void process(const RecordBatch<T>& batch) override {
+    std::uint64_t late = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const T& v = batch[i];
+      const K key = callKey(key_, v);
+      kctx_.setCurrent(&key, runtime_.setCurrentKey(key));
+      const std::int64_t ts = batch.timestamp(i);
+      if (ts != kNoTimestamp && ts < watermark_) ++late;
+      kctx_.setTimestamp(ts);
+      this->out_.setTimestamp(ts);
+      callProcess(this->fn_, v, kctx_, this->out_);
+    }
+    if (late != 0) this->counters.addLate(late);
+  }
+
+ private:
+  void fire(std::int64_t time, TimeDomain domain) {
+    kctx_.setCurrent(&runtime_.currentKey(), runtime_.currentKeyGroup());
+    kctx_.setTimestamp(time);
+    kctx_.setTimeDomain(domain);
+    this->out_.setTimestamp(domain == TimeDomain::kEventTime ? time : kNoTimestamp);
+    if constexpr (OnTimerMethod<F, K, Out>) this->fn_.onTimer(time, kctx_, this->out_);
+    kctx_.setTimeDomain(TimeDomain::kEventTime);
+  }
+
+  KeyF key_;
+  KeyedRuntime<K, VoidNamespace> runtime_;
+  KeyedTimerService<K> timers_;
+  KeyedContext<K> kctx_;
+  RuntimeContext user_ctx_;
+  std::int64_t watermark_ = kMinWatermark;
+};
+
+}  // namespace weir::detail
