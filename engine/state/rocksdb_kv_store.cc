@@ -171,6 +171,10 @@ std::uint64_t clampTo(std::uint64_t v, std::uint64_t lo, std::uint64_t hi) {
 
 }  // namespace
 
+std::string rocksDbStoreName(const std::string& job, const std::string& vertex_uid, int subtask) {
+  return job + "/" + vertex_uid + "_" + std::to_string(subtask);
+}
+
 RocksDbColumnSizing RocksDbColumnSizing::forBudget(std::uint64_t write_buffer_budget) {
   RocksDbColumnSizing s;
   s.write_buffer_size = clampTo(write_buffer_budget / 8, 64 * kKiB, 64 * kMiB);

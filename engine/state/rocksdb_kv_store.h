@@ -58,6 +58,12 @@ struct RocksDbColumnSizing {
 
 class RocksDbKvStore;
 
+// The store name of one subtask of one keyed operator: "<job>/<vertex uid>_<subtask>". `job` must
+// tell apart runs on this TaskManager whose stores may coexist (the job id, plus the attempt if a
+// restarted task may open its store while the failed one still closes): a name open twice is
+// refused.
+std::string rocksDbStoreName(const std::string& job, const std::string& vertex_uid, int subtask);
+
 namespace rocksdb_detail {
 struct SharedResources;
 }

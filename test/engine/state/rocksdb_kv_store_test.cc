@@ -411,6 +411,7 @@ TEST_CASE("rocksdb resources: a working directory per TaskManager, a directory p
     b.reset();
     CHECK_FALSE(fs::exists(work + "/job%201"));  // the last store of the job took it along
 
+    CHECK(weir::engine::rocksDbStoreName("job 1", "map:uid", 0) == "job 1/map:uid_0");
     // The name is free again, and the new store starts empty.
     auto again = makeStore(*resources, "job 1/map:uid_0");
     CHECK(get(*again, column(*again, "s"), "k") == "<absent>");
