@@ -7,8 +7,9 @@
 // capacity is the sum of both. Once the active memtables of all stores pass 3/4 of the write
 // buffer budget, a write flushes the largest one, whichever store holds it (RocksDB alone would
 // flush only the writing store's memtables, at 7/8, so idle stores would keep theirs). Both
-// bounds are soft: memtables waiting for the flush thread count on top of the budget (each column
-// holds at most two), and pinned blocks may overshoot the cache.
+// bounds are soft: memtables waiting for the single flush thread count on top of the budget (a
+// column holds at most two), flushes happen only on writes (after a burst, every store idle, up to
+// one memtable per column stays), and pinned blocks may overshoot the cache.
 //
 // Files: RocksDbResources owns a private working directory
 // `<local_dir>/weir-rocksdb-XXXXXX`; each store lives in a sub-directory named after the store and
