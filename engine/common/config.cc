@@ -140,6 +140,26 @@ const std::vector<OptionSpec>& allOptions() {
        "directory)"},
       {"slot.request.timeout", T::kDuration, "5 min",
        "how long a submitted job waits for enough free slots before it fails", 1, 86400000},
+      {"pipeline.auto-watermark-interval", T::kDuration, "200 ms",
+       "how often sources emit periodic watermarks (0: no periodic watermarks)", 0, 3600000},
+      {.key = "state.backend",
+       .type = T::kString,
+       .default_value = "heap",
+       .description = "where keyed state lives: heap (typed objects in memory) or rocksdb (bytes "
+                      "in one RocksDB instance per subtask and operator, on local disk)",
+       .allowed = {"heap", "rocksdb"}},
+      {"state.backend.rocksdb.localdir", T::kString, "",
+       "parent of the TaskManager's RocksDB working directory (empty: the system temp "
+       "directory)"},
+      {"state.backend.rocksdb.memory.block-cache-size", T::kMemorySize, "64 mb",
+       "block cache shared by all RocksDB stores of a TaskManager", 1 << 20, INT64_MAX},
+      {"state.backend.rocksdb.memory.write-buffer-size", T::kMemorySize, "64 mb",
+       "memtable budget shared by all RocksDB stores of a TaskManager", 1 << 20, INT64_MAX},
+      {.key = "state.backend.rocksdb.timer-service.factory",
+       .type = T::kString,
+       .default_value = "rocksdb",
+       .description = "where the RocksDB backend keeps timers: rocksdb (in the store) or heap",
+       .allowed = {"rocksdb", "heap"}},
   };
   return kOptions;
 }
@@ -220,6 +240,20 @@ Status Configuration::setFrom(const std::string& key, const std::string& value,
   };
   switch (spec.type) {
     case OptionType::kString:
+      if (!spec.allowed.empty()) {
+        const std::string v = lower(trim(value));
+        auto match = std::find_if(spec.allowed.begin(), spec.allowed.end(),
+                                  [&](const std::string& a) { return lower(a) == v; });
+        if (match == spec.allowed.end()) {
+          std::string one_of;
+          for (const std::string& a : spec.allowed)
+            one_of += (one_of.empty() ? "" : ", ") + a;
+          return Status::invalidArgument("configuration key '" + key + "' " + origin +
+                                         ": expected one of " + one_of + ", got '" + value + "'");
+        }
+        values_[key] = *match;
+        return Status::ok();
+      }
       break;
     case OptionType::kInt: {
       std::int64_t v = 0;

@@ -1,7 +1,7 @@
-// Cluster configuration: a YAML file in the shape of Flink's config.yaml (nested maps or dotted keys,
-// both flatten to dotted keys) plus command-line overrides (`-D key=value`), checked against one
-// table of known options. An unknown key or a value of the wrong type is an error at start-up that
-// names the key, the value, what was expected and where it came from.
+// Cluster configuration: a YAML file in the shape of Flink's config.yaml (nested maps or dotted
+// keys, both flatten to dotted keys) plus command-line overrides (`-D key=value`), checked against
+// one table of known options. An unknown key or a value of the wrong type is an error at start-up
+// that names the key, the value, what was expected and where it came from.
 #pragma once
 
 #include <chrono>
@@ -23,6 +23,8 @@ struct OptionSpec {
   std::string description;
   std::int64_t min = 0;  // for ints, durations (ms) and memory sizes (bytes)
   std::int64_t max = INT64_MAX;
+  // For strings: the values accepted (any case; stored as spelled here). Empty: any string.
+  std::vector<std::string> allowed = {};
 };
 
 // Every option Weir's processes understand.
