@@ -58,6 +58,8 @@ struct VertexRecords {
   1: required i32 vertexId
   2: required i64 recordsIn
   3: required i64 recordsOut
+  4: optional i64 lateRecords = 0
+  5: optional i64 watermark = -9223372036854775808  // the vertex's input watermark, ms
 }
 
 // What a TaskManager reports about one of its subtasks: state changes as they happen, metrics
@@ -194,6 +196,8 @@ struct SubtaskInfo {
   8: required i64 idleMs
   9: required i64 backpressuredMs
   10: optional string failure
+  11: optional i64 lateRecords = 0               // records behind the watermark on arrival
+  12: optional i64 watermark = -9223372036854775808  // event time (ms); the minimum: none yet
 }
 
 struct VertexInfo {

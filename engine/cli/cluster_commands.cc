@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/admin_client.h"
+#include "weir/task_api.h"
 #include "common/config.h"
 
 namespace weir::cli {
@@ -179,7 +180,9 @@ int runStatus(const ClusterOptions& options, const std::string& job_id) {
                              {"recordsOut", t.recordsOut},
                              {"busyMs", t.busyMs},
                              {"idleMs", t.idleMs},
-                             {"backpressuredMs", t.backpressuredMs}};
+                             {"backpressuredMs", t.backpressuredMs},
+                             {"lateRecords", t.lateRecords}};
+        if (t.watermark != weir::kMinWatermark) jt["watermark"] = t.watermark;
         if (t.__isset.failure) jt["failure"] = t.failure;
         jv["subtasks"].push_back(std::move(jt));
       }
@@ -196,17 +199,23 @@ int runStatus(const ClusterOptions& options, const std::string& job_id) {
   if (j.__isset.failure) std::printf("failure: %s\n", j.failure.c_str());
   for (const auto& v : d.vertices) {
     std::printf("\n%s (uid %s), parallelism %d\n", v.name.c_str(), v.uid.c_str(), v.parallelism);
-    std::printf("  %-7s %-10s %-8s %-22s %12s %12s %6s %6s %6s\n", "SUBTASK", "STATE", "TM",
-                "ADDRESS", "RECORDS IN", "RECORDS OUT", "BUSY", "IDLE", "BACKPR");
+    std::printf("  %-7s %-10s %-8s %-22s %12s %12s %6s %6s %6s %8s %s\n", "SUBTASK", "STATE", "TM",
+                "ADDRESS", "RECORDS IN", "RECORDS OUT", "BUSY", "IDLE", "BACKPR", "LATE",
+                "WATERMARK");
     for (const auto& t : v.subtasks) {
       const std::int64_t total = t.busyMs + t.idleMs;
-      std::printf("  %-7d %-10s %-8s %-22s %12lld %12lld %6s %6s %6s\n", t.subtask + 1,
+      const std::string watermark = t.watermark == weir::kMinWatermark ? "-"
+                                    : t.watermark == weir::kMaxWatermark
+                                        ? "end"
+                                        : std::to_string(t.watermark);
+      std::printf("  %-7d %-10s %-8s %-22s %12lld %12lld %6s %6s %6s %8lld %s\n", t.subtask + 1,
                   thrift::to_string(t.state).c_str(),
                   t.taskManagerId.empty() ? "-" : t.taskManagerId.c_str(),
                   t.taskManagerAddress.empty() ? "-" : t.taskManagerAddress.c_str(),
                   static_cast<long long>(t.recordsIn), static_cast<long long>(t.recordsOut),
                   percent(t.busyMs - t.backpressuredMs, total).c_str(),
-                  percent(t.idleMs, total).c_str(), percent(t.backpressuredMs, total).c_str());
+                  percent(t.idleMs, total).c_str(), percent(t.backpressuredMs, total).c_str(),
+                  static_cast<long long>(t.lateRecords), watermark.c_str());
       if (t.__isset.failure) std::printf("          failure: %s\n", t.failure.c_str());
     }
   }

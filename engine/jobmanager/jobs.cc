@@ -416,6 +416,8 @@ Result<thrift::JobDetails> JobManager::jobDetails(const std::string& job_id) con
           if (r.vertexId == v) {
             si.recordsIn = r.recordsIn;
             si.recordsOut = r.recordsOut;
+            si.__set_lateRecords(r.lateRecords);
+            si.__set_watermark(r.watermark);
           }
         }
         si.busyMs = sub.last.busyMs;

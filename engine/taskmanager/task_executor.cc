@@ -268,6 +268,8 @@ TaskSnapshot TaskExecutor::snapshotOf(const StreamTask& t) {
     if (const VertexCounters* c = t.counters(v)) {
       vs.records_in = c->records_in.load(std::memory_order_relaxed);
       vs.records_out = c->records_out.load(std::memory_order_relaxed);
+      vs.late_records = c->late_records.load(std::memory_order_relaxed);
+      vs.watermark = c->watermark.load(std::memory_order_relaxed);
     }
     s.vertices.push_back(vs);
   }

@@ -69,6 +69,8 @@ struct TaskSnapshot {
     int id = 0;
     std::uint64_t records_in = 0;
     std::uint64_t records_out = 0;
+    std::uint64_t late_records = 0;
+    std::int64_t watermark = kMinWatermark;
   };
   std::vector<Vertex> vertices;
   std::size_t buffers_in_use = 0;  // output buffers held right now

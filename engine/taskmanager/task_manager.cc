@@ -10,6 +10,7 @@
 #include "common/ids.h"
 #include "runtime/execution_plan.h"
 #include "runtime/job_graph.h"
+#include "state/state_settings.h"
 
 namespace weir::engine {
 
@@ -72,6 +73,8 @@ thrift::TaskStatus toTaskStatus(const std::string& job_id, const TaskSnapshot& s
     r.vertexId = v.id;
     r.recordsIn = static_cast<std::int64_t>(v.records_in);
     r.recordsOut = static_cast<std::int64_t>(v.records_out);
+    r.__set_lateRecords(static_cast<std::int64_t>(v.late_records));
+    r.__set_watermark(v.watermark);
     st.vertices.push_back(r);
   }
   return st;
@@ -102,6 +105,10 @@ TaskManager::TaskManager(Configuration config)
   executor_options_.extra_buffers_per_output =
       static_cast<int>(config_.getInt("taskmanager.network.extra-buffers-per-output"));
   executor_options_.buffer_timeout = config_.getDuration("execution.buffer-timeout");
+  const StateSettings state = stateSettingsFromConfig(config_);
+  executor_options_.auto_watermark_interval =
+      std::chrono::milliseconds(state.auto_watermark_interval_ms);
+  executor_options_.state_backend = state.backend;
   memory_ = std::make_unique<NetworkMemory>(
       config_.getMemorySize("taskmanager.memory.network.max") / executor_options_.segment_size);
   executor_options_.memory = memory_.get();
