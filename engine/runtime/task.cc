@@ -81,11 +81,15 @@ Status StreamTask::firePendingTimers(Clock::time_point& next) {
     metrics_.busy.end(Clock::now());
     if (!s.isOk()) return s;
     due = chain_->nextProcessingTime();
-    if (due == kNoDeadline) return Status::ok();
-    now = currentProcessingTime();
   }
-  next = Clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(0, due - now));
+  next = steadyDeadline(due);
   return Status::ok();
+}
+
+StreamTask::Clock::time_point StreamTask::steadyDeadline(std::int64_t due) const {
+  if (due == kNoDeadline) return Clock::time_point::max();
+  const std::int64_t wait_ms = std::max<std::int64_t>(0, due - currentProcessingTime());
+  return Clock::now() + std::chrono::milliseconds(wait_ms);
 }
 
 Status StreamTask::forward(const WatermarkValve::Output& out) {
@@ -254,12 +258,7 @@ Status StreamTask::runInputs() {
       flush_deadline = done + options_.buffer_timeout;
     }
     // The chain may have registered an earlier processing-time timer.
-    const std::int64_t due = chain_->nextProcessingTime();
-    if (due != kNoDeadline) {
-      const auto at = done + std::chrono::milliseconds(
-                                 std::max<std::int64_t>(0, due - currentProcessingTime()));
-      timer_deadline = std::min(timer_deadline, at);
-    }
+    timer_deadline = std::min(timer_deadline, steadyDeadline(chain_->nextProcessingTime()));
   }
   return Status::ok();
 }

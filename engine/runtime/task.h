@@ -89,6 +89,9 @@ class StreamTask final : public TaskEnvironment {
   // Fires the chain's processing-time work if it is due; returns the steady-clock time of the next
   // deadline (time_point::max() when none).
   Status firePendingTimers(std::chrono::steady_clock::time_point& next);
+  using Clock = std::chrono::steady_clock;
+  // The steady-clock time at which processing time reaches `due` (max() for kNoDeadline).
+  Clock::time_point steadyDeadline(std::int64_t due) const;
   void flushOutputs();
   bool anyPendingOutput() const;
   void finishOutputs();

@@ -70,7 +70,7 @@ template <class In, class Out>
 class Harness {
  public:
   explicit Harness(std::unique_ptr<detail::OperatorInstance> op, HarnessOptions options = {})
-      : op_(std::move(op)), options_(options) {
+      : op_(std::move(op)) {
     op_->name = "op under test";
     env_.now = options.start_time;
     ctx_ = RuntimeContext("test job", "op under test", options.subtask, options.parallelism,
@@ -144,7 +144,6 @@ class Harness {
   BatchConsumer<In>& input() { return *static_cast<BatchConsumer<In>*>(op_->inputPort()); }
 
   std::unique_ptr<detail::OperatorInstance> op_;
-  HarnessOptions options_;
   ManualEnvironment env_;
   RuntimeContext ctx_;
   Recorder<Out> main_;

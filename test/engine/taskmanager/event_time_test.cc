@@ -66,7 +66,7 @@ struct WindowCount {
   void open(const weir::RuntimeContext& ctx) {
     count = &ctx.getState(weir::ValueStateDescriptor<long>("count"));
   }
-  void processElement(const Tick& t, weir::KeyedContext<long>& ctx, weir::Collector<std::string>&) {
+  void processElement(const Tick&, weir::KeyedContext<long>& ctx, weir::Collector<std::string>&) {
     count->update(count->valueOr(0) + 1);
     ctx.timerService().registerEventTimeTimer(ctx.currentKey() * 100 + 99);
   }

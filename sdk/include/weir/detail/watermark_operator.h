@@ -23,7 +23,6 @@ class TimestampsAndWatermarksOperator final
 
   void open(const RuntimeContext& ctx) override {
     Base::open(ctx);
-    ctx_ = &ctx;
     interval_ = ctx.internals().auto_watermark_interval_ms;
     idle_timeout_ = this->fn_.idleTimeout().count();
     const std::int64_t now = ctx.currentProcessingTime();
@@ -103,7 +102,6 @@ class TimestampsAndWatermarksOperator final
 
   G generator_;
   Output output_;
-  const RuntimeContext* ctx_ = nullptr;
   std::int64_t interval_ = 0;
   std::int64_t idle_timeout_ = 0;
   std::int64_t next_periodic_ = kNoDeadline;
