@@ -140,5 +140,5 @@ TEST_CASE("event time: an idle source subtask does not hold back the watermark")
   std::sort(expected.begin(), expected.end());
   CHECK(lines == expected);
   (*job)->cancel();
-  (*job)->wait();
+  CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
 }
