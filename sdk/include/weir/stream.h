@@ -31,12 +31,14 @@
 #include "weir/detail/keyed_operators.h"
 #include "weir/detail/operators.h"
 #include "weir/detail/watermark_operator.h"
+#include "weir/detail/window_operator.h"
 #include "weir/functions.h"
 #include "weir/key_groups.h"
 #include "weir/serde.h"
 #include "weir/sinks.h"
 #include "weir/sources.h"
 #include "weir/watermarks.h"
+#include "weir/windows.h"
 
 namespace weir {
 
@@ -44,6 +46,8 @@ template <class T>
 class DataStream;
 template <class T, class KeyF>
 class KeyedStream;
+template <class T, class KeyF, class A, class Tr, class Ev, bool kCustomTrigger>
+class WindowedStream;
 
 namespace detail {
 
@@ -383,11 +387,182 @@ class KeyedStream {
     }
   }
 
+  // Windows of each key (see weir/windows.h), evaluated by the assigner's default trigger unless
+  // trigger() replaces it.
+  template <class A>
+  WindowedStream<T, KeyF, A, typename A::DefaultTrigger, NoEvictor, false> window(A assigner) const {
+    return {input_, key_, std::move(assigner), typename A::DefaultTrigger{}, NoEvictor{}, {}};
+  }
+  // Tumbling count windows: every `size` records of a key.
+  auto countWindow(std::int64_t size) const {
+    return window(GlobalWindows::create()).trigger(PurgingTrigger<CountTrigger>::of(
+        CountTrigger::of(size)));
+  }
+  // Sliding count windows: the last `size` records of a key, every `slide` records.
+  auto countWindow(std::int64_t size, std::int64_t slide) const {
+    if (size <= 0) throw JobDefinitionError("countWindow: size must be positive");
+    return window(GlobalWindows::create())
+        .evictor(CountEvictor::of(static_cast<std::size_t>(size)))
+        .trigger(CountTrigger::of(slide));
+  }
+
  private:
   detail::BuilderState* stateOf() const { return input_.builderState(); }
 
   DataStream<T> input_;
   KeyF key_;
+};
+
+namespace detail {
+template <class A>
+inline constexpr bool kIsSlidingAssigner = std::is_same_v<A, SlidingEventTimeWindows> ||
+                                          std::is_same_v<A, SlidingProcessingTimeWindows>;
+
+// The R of a process window function's Collector<R>& (its fourth parameter), or void.
+template <class F>
+struct ProcessWindowOutput {
+  using type = typename fn_detail::CollectorOutput<F, 3>::type;
+};
+template <class F>
+requires requires { &F::process; }
+struct ProcessWindowOutput<F> {
+  using type = typename fn_detail::CollectorArg<std::tuple_element_t<
+      3, typename fn_detail::CallTraits<decltype(&F::process)>::Args>>::type;
+};
+}  // namespace detail
+
+// A keyed stream cut into windows: configure trigger, evictor, lateness and late output, then
+// finish with a window function (reduce, aggregate or process).
+template <class T, class KeyF, class A, class Tr, class Ev, bool kCustomTrigger>
+class WindowedStream {
+ public:
+  using Key = KeyOf<KeyF, T>;
+  using Window = typename A::Window;
+
+  WindowedStream(DataStream<T> input, KeyF key, A assigner, Tr trigger, Ev evictor,
+                 detail::WindowSettings settings)
+      : input_(std::move(input)),
+        key_(std::move(key)),
+        assigner_(std::move(assigner)),
+        trigger_(std::move(trigger)),
+        evictor_(std::move(evictor)),
+        settings_(std::move(settings)) {}
+
+  template <class NewTr>
+  WindowedStream<T, KeyF, A, NewTr, Ev, true> trigger(NewTr t) const {
+    return {input_, key_, assigner_, std::move(t), evictor_, settings_};
+  }
+  template <class NewEv>
+  WindowedStream<T, KeyF, A, Tr, NewEv, kCustomTrigger> evictor(NewEv e) const {
+    return {input_, key_, assigner_, trigger_, std::move(e), settings_};
+  }
+  // Event-time windows keep their state this long after the watermark passed their end, and
+  // fire again for every record that still reaches them.
+  WindowedStream& allowedLateness(std::chrono::milliseconds lateness) {
+    if (lateness.count() < 0) throw JobDefinitionError("allowedLateness must not be negative");
+    settings_.allowed_lateness = lateness.count();
+    return *this;
+  }
+  // Records too late for every window they belong to go to this side output.
+  WindowedStream& sideOutputLateData(const OutputTag<T>& tag) {
+    settings_.late_tag = tag.id();
+    return *this;
+  }
+
+  // T reduce(const T& a, const T& b), combined incrementally; emits T per firing.
+  template <class F>
+  DataStream<T> reduce(F fn) {
+    static_assert(ReduceFunction<F, T>,
+                  "reduce(f): f must be callable as `T f(const T&, const T&)` (or a class with "
+                  "`T reduce(const T&, const T&)`)");
+    return build<T>("window_reduce", "Window Reduce",
+                    detail::ReduceContents<T, Window, F>(std::move(fn)), detail::DirectOutput{});
+  }
+  // Incremental reduce, then the process function sees the one reduced value per firing.
+  template <class R = void, class F, class P>
+  auto reduce(F fn, P process_fn) {
+    static_assert(ReduceFunction<F, T>, "reduce(f, p): f must be a reduce function of T");
+    return withProcess<R, T>("window_reduce_process", "Window Reduce",
+                             detail::ReduceContents<T, Window, F>(std::move(fn)),
+                             std::move(process_fn));
+  }
+  // An aggregate function (createAccumulator / add / getResult / merge), incremental.
+  template <class F>
+  auto aggregate(F fn) {
+    using Out = AggregateResultOf<F>;
+    return build<Out>("window_aggregate", "Window Aggregate",
+                      detail::AggregateContents<T, Window, F>(std::move(fn)),
+                      detail::DirectOutput{});
+  }
+  // Incremental aggregation, then the process function sees the one result per firing.
+  template <class R = void, class F, class P>
+  auto aggregate(F fn, P process_fn) {
+    return withProcess<R, AggregateResultOf<F>>(
+        "window_aggregate_process", "Window Aggregate",
+        detail::AggregateContents<T, Window, F>(std::move(fn)), std::move(process_fn));
+  }
+  // void process(const K& key, WindowContext<W>& ctx, const std::vector<T>& elements,
+  // Collector<R>& out): every element of the window, with its metadata.
+  template <class R = void, class P>
+  auto process(P process_fn) {
+    return withProcess<R, T>("window_process", "Window Process",
+                             detail::ListContents<T, Window>{}, std::move(process_fn));
+  }
+
+ private:
+  template <class R, class In, class C, class P>
+  auto withProcess(const char* op_type, const char* name, C contents, P process_fn) {
+    using Deduced = std::conditional_t<!std::is_void_v<R>, R,
+                                       typename detail::ProcessWindowOutput<P>::type>;
+    if constexpr (std::is_void_v<Deduced>) {
+      static_assert(kDependentFalse<P>,
+                    "cannot deduce the process window function's output type; write "
+                    "process<R>(f) or give f the signature `void f(const K&, "
+                    "weir::WindowContext<W>&, const std::vector<In>&, weir::Collector<R>&)`");
+      return input_;
+    } else {
+      static_assert(ProcessWindowFunction<P, Key, Window, In, Deduced>,
+                    "the process window function must be callable as `void f(const K& key, "
+                    "weir::WindowContext<W>& ctx, const std::vector<In>& elements, "
+                    "weir::Collector<R>& out)` (or a class with that process method)");
+      return build<Deduced>(op_type, name, std::move(contents), std::move(process_fn));
+    }
+  }
+
+  template <class Out, class C, class Fn>
+  DataStream<Out> build(const char* op_type, const char* name, C contents, Fn fn) {
+    detail::checkRecordType<Out>();
+    KeyF key = key_;
+    A assigner = assigner_;
+    Tr trigger = trigger_;
+    Ev evictor = evictor_;
+    detail::WindowSettings settings = settings_;
+    constexpr bool kSlicing =
+        detail::kIsSlidingAssigner<A> && !kCustomTrigger && std::is_same_v<Ev, NoEvictor>;
+    const int id = input_.template addOneInput<Out>(
+        op_type, name, true,
+        [=] {
+          if constexpr (kSlicing) {
+            return std::make_unique<
+                detail::SlicingWindowOperator<T, Key, Out, KeyF, A, C, Fn>>(key, assigner,
+                                                                             contents, fn,
+                                                                             settings);
+          } else {
+            return std::make_unique<
+                detail::WindowOperator<T, Key, Out, KeyF, A, Tr, C, Fn, Ev>>(
+                key, assigner, trigger, contents, fn, evictor, settings);
+          }
+        },
+        Partitioner::kHash, key_, true);
+    return DataStream<Out>(input_.builderState(), {id});
+  }
+
+  DataStream<T> input_;
+  KeyF key_;
+  A assigner_;
+  Tr trigger_;
+  Ev evictor_;
+  detail::WindowSettings settings_;
 };
 
 class JobBuilder {
