@@ -52,20 +52,31 @@ class HeapTable {
   Cell* find(const N& ns) {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return nullptr;
+    if (Cell* c = recent(id, ns)) return c;
     auto& g = group();
     auto it = g.find(Entry{id, ns});
-    return it == g.end() ? nullptr : &it->second;
+    if (it == g.end()) return nullptr;
+    remember(id, ns, &it->second);
+    return &it->second;
   }
   Cell& findOrCreate(const N& ns, bool& created) {
     const std::uint32_t id = backend_.materializeCurrentKey();
+    if (Cell* c = recent(id, ns)) {
+      created = false;
+      return *c;
+    }
     auto [it, inserted] = group().try_emplace(Entry{id, ns});
     created = inserted;
     if (inserted) backend_.ref(id);
+    remember(id, ns, &it->second);
     return it->second;
   }
   void erase(const N& ns) {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return;
+    if (id < recent_.size() && recent_[id].cell != nullptr && recent_[id].ns == ns) {
+      recent_[id].cell = nullptr;
+    }
     if (group().erase(Entry{id, ns}) != 0) backend_.unref(id);
   }
   // Entries of key group `kg`: f(key id, namespace, cell).
@@ -98,11 +109,29 @@ class HeapTable {
     ValueHash<N> ns_hash;
   };
   using Map = std::unordered_map<Entry, Cell, Hash>;
+  // The cell of each key's most recently used namespace: a record's key usually touches the same
+  // window (or, for VoidNamespace, the only cell) as its previous record, and this skips the hash
+  // probe. Map nodes never move, and erase() clears a slot before its cell goes.
+  struct Recent {
+    N ns{};
+    Cell* cell = nullptr;
+  };
 
   Map& group() { return groups_[static_cast<std::size_t>(backend_.groupIndex())]; }
+  Cell* recent(std::uint32_t id, const N& ns) {
+    if (id >= recent_.size()) return nullptr;
+    const Recent& r = recent_[id];
+    return r.cell != nullptr && r.ns == ns ? r.cell : nullptr;
+  }
+  void remember(std::uint32_t id, const N& ns, Cell* cell) {
+    if (id >= recent_.size()) recent_.resize(std::max<std::size_t>(id + 1, recent_.size() * 2));
+    recent_[id].ns = ns;
+    recent_[id].cell = cell;
+  }
 
   HeapBackendBase& backend_;
   std::vector<Map> groups_;
+  std::vector<Recent> recent_;  // by key id
 };
 
 template <class V>

@@ -43,8 +43,14 @@ class HeapTimerQueue final : public TimerQueue<N> {
 
   bool add(std::int64_t time, const N& ns) override {
     const std::uint32_t id = backend_.materializeCurrentKey();
+    if (id < recent_.size() && recent_[id].live && recent_[id].time == time &&
+        recent_[id].ns == ns) {
+      return false;
+    }
     Timer t{time, id, ns};
-    if (!groups_[static_cast<std::size_t>(backend_.groupIndex())].insert(t).second) return false;
+    const bool inserted = groups_[static_cast<std::size_t>(backend_.groupIndex())].insert(t).second;
+    remember(t);
+    if (!inserted) return false;
     backend_.ref(id);
     heap_.push_back(t);
     std::push_heap(heap_.begin(), heap_.end(), Later{});
@@ -55,6 +61,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
   bool remove(std::int64_t time, const N& ns) override {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return false;
+    forget(Timer{time, id, ns});
     if (groups_[static_cast<std::size_t>(backend_.groupIndex())].erase(Timer{time, id, ns}) == 0) {
       return false;
     }
@@ -79,6 +86,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
       heap_.pop_back();
       groups_[static_cast<std::size_t>(backend_.keyGroupOf(t.key_id) - backend_.range().start)]
           .erase(t);
+      forget(t);
       --live_;
       backend_.setCurrentKeyById(t.key_id);
       fire(t.time, t.ns);
@@ -132,8 +140,29 @@ class HeapTimerQueue final : public TimerQueue<N> {
     std::make_heap(heap_.begin(), heap_.end(), Later{});
   }
 
+  // Each key's most recently added timer while it is pending: windows register the same timer
+  // for every record of a key and window, and this skips the set probe.
+  struct Recent {
+    std::int64_t time = 0;
+    N ns{};
+    bool live = false;
+  };
+  void remember(const Timer& t) {
+    if (t.key_id >= recent_.size()) {
+      recent_.resize(std::max<std::size_t>(t.key_id + 1, recent_.size() * 2));
+    }
+    recent_[t.key_id] = Recent{t.time, t.ns, true};
+  }
+  void forget(const Timer& t) {
+    if (t.key_id < recent_.size() && recent_[t.key_id].time == t.time &&
+        recent_[t.key_id].ns == t.ns) {
+      recent_[t.key_id].live = false;
+    }
+  }
+
   HeapKeyedBackend<K>& backend_;
   std::vector<std::unordered_set<Timer, Hash>> groups_;
+  std::vector<Recent> recent_;  // by key id
   std::vector<Timer> heap_;
   std::size_t live_ = 0;
 };
