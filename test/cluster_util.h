@@ -18,6 +18,7 @@
 
 #include "AdminService.h"
 #include "common/rpc.h"
+#include "engine/job_test_util.h"
 #include "process_util.h"
 
 namespace weir::testing {
@@ -165,5 +166,40 @@ class Cluster {
   int admin_port_ = 0;
   std::unique_ptr<engine::RpcClient<thrift::AdminServiceClient>> admin_;
 };
+
+// The job id from `weir submit`'s first line.
+inline std::string jobIdOf(const CommandResult& r) {
+  const std::string marker = "JobID ";
+  const auto at = r.out.find(marker);
+  REQUIRE_MESSAGE(at != std::string::npos, r.out << r.err);
+  return r.out.substr(at + marker.size(), 32);
+}
+
+// Waits until the job reaches `state`; fails at once with the job's failure if it ends otherwise.
+inline void awaitState(Cluster& c, const std::string& job, thrift::JobState::type state,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  using JobState = thrift::JobState;
+  thrift::JobSummary last;
+  const bool reached = eventually(
+      [&] {
+        last = c.jobDetails(job).summary;
+        if (last.state == state) return true;
+        const bool ended = last.state == JobState::FINISHED || last.state == JobState::FAILED ||
+                           last.state == JobState::CANCELED;
+        if (ended) FAIL("job ended " << thrift::to_string(last.state) << ": " << last.failure);
+        return false;
+      },
+      timeout);
+  REQUIRE_MESSAGE(reached, "job still " << thrift::to_string(last.state));
+}
+
+// The vertex with this uid.
+inline const thrift::VertexInfo& vertexNamed(const thrift::JobDetails& d, const std::string& uid) {
+  for (const auto& v : d.vertices) {
+    if (v.uid == uid) return v;
+  }
+  FAIL("no vertex " << uid);
+  throw std::logic_error("unreachable");
+}
 
 }  // namespace weir::testing

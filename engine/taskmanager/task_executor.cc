@@ -47,11 +47,24 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
     return placement == nullptr || (where != nullptr && *where == placement->local_address);
   };
   if (placement != nullptr) {
+    // The placement names the subtasks here and every subtask they exchange data with; it need
+    // not name the others (with parallelisms that differ, a TaskManager may have no channel to
+    // some subtasks of the job).
+    auto named = [&](int chain, int subtask) -> Status {
+      if (location(chain, subtask) != nullptr) return Status::ok();
+      return Status::invalidArgument("deployment names no TaskManager for subtask " +
+                                     std::to_string(subtask) + " of chain " +
+                                     std::to_string(chain));
+    };
     for (const TaskDeployment& d : plan.tasks) {
-      if (location(d.chain_id, d.subtask) == nullptr) {
-        return Status::invalidArgument("deployment names no TaskManager for subtask " +
-                                       std::to_string(d.subtask) + " of chain " +
-                                       std::to_string(d.chain_id));
+      if (!is_local(d.chain_id, d.subtask)) continue;
+      for (const InputChannelSource& in : d.inputs) {
+        if (Status s = named(in.producer_chain, in.producer_subtask); !s.isOk()) return s;
+      }
+      for (const auto& routes : d.routes) {
+        for (const ChannelRoute& r : routes) {
+          if (Status s = named(r.consumer_chain, r.consumer_subtask); !s.isOk()) return s;
+        }
       }
     }
   }

@@ -80,6 +80,7 @@ class Harness {
     internals.auto_watermark_interval_ms = options.auto_watermark_interval_ms;
     internals.state_backend = options.backend;
     ctx_.setInternals(internals);
+    ctx_.setOperatorStateStore(&operator_state_);
     op_->addOutput(&main_);
   }
   ~Harness() {
@@ -139,12 +140,14 @@ class Harness {
   Recorder<Out>& output() { return main_; }
   detail::OperatorInstance& op() { return *op_; }
   ManualEnvironment& env() { return env_; }
+  detail::OperatorStateStore& operatorState() { return operator_state_; }
 
  private:
   BatchConsumer<In>& input() { return *static_cast<BatchConsumer<In>*>(op_->inputPort()); }
 
   std::unique_ptr<detail::OperatorInstance> op_;
   ManualEnvironment env_;
+  detail::OperatorStateStore operator_state_;
   RuntimeContext ctx_;
   Recorder<Out> main_;
   std::vector<std::shared_ptr<void>> side_;

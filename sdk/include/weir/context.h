@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
+#include "weir/detail/operator_state.h"
 #include "weir/job_args.h"
 #include "weir/state.h"
 #include "weir/task_api.h"
@@ -51,6 +53,20 @@ class RuntimeContext {
   AggregatingState<In, AggregateResultOf<F>>& getAggregatingState(
       const AggregatingStateDescriptor<In, F>& descriptor) const;
 
+  // Operator state: list state of this parallel instance, not keyed, for any function (a source's
+  // offsets, typically). Call in open(); valid until close(). On restore at another parallelism a
+  // list state's elements are split among the subtasks, a union list state's go to all of them
+  // (see weir/detail/operator_state.h).
+  template <class V>
+  ListState<V>& getOperatorListState(const ListStateDescriptor<V>& descriptor) const {
+    return operatorStateStore().getListState(descriptor,
+                                             detail::OperatorStateMode::kSplitDistribute);
+  }
+  template <class V>
+  ListState<V>& getUnionListState(const ListStateDescriptor<V>& descriptor) const {
+    return operatorStateStore().getListState(descriptor, detail::OperatorStateMode::kUnion);
+  }
+
   // The TaskManager's wall clock, in milliseconds since the Unix epoch.
   std::int64_t currentProcessingTime() const {
     return env_ != nullptr ? env_->currentProcessingTime() : 0;
@@ -71,6 +87,13 @@ class RuntimeContext {
   const Internals& internals() const { return internals_; }
   void setKeyedBackend(detail::KeyedBackendBase* backend) { keyed_backend_ = backend; }
   detail::KeyedBackendBase& keyedBackend() const;
+  void setOperatorStateStore(detail::OperatorStateStore* store) { operator_state_ = store; }
+  detail::OperatorStateStore& operatorStateStore() const {
+    if (operator_state_ == nullptr) {
+      throw std::logic_error("operator state is not available to task '" + task_name_ + "'");
+    }
+    return *operator_state_;
+  }
 
  private:
   std::string job_name_;
@@ -82,6 +105,7 @@ class RuntimeContext {
   TaskEnvironment* env_ = nullptr;
   Internals internals_;
   detail::KeyedBackendBase* keyed_backend_ = nullptr;
+  detail::OperatorStateStore* operator_state_ = nullptr;
 };
 
 // Timers of a keyed function, for the current key. Timers are unique per key and time:

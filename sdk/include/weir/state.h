@@ -14,6 +14,9 @@
 //
 // Pointers and references returned by reads (get(), ListState::get()) stay valid until the next
 // access to the same state.
+//
+// ListState also serves operator state, which is not keyed: RuntimeContext::getOperatorListState
+// and getUnionListState (see detail/operator_state.h).
 #pragma once
 
 #include <chrono>

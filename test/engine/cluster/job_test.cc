@@ -16,9 +16,12 @@
 #include "test_data.h"
 #include "weir/key_groups.h"
 
+using weir::testing::awaitState;
 using weir::testing::Cluster;
 using weir::testing::CommandResult;
 using weir::testing::eventually;
+using weir::testing::jobIdOf;
+using weir::testing::vertexNamed;
 using JobState = weir::thrift::JobState;
 using ExecutionState = weir::thrift::ExecutionState;
 
@@ -31,32 +34,6 @@ const std::string kClusterJob = WEIR_TEST_BAD_PLUGIN_DIR "/cluster_job.so";
 const std::string kClusterJobV2 = WEIR_TEST_BAD_PLUGIN_DIR "/cluster_job_v2.so";
 const std::string kIncompatible = WEIR_TEST_BAD_PLUGIN_DIR "/weir_test_abi_mismatch.so";
 
-// The job id from `weir submit`'s first line.
-std::string jobIdOf(const CommandResult& r) {
-  const std::string marker = "JobID ";
-  const auto at = r.out.find(marker);
-  REQUIRE_MESSAGE(at != std::string::npos, r.out << r.err);
-  return r.out.substr(at + marker.size(), 32);
-}
-
-// Waits until the job reaches `state`; fails at once with the job's failure if it ends otherwise.
-void awaitState(Cluster& c, const std::string& job, JobState::type state,
-                std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  weir::thrift::JobSummary last;
-  const bool reached = eventually(
-      [&] {
-        last = c.jobDetails(job).summary;
-        if (last.state == state) return true;
-        const bool ended = last.state == JobState::FINISHED || last.state == JobState::FAILED ||
-                           last.state == JobState::CANCELED;
-        if (ended)
-          FAIL("job ended " << weir::thrift::to_string(last.state) << ": " << last.failure);
-        return false;
-      },
-      timeout);
-  REQUIRE_MESSAGE(reached, "job still " << weir::thrift::to_string(last.state));
-}
-
 bool allSubtasks(Cluster& c, const std::string& job, ExecutionState::type state) {
   for (const auto& v : c.jobDetails(job).vertices) {
     for (const auto& t : v.subtasks) {
@@ -64,15 +41,6 @@ bool allSubtasks(Cluster& c, const std::string& job, ExecutionState::type state)
     }
   }
   return true;
-}
-
-const weir::thrift::VertexInfo& vertexNamed(const weir::thrift::JobDetails& d,
-                                            const std::string& uid) {
-  for (const auto& v : d.vertices) {
-    if (v.uid == uid) return v;
-  }
-  FAIL("no vertex " << uid);
-  throw std::logic_error("unreachable");
 }
 
 void startTwoTaskManagers(Cluster& c, std::vector<std::string> extra = {}) {

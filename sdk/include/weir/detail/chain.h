@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "weir/detail/builder_state.h"
+#include "weir/detail/operator_state.h"
 #include "weir/task_api.h"
 
 namespace weir::detail {
@@ -106,11 +107,20 @@ class ChainRuntime final : public ChainInstance {
     return nullptr;
   }
 
+  // The operator state of one vertex of this chain, or null for a vertex not in it.
+  OperatorStateStore* operatorState(int vertex_id) noexcept {
+    for (std::size_t i = 0; i < vertex_ids_.size(); ++i) {
+      if (vertex_ids_[i] == vertex_id) return operator_states_[i].get();
+    }
+    return nullptr;
+  }
+
  private:
   friend class Program;
 
   // Declaration order is destruction order reversed: the reader feeds operators, which feed
-  // writers.
+  // writers; operators (user functions) hold references into their operator state.
+  std::vector<std::unique_ptr<OperatorStateStore>> operator_states_;  // parallel to ops_
   std::vector<std::unique_ptr<BatchConsumerBase>> writers_;
   std::vector<std::unique_ptr<OperatorInstance>> ops_;
   std::unique_ptr<InputReaderBase> reader_;
@@ -217,6 +227,8 @@ class Program final : public JobProgram {
       internals.state_backend = spec.state_backend;
       internals.timers_in_kv_store = spec.timers_in_kv_store;
       chain.contexts_.back().setInternals(internals);
+      chain.operator_states_.push_back(std::make_unique<OperatorStateStore>());
+      chain.contexts_.back().setOperatorStateStore(chain.operator_states_.back().get());
       chain.ops_.push_back(std::move(op));
     }
     auto opFor = [&](int vertex) -> OperatorInstance& {
