@@ -6,6 +6,9 @@
 #   bench/run.sh -- --chain-records 3e8 --hash-records 5e7 --runs 5    any weir_bench arguments
 #   bench/run.sh cluster [--records N] [--runs R]   the shuffle between two TaskManager processes
 #                                                    next to a raw TCP pump (weir_cluster_bench)
+#   bench/run.sh ysb [--events N] [--runs R] [--backend heap|rocksdb|both]
+#                                                    the YSB-like job on one thread next to a
+#                                                    hash-map loop (weir_ysb_bench)
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default <repo>/build-bench).
 set -euo pipefail
@@ -19,6 +22,10 @@ args=()
 if [[ $# -gt 0 && "$1" == "cluster" ]]; then
   shift
   target=weir_cluster_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "ysb" ]]; then
+  shift
+  target=weir_ysb_bench
   args=("$@")
 elif [[ $# -gt 0 && "$1" == "--" ]]; then
   shift

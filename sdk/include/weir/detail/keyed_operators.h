@@ -165,4 +165,37 @@ class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
   std::int64_t watermark_ = kMinWatermark;
 };
 
+// Running reduce per key (Flink's KeyedStream#reduce): emits the updated aggregate for every
+// record. The aggregate is reducing state on the job's state backend.
+template <class T, class K, class KeyF, class F>
+class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
+ public:
+  KeyedReduceOperator(KeyF key, F fn)
+      : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
+
+  void open(const RuntimeContext& ctx) override {
+    guarded(this->name, [&] {
+      runtime_.open(ctx);
+      state_ = &createState<VoidNamespace>(
+          runtime_.backend(), ReducingStateDescriptor<T, F>("weir.keyed-reduce", this->fn_));
+    });
+  }
+
+ protected:
+  void process(const RecordBatch<T>& batch) override {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const T& v = batch[i];
+      const K key = callKey(key_, v);
+      runtime_.setCurrentKey(key);
+      state_->add(v);
+      this->out_.collectWithTimestamp(*state_->get(), batch.timestamp(i));
+    }
+  }
+
+ private:
+  KeyF key_;
+  KeyedRuntime<K, VoidNamespace> runtime_;
+  InternalReducingState<VoidNamespace, T>* state_ = nullptr;
+};
+
 }  // namespace weir::detail

@@ -10,7 +10,6 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -363,13 +362,6 @@ class FlatMapOperator final : public OneInputOperator<In, Out, F> {
   }
 };
 
-// Hash functor for per-key state maps (deterministic, not std::hash).
-template <class K>
-struct StateKeyHash {
-  std::size_t operator()(const K& k) const { return static_cast<std::size_t>(hasher(k)); }
-  mutable KeyHasher<K> hasher;
-};
-
 // Checks that a record's key belongs to this subtask: a key selector that is not deterministic
 // would otherwise silently split one key's state across subtasks.
 class KeyGroupGuard {
@@ -398,42 +390,6 @@ class KeyGroupGuard {
 
   int max_parallelism_ = 1;
   KeyGroupRange range_;
-};
-
-// Running reduce per key: emits the updated aggregate for every input record (Flink's
-// KeyedStream#reduce). State lives on the heap, typed, keyed by K.
-template <class T, class K, class KeyF, class F>
-class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
- public:
-  KeyedReduceOperator(KeyF key, F fn)
-      : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
-
-  void open(const RuntimeContext& ctx) override {
-    guard_.init(ctx);
-    OneInputOperator<T, T, F>::open(ctx);
-  }
-
- protected:
-  void process(const RecordBatch<T>& batch) override {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const T& v = batch[i];
-      decltype(auto) key = callKey(key_, v);
-      guard_.check(hasher_(key));
-      auto it = state_.find(key);
-      if (it == state_.end()) {
-        it = state_.emplace(key, v).first;
-      } else {
-        it->second = callReduce(this->fn_, it->second, v);
-      }
-      this->out_.collectWithTimestamp(it->second, batch.timestamp(i));
-    }
-  }
-
- private:
-  KeyF key_;
-  KeyHasher<K> hasher_;
-  KeyGroupGuard guard_;
-  std::unordered_map<K, T, StateKeyHash<K>> state_;
 };
 
 template <class T, class F>
