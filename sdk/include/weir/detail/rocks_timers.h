@@ -105,9 +105,13 @@ class RocksTimerQueue final : public TimerQueue<N> {
     // Called where nothing may throw (the task asks for its next deadline): on a store error,
     // answer with the lower bound; the firing that follows reports the error.
     try {
-      int i = 0;
-      std::int64_t t = 0;
-      return nextDue(kNoDeadline, i, t) ? t : kNoDeadline;
+      for (;;) {
+        const std::int64_t t = tree_.min();
+        if (size_ == 0 || t == kNoDeadline) return kNoDeadline;
+        const int i = tree_.argmin();
+        if (state_[i] != kStale) return t;
+        refresh(i);
+      }
     } catch (...) {
       return tree_.min();
     }
@@ -184,6 +188,7 @@ class RocksTimerQueue final : public TimerQueue<N> {
   // The key group (index) holding the earliest timer if it is due by `limit`, with its exact
   // time; re-reads key groups whose earliest time is unknown.
   bool nextDue(std::int64_t limit, int& index, std::int64_t& time) {
+    if (size_ == 0) return false;
     for (;;) {
       const std::int64_t t = tree_.min();
       if (t > limit) return false;
