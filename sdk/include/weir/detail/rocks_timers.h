@@ -3,9 +3,10 @@
 // RocksTimerQueue keeps timers in a KvStore column, one empty-valued row per timer:
 //   key = key group (u16 BE) ‖ time (u64 BE, sign bit flipped) ‖ Serde<K>(key) ‖ Serde<N>(ns)
 // so each key group's timers are contiguous and in time order, and a timer is unique per (key,
-// time, namespace). A small per-key-group cache of the earliest time, with a tournament tree over
-// it, answers peekTime without touching the store; a key group whose earliest timer was removed
-// is re-read lazily (one seek). Firing reads a key group's due timers in batches.
+// time, namespace). Each key group's earliest timers (up to 8..128, by the number of key groups)
+// are cached in memory, with a tournament tree over the groups' earliest times: peekTime never
+// reads the store, firing reads a group again only when its cache ran empty, and most duplicate
+// and deletion checks are answered by the cache.
 //
 // HeapBytesTimerQueue keeps them on the heap instead (state.backend.rocksdb.timer-service.factory
 // = heap): per key group, an ordered set of the same bytes without the key group.
@@ -66,85 +67,83 @@ class RocksTimerQueue final : public TimerQueue<N> {
       : backend_(backend),
         what_("timers '" + column_name + "'"),
         column_(backend.openColumn(column_name, what_)),
-        groups_(std::max(backend.range().size(), 0)),
-        tree_(groups_),
-        state_(static_cast<std::size_t>(groups_), kEmpty) {
+        groups_(static_cast<std::size_t>(std::max(backend.range().size(), 0))),
+        tree_(static_cast<int>(groups_.size())),
+        capacity_(std::clamp<std::size_t>(kCacheBudget / std::max<std::size_t>(groups_.size(), 1),
+                                          kMinCache, kMaxCache)) {
+    entry_.reserve(64);
     row_.reserve(64);
   }
 
   bool add(std::int64_t time, const N& ns) override {
-    buildRow(time, ns);
-    if (exists()) return false;
-    static const std::uint8_t kNothing = 0;  // timers carry no value
-    backend_.check(backend_.store().put(column_, rocks::slice(row_), KvSlice(&kNothing, 0)), what_);
-    ++size_;
     const int i = backend_.groupIndex();
-    if (firing_ && i == firing_index_) batch_added_min_ = std::min(batch_added_min_, time);
-    if (state_[i] == kEmpty) {
-      state_[i] = kExact;
-      tree_.set(i, time);
-    } else if (time < tree_.get(i)) {
-      tree_.set(i, time);  // exact stays exact; a lower bound stays one
+    Group& g = groups_[static_cast<std::size_t>(i)];
+    buildEntry(time, ns);
+    if (g.cache.count(entry_) != 0) return false;
+    const bool beyond_cache = !g.complete && (g.cache.empty() || entry_ > *g.cache.rbegin());
+    if (beyond_cache && exists(i)) return false;
+    backend_.check(backend_.store().put(column_, rowKey(i), KvSlice(&kNothing, 0)), what_);
+    ++size_;
+    if (!beyond_cache) {
+      // The cache holds the group's earliest timers: the new one belongs there.
+      g.cache.insert(entry_);
+      if (g.cache.size() > capacity_) {
+        g.cache.erase(std::prev(g.cache.end()));
+        g.complete = false;
+      }
+      updateTree(i);
     }
     return true;
   }
 
   bool remove(std::int64_t time, const N& ns) override {
-    buildRow(time, ns);
-    if (!exists()) return false;
-    backend_.check(backend_.store().remove(column_, rocks::slice(row_)), what_);
-    --size_;
-    ++removals_;
     const int i = backend_.groupIndex();
-    // The earliest timer of its key group went: find the next one when it is needed.
-    if (state_[i] == kExact && time == tree_.get(i)) state_[i] = kStale;
+    Group& g = groups_[static_cast<std::size_t>(i)];
+    buildEntry(time, ns);
+    auto it = g.cache.find(entry_);
+    if (it == g.cache.end()) {
+      const bool beyond_cache = !g.complete && (g.cache.empty() || entry_ > *g.cache.rbegin());
+      if (!beyond_cache || !exists(i)) return false;
+    }
+    backend_.check(backend_.store().remove(column_, rowKey(i)), what_);
+    --size_;
+    if (it != g.cache.end()) {
+      g.cache.erase(it);
+      settle(i);
+    }
     return true;
   }
 
-  std::int64_t peekTime() override {
-    // Called where nothing may throw (the task asks for its next deadline): on a store error,
-    // answer with the lower bound; the firing that follows reports the error.
-    try {
-      for (;;) {
-        const std::int64_t t = tree_.min();
-        if (size_ == 0 || t == kNoDeadline) return kNoDeadline;
-        const int i = tree_.argmin();
-        if (state_[i] != kStale) return t;
-        refresh(i);
-      }
-    } catch (...) {
-      return tree_.min();
-    }
-  }
+  // Never reads the store (so never fails): every key group's earliest timer is cached.
+  std::int64_t peekTime() override { return size_ == 0 ? kNoDeadline : tree_.min(); }
 
   void fireUntil(std::int64_t limit,
                  const std::function<void(std::int64_t, const N&)>& fire) override {
-    int i = 0;
-    std::int64_t first = 0;
-    while (nextDue(limit, i, first)) {
-      collectBatch(i, first, limit);
-      const std::uint64_t removals = removals_;
-      firing_ = true;
-      firing_index_ = i;
-      batch_added_min_ = kNoDeadline;
-      try {
-        for (std::size_t b = 0; b < batch_size_; ++b) {
-          // A timer removed meanwhile may be in the batch, and one added may be due earlier: read
-          // again.
-          if (b > 0 && (removals_ != removals || tree_.min() < batch_times_[b])) break;
-          fireOne(i, b, fire);
-        }
-      } catch (...) {
-        firing_ = false;
-        throw;
+    while (size_ > 0 && tree_.min() <= limit) {
+      int i = tree_.argmin();
+      if (tree_.min() == kNoDeadline) {
+        // kNoDeadline marks empty key groups too: find one with a timer at that time.
+        while (groups_[static_cast<std::size_t>(i)].cache.empty())
+          ++i;
       }
-      firing_ = false;
+      Group& g = groups_[static_cast<std::size_t>(i)];
+      firing_.assign(*g.cache.begin());
+      backend_.check(backend_.store().remove(column_, rowKey(i, firing_)), what_);
+      --size_;
+      g.cache.erase(g.cache.begin());
+      settle(i);
+      const std::uint8_t* p = rocks::bytes(firing_);
+      const std::uint8_t* end = p + firing_.size();
+      const std::uint8_t* after_key = backend_.setCurrentKeyFromBytes(
+          backend_.range().start + i, p + rocks::kTimestampBytes, end);
+      if (Serde<N>::read(after_key, end, ns_) != end) RocksBackendBase::corrupt(what_);
+      fire(rocks::timeFromOrdered(rocks::readBigEndian64(p)), ns_);
     }
   }
 
   std::size_t size() const override { return size_; }
 
-  // Timers of key group `kg` in time order: f(time, key, ns).
+  // Timers of key group `kg` in time order, read from the store: f(time, key, ns).
   template <class F>
   void forEachInGroup(int kg, F&& f) {
     K key{};
@@ -152,70 +151,65 @@ class RocksTimerQueue final : public TimerQueue<N> {
     backend_.forEachInGroup(
         column_, kg,
         [&](KvSlice k, KvSlice) {
-          const std::int64_t time = decodeTimer(k, key, ns);
-          f(time, static_cast<const K&>(key), static_cast<const N&>(ns));
+          if (k.size < kPrefix) RocksBackendBase::corrupt(what_);
+          const std::uint8_t* end = k.data + k.size;
+          const std::uint8_t* p = Serde<K>::read(k.data + kPrefix, end, key);
+          if (p == nullptr || Serde<N>::read(p, end, ns) != end) RocksBackendBase::corrupt(what_);
+          f(rocks::timeFromOrdered(rocks::readBigEndian64(k.data + rocks::kKeyGroupBytes)),
+            static_cast<const K&>(key), static_cast<const N&>(ns));
         },
         what_);
   }
   int column() const { return column_; }
+  // Timers of key group index `i` held in memory (tests).
+  std::size_t cachedInGroup(int i) const {
+    return groups_[static_cast<std::size_t>(i)].cache.size();
+  }
 
  private:
-  enum : std::uint8_t { kEmpty, kExact, kStale };  // what the tree knows of a key group
-  static constexpr std::size_t kBatch = 128;
+  // Per key group: its earliest timers as [time ‖ key ‖ ns] (byte order is time order), and
+  // whether they are all of its timers. A new store's groups are empty and complete.
+  struct Group {
+    std::set<std::string> cache;
+    bool complete = true;
+  };
   static constexpr std::size_t kPrefix = rocks::kKeyGroupBytes + rocks::kTimestampBytes;
+  // Cached timers per queue, spread over its key groups (each holding kMinCache to kMaxCache).
+  static constexpr std::size_t kCacheBudget = 64 * 1024;
+  static constexpr std::size_t kMinCache = 8;
+  static constexpr std::size_t kMaxCache = 128;
+  static constexpr std::uint8_t kNothing = 0;  // timers carry no value
 
-  // row_ = kg ‖ time ‖ current key ‖ ns.
-  void buildRow(std::int64_t time, const N& ns) {
-    const std::string& key = backend_.currentKeyBytes();
-    row_.assign(key, 0, rocks::kKeyGroupBytes);
-    rocks::appendBigEndian64(row_, rocks::orderedTime(time));
-    row_.append(key, rocks::kKeyGroupBytes, std::string::npos);
-    rocks::appendSerde(row_, ns);
+  // entry_ = time ‖ current key (without its key group) ‖ ns.
+  void buildEntry(std::int64_t time, const N& ns) {
+    entry_.clear();
+    rocks::appendBigEndian64(entry_, rocks::orderedTime(time));
+    entry_.append(backend_.currentKeyBytes(), rocks::kKeyGroupBytes, std::string::npos);
+    rocks::appendSerde(entry_, ns);
   }
-  bool exists() {
+  // The store key of `entry` (default: entry_) in key group index i: kg ‖ entry.
+  KvSlice rowKey(int i) { return rowKey(i, entry_); }
+  KvSlice rowKey(int i, const std::string& entry) {
+    row_.clear();
+    rocks::appendKeyGroup(row_, backend_.range().start + i);
+    row_.append(entry);
+    return rocks::slice(row_);
+  }
+  bool exists(int i) {
     bool found = false;
-    backend_.check(backend_.store().get(column_, rocks::slice(row_), scratch_, found), what_);
+    backend_.check(backend_.store().get(column_, rowKey(i), scratch_, found), what_);
     return found;
   }
-  std::int64_t decodeTimer(KvSlice k, K& key, N& ns) const {
-    if (k.size < kPrefix) RocksBackendBase::corrupt(what_);
-    const std::uint8_t* end = k.data + k.size;
-    const std::uint8_t* p = Serde<K>::read(k.data + kPrefix, end, key);
-    if (p == nullptr || Serde<N>::read(p, end, ns) != end) RocksBackendBase::corrupt(what_);
-    return rocks::timeFromOrdered(rocks::readBigEndian64(k.data + rocks::kKeyGroupBytes));
+  // After a cached timer went: reload the cache if it emptied while the store holds more, and
+  // publish the group's earliest time.
+  void settle(int i) {
+    Group& g = groups_[static_cast<std::size_t>(i)];
+    if (g.cache.empty() && !g.complete) reload(i);
+    updateTree(i);
   }
-
-  // The key group (index) holding the earliest timer if it is due by `limit`, with its exact
-  // time; re-reads key groups whose earliest time is unknown.
-  bool nextDue(std::int64_t limit, int& index, std::int64_t& time) {
-    if (size_ == 0) return false;
-    for (;;) {
-      const std::int64_t t = tree_.min();
-      if (t > limit) return false;
-      int i = tree_.argmin();
-      if (t == kNoDeadline) {
-        // kNoDeadline marks empty key groups too: look for a real timer at that time.
-        i = -1;
-        for (int j = 0; j < groups_; ++j) {
-          if (state_[j] != kEmpty) {
-            i = j;
-            break;
-          }
-        }
-        if (i < 0) return false;
-      }
-      if (state_[i] == kStale) {
-        refresh(i);
-        continue;
-      }
-      index = i;
-      time = t;
-      return true;
-    }
-  }
-
-  // Reads the earliest timer of key group index i.
-  void refresh(int i) {
+  // Reads the group's earliest timers (up to the capacity) from the store.
+  void reload(int i) {
+    Group& g = groups_[static_cast<std::size_t>(i)];
     const int kg = backend_.range().start + i;
     begin_.clear();
     rocks::appendKeyGroup(begin_, kg);
@@ -224,86 +218,33 @@ class RocksTimerQueue final : public TimerQueue<N> {
     std::unique_ptr<KvIterator> it;
     backend_.check(backend_.store().scan(column_, rocks::slice(begin_), rocks::slice(end_), it),
                    what_);
-    if (it->valid()) {
+    g.cache.clear();
+    for (; it->valid() && g.cache.size() < capacity_; it->next()) {
       const KvSlice k = it->key();
       if (k.size < kPrefix) RocksBackendBase::corrupt(what_);
-      state_[i] = kExact;
-      tree_.set(i, rocks::timeFromOrdered(rocks::readBigEndian64(k.data + 2)));
-    } else {
-      backend_.check(it->status(), what_);
-      state_[i] = kEmpty;
-      tree_.set(i, kNoDeadline);
-    }
-  }
-
-  // Reads up to kBatch timers of key group index i due by `limit`, from its earliest (`first`).
-  void collectBatch(int i, std::int64_t first, std::int64_t limit) {
-    const int kg = backend_.range().start + i;
-    begin_.clear();
-    rocks::appendKeyGroup(begin_, kg);
-    rocks::appendBigEndian64(begin_, rocks::orderedTime(first));
-    end_.clear();
-    rocks::appendKeyGroup(end_, kg + 1);
-    std::unique_ptr<KvIterator> it;
-    backend_.check(backend_.store().scan(column_, rocks::slice(begin_), rocks::slice(end_), it),
-                   what_);
-    batch_size_ = 0;
-    for (; it->valid() && batch_size_ < kBatch; it->next()) {
-      const KvSlice k = it->key();
-      if (k.size < kPrefix) RocksBackendBase::corrupt(what_);
-      const std::int64_t t = rocks::timeFromOrdered(rocks::readBigEndian64(k.data + 2));
-      if (t > limit) break;
-      if (batch_.size() == batch_size_) batch_.emplace_back();
-      if (batch_times_.size() == batch_size_) batch_times_.emplace_back();
-      batch_[batch_size_].assign(reinterpret_cast<const char*>(k.data), k.size);
-      batch_times_[batch_size_] = t;
-      ++batch_size_;
+      g.cache.emplace(reinterpret_cast<const char*>(k.data) + rocks::kKeyGroupBytes,
+                      k.size - rocks::kKeyGroupBytes);
     }
     backend_.check(it->status(), what_);
-    if (batch_size_ == 0) {
-      // The tree said a timer was due here: it was not (cannot happen unless the store changed
-      // behind our back). Re-read rather than loop.
-      refresh(i);
-    }
+    g.complete = !it->valid();
   }
-
-  void fireOne(int i, std::size_t b, const std::function<void(std::int64_t, const N&)>& fire) {
-    const std::string& k = batch_[b];
-    backend_.check(backend_.store().remove(column_, rocks::slice(k)), what_);
-    --size_;
-    // The key group's earliest timer now: the next of the batch (or one added since), else
-    // unknown until read again.
-    if (b + 1 < batch_size_) {
-      state_[i] = kExact;
-      tree_.set(i, std::min(batch_times_[b + 1], batch_added_min_));
-    } else {
-      state_[i] = kStale;
-      tree_.set(i, std::min(batch_times_[b], batch_added_min_));
-    }
-    const std::uint8_t* p = rocks::bytes(k);
-    const std::uint8_t* end = p + k.size();
-    const std::uint8_t* after_key =
-        backend_.setCurrentKeyFromBytes(rocks::readKeyGroup(p), p + kPrefix, end);
-    if (Serde<N>::read(after_key, end, ns_) != end) RocksBackendBase::corrupt(what_);
-    fire(batch_times_[b], ns_);
+  void updateTree(int i) {
+    const auto& cache = groups_[static_cast<std::size_t>(i)].cache;
+    tree_.set(i, cache.empty() ? kNoDeadline
+                               : rocks::timeFromOrdered(
+                                     rocks::readBigEndian64(rocks::bytes(*cache.begin()))));
   }
 
   RocksKeyedBackend<K>& backend_;
   std::string what_;
   int column_;
-  int groups_;
+  std::vector<Group> groups_;  // by key group index
   KeyGroupMinTree tree_;
-  std::vector<std::uint8_t> state_;  // by key group index
+  std::size_t capacity_;
   std::size_t size_ = 0;
-  std::uint64_t removals_ = 0;
-  // While a batch fires: its key group, and the earliest time added to it since.
-  bool firing_ = false;
-  int firing_index_ = -1;
-  std::int64_t batch_added_min_ = kNoDeadline;
-  std::vector<std::string> batch_;  // row keys, reused
-  std::vector<std::int64_t> batch_times_;
-  std::size_t batch_size_ = 0;
+  std::string entry_;
   std::string row_;
+  std::string firing_;
   std::string scratch_;
   std::string begin_;
   std::string end_;
