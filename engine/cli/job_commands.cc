@@ -14,6 +14,7 @@
 #include "common/sha256.h"
 #include "jobmanager/local_job.h"
 #include "jobmanager/mini_cluster.h"
+#include "state/state_settings.h"
 
 namespace weir::cli {
 
@@ -26,6 +27,9 @@ Result<JobArgs> parseJobArgs(const std::vector<std::string>& pairs) {
     }
     args.set(p.substr(0, eq), p.substr(eq + 1));
   }
+  // The engine's own arguments (state backend) are checked before anything is loaded or sent.
+  Status s = engine::validateJobStateArgs(args.all());
+  if (!s.isOk()) return s;
   return args;
 }
 

@@ -146,7 +146,8 @@ const std::vector<OptionSpec>& allOptions() {
        .type = T::kString,
        .default_value = "heap",
        .description = "where keyed state lives: heap (typed objects in memory) or rocksdb (bytes "
-                      "in one RocksDB instance per subtask and operator, on local disk)",
+                      "in one RocksDB instance per subtask and operator, on local disk); the "
+                      "default of jobs without a state.backend argument",
        .allowed = {"heap", "rocksdb"}},
       {"state.backend.rocksdb.localdir", T::kString, "",
        "parent of the TaskManager's RocksDB working directory (empty: the system temp "

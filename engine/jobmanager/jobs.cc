@@ -6,6 +6,7 @@
 
 #include "common/ids.h"
 #include "jobmanager/job_manager.h"
+#include "state/state_settings.h"
 
 namespace weir::engine {
 
@@ -30,7 +31,10 @@ Result<std::string> JobManager::fetchBlob(const std::string& sha256, std::int64_
 
 Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submission) {
   const JobGraph& graph = submission.graph;
-  Status s = validateJobGraph(graph);
+  Status s = validateJobStateArgs(
+      std::map<std::string, std::string>(graph.jobArgs.begin(), graph.jobArgs.end()));
+  if (!s.isOk()) return s;
+  s = validateJobGraph(graph);
   if (!s.isOk()) return s.withContext("invalid job graph");
   auto size = blobs_->size(submission.pluginHash);
   if (!size.isOk()) {

@@ -8,6 +8,7 @@
 #include <queue>
 #include <vector>
 
+#include "state/state_settings.h"
 #include "weir/key_groups.h"
 
 namespace weir::engine {
@@ -222,8 +223,10 @@ Result<JobGraph> buildJobGraph(const LogicalGraph& logical, int default_parallel
     return Status::invalidArgument("parallelism must be at least 1, got " +
                                    std::to_string(default_parallelism));
   }
+  Status s = validateJobStateArgs(args.all());
+  if (!s.isOk()) return s;
   JobGraph g = toJobGraph(logical, default_parallelism, args);
-  Status s = validateJobGraph(g);
+  s = validateJobGraph(g);
   if (!s.isOk()) return s;
   return g;
 }

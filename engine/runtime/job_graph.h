@@ -30,7 +30,8 @@ Status validateJobGraph(const JobGraph& graph);
 std::string serializeJobGraph(const JobGraph& graph);
 Result<JobGraph> deserializeJobGraph(const std::string& bytes);
 
-// Resolves and validates the graph of a freshly built program.
+// Resolves and validates the graph of a freshly built program, and the job arguments the engine
+// reads (validateJobStateArgs).
 Result<JobGraph> buildJobGraph(const LogicalGraph& logical, int default_parallelism,
                                const JobArgs& args);
 

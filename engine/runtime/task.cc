@@ -39,11 +39,14 @@ StreamTask::StreamTask(TaskDeployment deployment, JobArgs args, Options options)
   is_source_ = deployment_.spec.num_input_channels == 0;
   deployment_.spec.auto_watermark_interval_ms = options_.auto_watermark_interval.count();
   deployment_.spec.state_backend = options_.state_backend;
+  deployment_.spec.timers_in_kv_store =
+      options_.state_backend == StateBackendKind::kRocksDb && options_.timers_in_kv_store;
 }
 
 StreamTask::~StreamTask() {
-  // The chain references the partitions: destroy it first.
+  // The chain references the partitions and the stores: destroy it first.
   chain_.reset();
+  kv_stores_.clear();
 }
 
 void StreamTask::addOutput(std::unique_ptr<ResultPartition> partition) {
@@ -64,9 +67,39 @@ std::int64_t StreamTask::currentProcessingTime() const noexcept {
       .count();
 }
 
-Status StreamTask::openKvStore(int /*vertex_id*/, KvStore*& out) noexcept {
+Status StreamTask::openKvStore(int vertex_id, KvStore*& out) noexcept {
   out = nullptr;
-  return Status::invalidArgument("the RocksDB state backend is not configured on this TaskManager");
+  if (options_.rocksdb == nullptr) {
+    return Status::invalidArgument("the RocksDB state backend is not available to this task");
+  }
+  const ChainSpec& spec = deployment_.spec;
+  const auto at = std::find(spec.vertex_ids.begin(), spec.vertex_ids.end(), vertex_id);
+  if (at == spec.vertex_ids.end()) {
+    return Status::invalidArgument("vertex " + std::to_string(vertex_id) + " is not part of task " +
+                                   deployment_.task_name);
+  }
+  try {
+    if (auto it = kv_stores_.find(vertex_id); it != kv_stores_.end()) {
+      out = it->second.get();
+      return Status::ok();
+    }
+    const auto index = static_cast<std::size_t>(at - spec.vertex_ids.begin());
+    const std::string uid = index < spec.vertex_uids.size() ? spec.vertex_uids[index]
+                                                            : "vertex-" + std::to_string(vertex_id);
+    const std::string job = options_.job_id.empty() ? "job" : options_.job_id;
+    auto store = options_.rocksdb->openStore(rocksDbStoreName(job, uid, deployment_.subtask));
+    if (!store.isOk()) return store.status();
+    out = store->get();
+    kv_stores_.emplace(vertex_id, std::move(*store));
+    num_kv_stores_.store(kv_stores_.size(), std::memory_order_relaxed);
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::internal(std::string("opening a RocksDB store: ") + e.what());
+  }
+}
+
+std::size_t StreamTask::openKvStores() const {
+  return num_kv_stores_.load(std::memory_order_relaxed);
 }
 
 Status StreamTask::firePendingTimers(Clock::time_point& next) {
@@ -134,6 +167,10 @@ void StreamTask::run() {
   if (s.isOk()) s = chain_->endInput();
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
+  // Keyed state dies with the task (it survives through checkpoints): the chain is closed and no
+  // longer touches the stores.
+  kv_stores_.clear();
+  num_kv_stores_.store(0, std::memory_order_relaxed);
   if (s.isOk() && cancelled_.load(std::memory_order_acquire)) s = Status::cancelled();
   if (s.code() == Status::Code::kCancelled) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,7 @@
 #include "runtime/plugin_loader.h"
 #include "runtime/state_timer.h"
 #include "runtime/watermark_valve.h"
+#include "state/rocksdb_kv_store.h"
 #include "weir/job_args.h"
 #include "weir/status.h"
 #include "weir/task_api.h"
@@ -43,6 +45,12 @@ class StreamTask final : public TaskEnvironment {
     std::chrono::milliseconds buffer_timeout{10};
     std::chrono::milliseconds auto_watermark_interval{200};
     StateBackendKind state_backend = StateBackendKind::kHeap;
+    bool timers_in_kv_store = false;  // RocksDB backend only
+    // Names the task's RocksDB stores (with the vertex uid and subtask): the job id, unique among
+    // the jobs on this TaskManager.
+    std::string job_id;
+    // Where openKvStore opens stores; null: the RocksDB backend is not available.
+    LazyRocksDbResources* rocksdb = nullptr;
   };
 
   StreamTask(TaskDeployment deployment, JobArgs args, Options options);
@@ -79,7 +87,12 @@ class StreamTask final : public TaskEnvironment {
   const JobArgs& args() const noexcept override { return args_; }
   OutputGate& outputGate(std::size_t index) noexcept override { return *outputs_[index]; }
   std::int64_t currentProcessingTime() const noexcept override;
+  // Opens the RocksDB store of one keyed operator of this chain, named
+  // rocksDbStoreName(job id, vertex uid, subtask); the same store on later calls. Stores are
+  // closed and their files deleted when the task ends, after the chain closed.
   Status openKvStore(int vertex_id, KvStore*& out) noexcept override;
+  // RocksDB stores open right now (for tests).
+  std::size_t openKvStores() const;
 
  private:
   Status runSource();
@@ -101,6 +114,9 @@ class StreamTask final : public TaskEnvironment {
   Options options_;
   std::unique_ptr<InputGate> gate_;
   std::vector<std::unique_ptr<ResultPartition>> outputs_;
+  // Task thread only; closed before on_done runs (their files go with them).
+  std::map<int, std::unique_ptr<RocksDbKvStore>> kv_stores_;  // by vertex id
+  std::atomic<std::size_t> num_kv_stores_{0};
   ChainPtr chain_;
   bool is_source_ = false;
 

@@ -401,6 +401,29 @@ Result<std::unique_ptr<RocksDbKvStore>> RocksDbResources::openStore(const std::s
 }
 
 // ---------------------------------------------------------------------------------------------
+// LazyRocksDbResources
+
+Result<std::unique_ptr<RocksDbKvStore>> LazyRocksDbResources::openStore(const std::string& name) {
+  RocksDbResources* resources = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!resources_) {
+      auto created = RocksDbResources::create(options_);
+      if (!created.isOk()) return created.status();
+      resources_ = std::move(*created);
+      spdlog::info("RocksDB state: working directory {}", resources_->workingDir());
+    }
+    resources = resources_.get();
+  }
+  return resources->openStore(name);
+}
+
+RocksDbResources* LazyRocksDbResources::resources() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resources_.get();
+}
+
+// ---------------------------------------------------------------------------------------------
 // RocksDbKvStore
 
 namespace {

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +98,24 @@ class RocksDbResources {
  private:
   explicit RocksDbResources(std::shared_ptr<rocksdb_detail::SharedResources> shared);
   std::shared_ptr<rocksdb_detail::SharedResources> shared_;
+};
+
+// The RocksDbResources of one TaskManager (or one embedded executor), created when the first store
+// is opened: a TaskManager whose jobs all keep state on the heap makes no working directory.
+// Thread-safe.
+class LazyRocksDbResources {
+ public:
+  explicit LazyRocksDbResources(RocksDbOptions options) : options_(std::move(options)) {}
+  // Creates the resources on first use (a failure is returned and retried on the next call).
+  Result<std::unique_ptr<RocksDbKvStore>> openStore(const std::string& name);
+  // Null until a store was opened.
+  RocksDbResources* resources() const;
+  const RocksDbOptions& options() const { return options_; }
+
+ private:
+  const RocksDbOptions options_;
+  mutable std::mutex mu_;
+  std::unique_ptr<RocksDbResources> resources_;  // guarded by mu_
 };
 
 // One RocksDB instance: columns are column families. Used by one task thread at a time (see

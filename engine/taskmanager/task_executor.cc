@@ -6,6 +6,9 @@
 #include <map>
 #include <utility>
 
+#include "common/ids.h"
+#include "state/state_settings.h"
+
 namespace weir::engine {
 
 TaskExecutor::TaskExecutor(TaskExecutorOptions options) : options_(options) {}
@@ -35,7 +38,21 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
   StreamTask::Options task_options;
   task_options.buffer_timeout = options_.buffer_timeout;
   task_options.auto_watermark_interval = options_.auto_watermark_interval;
-  task_options.state_backend = options_.state_backend;
+  auto state =
+      jobStateChoice(std::map<std::string, std::string>(graph.jobArgs.begin(), graph.jobArgs.end()),
+                     options_.state_backend, options_.rocksdb_timers_in_kv_store);
+  if (!state.isOk()) return state.status();
+  task_options.state_backend = state->backend;
+  task_options.timers_in_kv_store = state->timers_in_kv_store;
+  // Without a placement the whole job runs here: any name unique in this process will do.
+  task_options.job_id = placement != nullptr ? placement->job_id : "local-" + randomHexId(1);
+  if (state->backend == StateBackendKind::kRocksDb) {
+    task_options.rocksdb = options_.rocksdb_resources;
+    if (task_options.rocksdb == nullptr) {
+      own_rocksdb_ = std::make_unique<LazyRocksDbResources>(options_.rocksdb);
+      task_options.rocksdb = own_rocksdb_.get();
+    }
+  }
 
   auto location = [&](int chain, int subtask) -> const std::string* {
     if (placement == nullptr) return nullptr;

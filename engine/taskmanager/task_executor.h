@@ -25,6 +25,7 @@
 #include "runtime/network/network_environment.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/task.h"
+#include "state/rocksdb_kv_store.h"
 
 namespace weir::engine {
 
@@ -36,8 +37,15 @@ struct TaskExecutorOptions {
   std::chrono::milliseconds buffer_timeout{10};
   // Periodic watermark emission (pipeline.auto-watermark-interval); 0 disables it.
   std::chrono::milliseconds auto_watermark_interval{200};
-  // The state backend of jobs that do not choose one (state.backend).
+  // The state backend of jobs that do not choose one (state.backend; a job's argument of that
+  // name overrides it, see state/state_settings.h).
   StateBackendKind state_backend = StateBackendKind::kHeap;
+  // RocksDB jobs keep timers in their stores (state.backend.rocksdb.timer-service.factory).
+  bool rocksdb_timers_in_kv_store = true;
+  // Where RocksDB stores are opened (a TaskManager's, shared by its jobs). When null, an executor
+  // running a RocksDB job creates its own from `rocksdb`.
+  LazyRocksDbResources* rocksdb_resources = nullptr;
+  RocksDbOptions rocksdb;
   // A TaskManager's shared network memory; when set, the executor reserves its buffers there
   // instead of checking total_buffers.
   NetworkMemory* memory = nullptr;
@@ -112,6 +120,7 @@ class TaskExecutor {
   void joinAll();
 
   TaskExecutorOptions options_;
+  std::unique_ptr<LazyRocksDbResources> own_rocksdb_;  // when options_ brings none
   ExecutionPlan plan_;
   std::size_t reserved_segments_ = 0;  // in options_.memory
   NetworkEnvironment* network_ = nullptr;

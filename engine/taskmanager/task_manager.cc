@@ -109,6 +109,10 @@ TaskManager::TaskManager(Configuration config)
   executor_options_.auto_watermark_interval =
       std::chrono::milliseconds(state.auto_watermark_interval_ms);
   executor_options_.state_backend = state.backend;
+  executor_options_.rocksdb_timers_in_kv_store = state.rocksdb_timers_in_kv_store;
+  executor_options_.rocksdb = state.rocksdb;
+  rocksdb_ = std::make_unique<LazyRocksDbResources>(state.rocksdb);
+  executor_options_.rocksdb_resources = rocksdb_.get();
   memory_ = std::make_unique<NetworkMemory>(
       config_.getMemorySize("taskmanager.memory.network.max") / executor_options_.segment_size);
   executor_options_.memory = memory_.get();

@@ -95,6 +95,8 @@ class TaskManager {
   std::unique_ptr<NetworkEnvironment> network_;
   std::unique_ptr<NetworkMemory> memory_;
   std::unique_ptr<PluginCache> plugins_;
+  // RocksDB stores of every job here (state.backend.rocksdb.*), created with the first store.
+  std::unique_ptr<LazyRocksDbResources> rocksdb_;
   TaskExecutorOptions executor_options_;
 
   mutable std::mutex mu_;

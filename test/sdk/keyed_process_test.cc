@@ -1,5 +1,6 @@
-// Keyed process functions on the heap backend: state of every kind per key, TTL, event- and
-// processing-time timers (deduplicated, deletable), side outputs, late records.
+// Keyed process functions on every state backend (heap; RocksDB with timers in the store; RocksDB
+// with timers on the heap): state of every kind per key, TTL, event- and processing-time timers
+// (deduplicated, deletable), side outputs, late records. Each case runs once per backend.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -24,6 +25,35 @@ std::string keyOf(const Event& e) {
   return e.key;
 }
 using KeyF = std::string (*)(const Event&);
+
+// The backends every case runs on.
+struct Heap {
+  static HarnessOptions options() { return {}; }
+};
+struct RocksDb {
+  static HarnessOptions options() {
+    HarnessOptions o;
+    o.backend = weir::StateBackendKind::kRocksDb;
+    return o;
+  }
+};
+struct RocksDbHeapTimers {
+  static HarnessOptions options() {
+    HarnessOptions o = RocksDb::options();
+    o.timers_in_kv_store = false;
+    return o;
+  }
+};
+
+}  // namespace
+
+TYPE_TO_STRING(Heap);
+TYPE_TO_STRING(RocksDb);
+TYPE_TO_STRING(RocksDbHeapTimers);
+
+#define WEIR_BACKENDS Heap, RocksDb, RocksDbHeapTimers
+
+namespace {
 
 template <class F, class Out = std::string>
 auto makeHarness(F fn, HarnessOptions options = {}) {
@@ -91,8 +121,8 @@ struct AllStates {
 
 }  // namespace
 
-TEST_CASE("keyed state: every state kind is scoped to the current key") {
-  auto h = makeHarness(AllStates{});
+TEST_CASE_TEMPLATE("keyed state: every state kind is scoped to the current key", B, WEIR_BACKENDS) {
+  auto h = makeHarness(AllStates{}, B::options());
   h.open();
   h.push({"a", 1});
   h.push({"b", 10});
@@ -115,10 +145,10 @@ TEST_CASE("keyed state: a key leaves the heap table with its last state and time
   weir::test::ManualEnvironment env;
   const weir::KeyGroupRange range{0, 127};
   weir::detail::HeapKeyedBackend<std::string> backend(&env, range, 128);
-  auto& v = weir::detail::createState<weir::VoidNamespace>(
-      backend, weir::ValueStateDescriptor<long>("v"));
-  auto& l = weir::detail::createState<weir::VoidNamespace>(
-      backend, weir::ListStateDescriptor<long>("l"));
+  auto& v = weir::detail::createState<weir::VoidNamespace>(backend,
+                                                           weir::ValueStateDescriptor<long>("v"));
+  auto& l =
+      weir::detail::createState<weir::VoidNamespace>(backend, weir::ListStateDescriptor<long>("l"));
   weir::detail::HeapTimerQueue<std::string, weir::VoidNamespace> timers(backend);
   std::vector<std::string> keys;
   for (int i = 0; i < 1000; ++i)
@@ -156,9 +186,8 @@ TEST_CASE("keyed state: a key leaves the heap table with its last state and time
   }
   CHECK(backend.numKeys() == 1000);
   std::vector<std::string> fired;
-  timers.fireUntil(10, [&](std::int64_t, const weir::VoidNamespace&) {
-    fired.push_back(backend.currentKey());
-  });
+  timers.fireUntil(
+      10, [&](std::int64_t, const weir::VoidNamespace&) { fired.push_back(backend.currentKey()); });
   CHECK(fired.size() == 1000);
   CHECK(backend.numKeys() == 0);
   // Ids are reused: the table does not grow with keys that come and go.
@@ -169,7 +198,8 @@ TEST_CASE("keyed state: a key leaves the heap table with its last state and time
   CHECK(*v.get() == 5);
 }
 
-TEST_CASE("state TTL: entries expire in processing time, per update type and visibility") {
+TEST_CASE_TEMPLATE("state TTL: entries expire in processing time, per update type and visibility",
+                   B, WEIR_BACKENDS) {
   struct Fn {
     explicit Fn(weir::StateTtlConfig c) : config(c) {}
     void open(const weir::RuntimeContext& ctx) {
@@ -206,23 +236,24 @@ TEST_CASE("state TTL: entries expire in processing time, per update type and vis
   using std::chrono::milliseconds;
 
   SUBCASE("written entries expire after the TTL; reads do not extend it by default") {
-    auto h = makeHarness(Fn(weir::StateTtlConfig::of(milliseconds(100))));
+    auto h = makeHarness(Fn(weir::StateTtlConfig::of(milliseconds(100))), B::options());
     h.open();
-    h.push({"a", 7});                       // t = start
-    h.advanceProcessingTime(1'000'050);     // +50
-    h.push({"a", 0});                       // read at +50
-    h.advanceProcessingTime(1'000'060);     // +60
-    h.push({"a", 8});                       // second element and value refreshed at +60
-    h.advanceProcessingTime(1'000'120);     // +120: the first list/map entry expired
+    h.push({"a", 7});                    // t = start
+    h.advanceProcessingTime(1'000'050);  // +50
+    h.push({"a", 0});                    // read at +50
+    h.advanceProcessingTime(1'000'060);  // +60
+    h.push({"a", 8});                    // second element and value refreshed at +60
+    h.advanceProcessingTime(1'000'120);  // +120: the first list/map entry expired
     h.push({"a", 0});
-    h.advanceProcessingTime(1'000'200);     // +200: everything expired
+    h.advanceProcessingTime(1'000'200);  // +200: everything expired
     h.push({"a", 0});
     CHECK(h.output().records ==
           std::vector<std::string>{"7 list=1 map=1", "8 list=1 map=1", "none list=0 map=0"});
   }
   SUBCASE("OnReadAndWrite: reads keep entries alive") {
-    auto h = makeHarness(Fn(weir::StateTtlConfig::of(milliseconds(100)).setUpdateType(
-        weir::StateTtlConfig::UpdateType::kOnReadAndWrite)));
+    auto h = makeHarness(Fn(weir::StateTtlConfig::of(milliseconds(100))
+                                .setUpdateType(weir::StateTtlConfig::UpdateType::kOnReadAndWrite)),
+                         B::options());
     h.open();
     h.push({"a", 7});
     for (int i = 1; i <= 5; ++i) {
@@ -236,14 +267,35 @@ TEST_CASE("state TTL: entries expire in processing time, per update type and vis
     CHECK(h.output().records[5] == "none list=0 map=0");
   }
   SUBCASE("ReturnExpiredIfNotCleanedUp: an expired value is returned once, then gone") {
-    auto h = makeHarness(Fn(weir::StateTtlConfig::of(milliseconds(100)).setStateVisibility(
-        weir::StateTtlConfig::Visibility::kReturnExpiredIfNotCleanedUp)));
+    auto h = makeHarness(
+        Fn(weir::StateTtlConfig::of(milliseconds(100))
+               .setStateVisibility(weir::StateTtlConfig::Visibility::kReturnExpiredIfNotCleanedUp)),
+        B::options());
     h.open();
     h.push({"a", 7});
     h.advanceProcessingTime(1'000'500);
     h.push({"a", 0});
     h.push({"a", 0});
     CHECK(h.output().records == std::vector<std::string>{"7 list=1 map=1", "none list=0 map=0"});
+  }
+  SUBCASE("ReturnExpiredIfNotCleanedUp with OnReadAndWrite: reads refresh what did not expire") {
+    auto h = makeHarness(
+        Fn(weir::StateTtlConfig::of(milliseconds(100))
+               .setUpdateType(weir::StateTtlConfig::UpdateType::kOnReadAndWrite)
+               .setStateVisibility(weir::StateTtlConfig::Visibility::kReturnExpiredIfNotCleanedUp)),
+        B::options());
+    h.open();
+    h.push({"a", 7});
+    h.advanceProcessingTime(1'000'060);
+    h.push({"a", 8});
+    h.advanceProcessingTime(1'000'110);  // 7 expired: returned once; 8 refreshed
+    h.push({"a", 0});
+    h.advanceProcessingTime(1'000'200);  // 8 lives on, refreshed again
+    h.push({"a", 0});
+    h.advanceProcessingTime(1'000'250);
+    h.push({"a", 0});
+    CHECK(h.output().records ==
+          std::vector<std::string>{"8 list=2 map=2", "8 list=1 map=1", "8 list=1 map=1"});
   }
 }
 
@@ -263,7 +315,8 @@ struct Timers {
       ctx.timerService().deleteEventTimeTimer(fire_at);
       return;
     }
-    if (e.value == 42) ctx.output(kLateTag, ctx.currentKey() + "@" + std::to_string(ctx.timestamp()));
+    if (e.value == 42)
+      ctx.output(kLateTag, ctx.currentKey() + "@" + std::to_string(ctx.timestamp()));
     const long n = count->valueOr(0) + 1;
     count->update(n);
     ctx.timerService().registerEventTimeTimer(fire_at);  // the same for a window: once
@@ -279,8 +332,8 @@ struct Timers {
       out.collect(ctx.currentKey() + " tick");
       return;
     }
-    out.collect(ctx.currentKey() + " " + std::to_string(time) + " count=" +
-                std::to_string(count->valueOr(0)));
+    out.collect(ctx.currentKey() + " " + std::to_string(time) +
+                " count=" + std::to_string(count->valueOr(0)));
     count->clear();
   }
   static inline const weir::OutputTag<std::string> kLateTag{"tagged"};
@@ -289,8 +342,10 @@ struct Timers {
 
 }  // namespace
 
-TEST_CASE("timers: event-time timers fire once per key and time, in time order, with the key") {
-  auto h = makeHarness(Timers{});
+TEST_CASE_TEMPLATE(
+    "timers: event-time timers fire once per key and time, in time order, with the key", B,
+    WEIR_BACKENDS) {
+  auto h = makeHarness(Timers{}, B::options());
   auto& side = h.sideOutput(Timers::kLateTag);
   h.open();
   h.push({"a", 1}, 3);
@@ -319,12 +374,13 @@ TEST_CASE("timers: event-time timers fire once per key and time, in time order, 
   CHECK(h.output().records.empty());
 }
 
-TEST_CASE("timers: processing-time timers fire when the clock reaches them") {
-  auto h = makeHarness(Timers{});
+TEST_CASE_TEMPLATE("timers: processing-time timers fire when the clock reaches them", B,
+                   WEIR_BACKENDS) {
+  auto h = makeHarness(Timers{}, B::options());
   h.open();
-  h.push({"a", 1}, 1);         // tick at start + 100
+  h.push({"a", 1}, 1);  // tick at start + 100
   h.advanceProcessingTime(1'000'050);
-  h.push({"b", 1}, 1);         // tick at start + 150
+  h.push({"b", 1}, 1);  // tick at start + 150
   CHECK(h.op().nextProcessingTime() == 1'000'100);
   h.advanceProcessingTime(1'000'099);
   CHECK(h.output().records.empty());
@@ -343,7 +399,7 @@ TEST_CASE("keyed state: a function on a non-keyed stream asking for state fails 
                        std::logic_error);
 }
 
-TEST_CASE("keyed state: one name cannot be two kinds of state") {
+TEST_CASE_TEMPLATE("keyed state: one name cannot be two kinds of state", B, WEIR_BACKENDS) {
   struct Fn {
     void open(const weir::RuntimeContext& ctx) {
       ctx.getState(weir::ValueStateDescriptor<long>("x"));
@@ -352,6 +408,6 @@ TEST_CASE("keyed state: one name cannot be two kinds of state") {
     void processElement(const Event&, weir::KeyedContext<std::string>&,
                         weir::Collector<std::string>&) {}
   };
-  auto h = makeHarness(Fn{});
+  auto h = makeHarness(Fn{}, B::options());
   CHECK_THROWS_WITH(h.open(), doctest::Contains("state 'x' is already registered as value"));
 }

@@ -81,3 +81,36 @@ TEST_CASE("state config: bad values are refused with what is allowed") {
         "got 'memory'");
   CHECK(config.getString("state.backend") == "heap");
 }
+
+TEST_CASE("state config: a job's arguments choose its backend and timers over the defaults") {
+  using weir::engine::jobStateChoice;
+  using Args = std::map<std::string, std::string>;
+  const auto heap_default = [](const Args& args) {
+    auto c = jobStateChoice(args, StateBackendKind::kHeap, true);
+    REQUIRE_MESSAGE(c.isOk(), c.status().message());
+    return *c;
+  };
+  CHECK(heap_default({}).backend == StateBackendKind::kHeap);
+  CHECK_FALSE(heap_default({}).timers_in_kv_store);
+  CHECK(heap_default({{"state.backend", "rocksdb"}}).backend == StateBackendKind::kRocksDb);
+  CHECK(heap_default({{"state.backend", "rocksdb"}}).timers_in_kv_store);
+  CHECK(heap_default({{"state.backend", " RocksDB "}}).backend == StateBackendKind::kRocksDb);
+  CHECK_FALSE(heap_default({{"state.backend", "rocksdb"},
+                            {"state.backend.rocksdb.timer-service.factory", "heap"}})
+                  .timers_in_kv_store);
+  // The timer service alone changes nothing for a heap job.
+  CHECK_FALSE(heap_default({{"state.backend.rocksdb.timer-service.factory", "rocksdb"}})
+                  .timers_in_kv_store);
+  // A RocksDB TaskManager default, with heap timers configured, and a job going back to the heap.
+  auto rocks = jobStateChoice({}, StateBackendKind::kRocksDb, false);
+  CHECK(rocks->backend == StateBackendKind::kRocksDb);
+  CHECK_FALSE(rocks->timers_in_kv_store);
+  CHECK(jobStateChoice({{"state.backend", "heap"}}, StateBackendKind::kRocksDb, true)->backend ==
+        StateBackendKind::kHeap);
+  // Other arguments are the job's own business.
+  CHECK(weir::engine::validateJobStateArgs({{"state.ttl", "anything"}, {"input", "x"}}).isOk());
+  CHECK(weir::engine::validateJobStateArgs({{"state.backend", "memory"}}).message() ==
+        "invalid job argument 'state.backend': expected one of heap, rocksdb, got 'memory'");
+  CHECK(weir::engine::validateJobStateArgs({{"state.backend", ""}}).message() ==
+        "invalid job argument 'state.backend': expected one of heap, rocksdb, got ''");
+}

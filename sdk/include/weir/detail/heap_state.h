@@ -301,11 +301,16 @@ class HeapListState final : public InternalListState<N, V> {
     if (c == nullptr) return empty_;
     if (!ttl_.enabled()) return c->values;
     const std::int64_t now = ttl_.now();
-    // Expired elements are removed; with "return expired" they are returned this once.
+    // Expired elements are removed; with "return expired" they are returned this once. Reads
+    // refresh the others when the update type says so.
     if (ttl_.returnExpired()) {
       scratch_ = c->values;
       prune(*c, now);
-      if (c->values.empty()) table_.erase(*this->ns_);
+      if (c->values.empty()) {
+        table_.erase(*this->ns_);
+      } else if (ttl_.refreshOnRead()) {
+        std::fill(c->ts.begin(), c->ts.end(), now);
+      }
       return scratch_;
     }
     prune(*c, now);

@@ -4,18 +4,24 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "weir/context.h"
 #include "weir/detail/keyed_backend.h"
 #include "weir/detail/operators.h"
+#include "weir/detail/rocks_state.h"
+#include "weir/detail/rocks_timers.h"
 #include "weir/detail/state_factory.h"
 #include "weir/detail/timers.h"
 
 namespace weir::detail {
 
 // State backend and timer queues of one keyed operator instance, for keys K and timer
-// namespaces N.
+// namespaces N. The backend is the job's (RuntimeContext::Internals::state_backend): on the heap,
+// or in the RocksDB store the task opens for this operator, with timers in that store or on the
+// heap (Internals::timers_in_kv_store).
 template <class K, class N>
 class KeyedRuntime {
  public:
@@ -24,35 +30,75 @@ class KeyedRuntime {
     const KeyGroupRange range =
         keyGroupRangeForSubtask(ctx.subtaskIndex(), ctx.parallelism(), ctx.maxParallelism());
     TaskEnvironment* env = ctx.internals().env;
-    if (ctx.internals().state_backend != StateBackendKind::kHeap) {
-      throw std::logic_error(std::string("the ") + stateBackendName(ctx.internals().state_backend) +
-                             " state backend is not available for this operator");
+    switch (ctx.internals().state_backend) {
+      case StateBackendKind::kHeap: {
+        auto heap = std::make_unique<HeapKeyedBackend<K>>(env, range, ctx.maxParallelism());
+        event_timers_ = std::make_unique<HeapTimerQueue<K, N>>(*heap);
+        processing_timers_ = std::make_unique<HeapTimerQueue<K, N>>(*heap);
+        heap_ = heap.get();
+        backend_ = std::move(heap);
+        return;
+      }
+      case StateBackendKind::kRocksDb:
+        openRocksDb(ctx, env, range);
+        return;
     }
-    auto heap = std::make_unique<HeapKeyedBackend<K>>(env, range, ctx.maxParallelism());
-    event_timers_ = std::make_unique<HeapTimerQueue<K, N>>(*heap);
-    processing_timers_ = std::make_unique<HeapTimerQueue<K, N>>(*heap);
-    heap_ = heap.get();
-    backend_ = std::move(heap);
+    throw std::logic_error(std::string("the ") + stateBackendName(ctx.internals().state_backend) +
+                           " state backend is not available for this operator");
   }
 
   // Makes `key` current (checking it belongs to this subtask); returns its key group. `key` must
   // stay alive while it is current.
   int setCurrentKey(const K& key) {
     const int kg = guard_.check(hasher_(key));
-    heap_->setCurrentKey(key, kg);
+    if (heap_ != nullptr) {
+      heap_->setCurrentKey(key, kg);
+    } else {
+      rocks_->setCurrentKey(key, kg);
+    }
     return kg;
   }
-  const K& currentKey() const { return heap_->currentKey(); }
+  const K& currentKey() const {
+    return heap_ != nullptr ? heap_->currentKey() : rocks_->currentKey();
+  }
   int currentKeyGroup() const { return backend_->currentKeyGroup(); }
   KeyedBackendBase& backend() { return *backend_; }
   TimerQueue<N>& eventTimers() { return *event_timers_; }
   TimerQueue<N>& processingTimers() { return *processing_timers_; }
 
  private:
+  void openRocksDb(const RuntimeContext& ctx, TaskEnvironment* env, KeyGroupRange range) {
+    if constexpr (Serializable<K> && Serializable<N>) {
+      KvStore* store = nullptr;
+      Status s = env != nullptr ? env->openKvStore(ctx.internals().vertex_id, store)
+                                : Status::internal("no task environment");
+      if (s.isOk() && store == nullptr) s = Status::internal("the task returned no store");
+      if (!s.isOk()) {
+        throw std::runtime_error("cannot open the RocksDB state store of '" + ctx.taskName() +
+                                 "': " + s.message());
+      }
+      auto rocks = std::make_unique<RocksKeyedBackend<K>>(env, range, ctx.maxParallelism(), *store);
+      if (ctx.internals().timers_in_kv_store) {
+        event_timers_ = std::make_unique<RocksTimerQueue<K, N>>(*rocks, "timers.event");
+        processing_timers_ = std::make_unique<RocksTimerQueue<K, N>>(*rocks, "timers.processing");
+      } else {
+        event_timers_ = std::make_unique<HeapBytesTimerQueue<K, N>>(*rocks);
+        processing_timers_ = std::make_unique<HeapBytesTimerQueue<K, N>>(*rocks);
+      }
+      rocks_ = rocks.get();
+      backend_ = std::move(rocks);
+    } else {
+      throw std::logic_error("'" + ctx.taskName() +
+                             "' cannot keep keyed state in the rocksdb state backend: its key (or "
+                             "window) type has no weir::Serde");
+    }
+  }
+
   KeyGroupGuard guard_;
   KeyHasher<K> hasher_;
   std::unique_ptr<KeyedBackendBase> backend_;
   HeapKeyedBackend<K>* heap_ = nullptr;
+  RocksKeyedBackend<K>* rocks_ = nullptr;
   std::unique_ptr<TimerQueue<N>> event_timers_;
   std::unique_ptr<TimerQueue<N>> processing_timers_;
 };

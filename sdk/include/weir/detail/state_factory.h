@@ -4,10 +4,12 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "weir/context.h"
 #include "weir/detail/heap_state.h"
 #include "weir/detail/keyed_backend.h"
+#include "weir/detail/rocks_state.h"
 
 namespace weir::detail {
 
@@ -16,47 +18,66 @@ namespace weir::detail {
                          "' cannot create this state");
 }
 
+[[noreturn]] inline void notSerializable(const std::string& name) {
+  throw std::logic_error("keyed state '" + name +
+                         "' cannot live in the rocksdb state backend: its value (or map key, or "
+                         "namespace) type has no weir::Serde (declare WEIR_SERDE_FIELDS or a "
+                         "Serde specialisation, or run the job with state.backend=heap)");
+}
+
+// The heap state `Heap` or the RocksDB state `Rocks` for backend `b`, registered under the
+// descriptor's name. A RocksDB state needs Serde for the types it stores (`serializable`); state
+// types without one still compile and run on the heap.
+template <class Interface, class Heap, class Rocks, bool serializable, class D>
+Interface& createFor(KeyedBackendBase& b, const D& d) {
+  switch (b.kind()) {
+    case StateBackendKind::kHeap:
+      return static_cast<Interface&>(b.registerState<Heap>(d.name, D::kKind, [&] {
+        return std::make_unique<Heap>(static_cast<HeapBackendBase&>(b), d);
+      }));
+    case StateBackendKind::kRocksDb:
+      if constexpr (serializable) {
+        return static_cast<Interface&>(b.registerState<Rocks>(d.name, D::kKind, [&] {
+          return std::make_unique<Rocks>(static_cast<RocksBackendBase&>(b), d);
+        }));
+      } else {
+        notSerializable(d.name);
+      }
+  }
+  backendUnavailable(b.kind());
+}
+
 template <class N, class V>
 InternalValueState<N, V>& createState(KeyedBackendBase& b, const ValueStateDescriptor<V>& d) {
-  if (b.kind() != StateBackendKind::kHeap) backendUnavailable(b.kind());
-  return b.registerState<HeapValueState<N, V>>(d.name, StateKind::kValue, [&] {
-    return std::make_unique<HeapValueState<N, V>>(static_cast<HeapBackendBase&>(b), d);
-  });
+  return createFor < InternalValueState<N, V>, HeapValueState<N, V>, RocksValueState<N, V>,
+         Serializable<N> && Serializable < V >> (b, d);
 }
 
 template <class N, class V>
 InternalListState<N, V>& createState(KeyedBackendBase& b, const ListStateDescriptor<V>& d) {
-  if (b.kind() != StateBackendKind::kHeap) backendUnavailable(b.kind());
-  return b.registerState<HeapListState<N, V>>(d.name, StateKind::kList, [&] {
-    return std::make_unique<HeapListState<N, V>>(static_cast<HeapBackendBase&>(b), d);
-  });
+  return createFor < InternalListState<N, V>, HeapListState<N, V>, RocksListState<N, V>,
+         Serializable<N> && Serializable < V >> (b, d);
 }
 
 template <class N, class UK, class UV>
-InternalMapState<N, UK, UV>& createState(KeyedBackendBase& b,
-                                         const MapStateDescriptor<UK, UV>& d) {
-  if (b.kind() != StateBackendKind::kHeap) backendUnavailable(b.kind());
-  return b.registerState<HeapMapState<N, UK, UV>>(d.name, StateKind::kMap, [&] {
-    return std::make_unique<HeapMapState<N, UK, UV>>(static_cast<HeapBackendBase&>(b), d);
-  });
+InternalMapState<N, UK, UV>& createState(KeyedBackendBase& b, const MapStateDescriptor<UK, UV>& d) {
+  return createFor < InternalMapState<N, UK, UV>, HeapMapState<N, UK, UV>, RocksMapState<N, UK, UV>,
+         Serializable<N> && Serializable<UK> && Serializable < UV >> (b, d);
 }
 
 template <class N, class V, class F>
 InternalReducingState<N, V>& createState(KeyedBackendBase& b,
                                          const ReducingStateDescriptor<V, F>& d) {
-  if (b.kind() != StateBackendKind::kHeap) backendUnavailable(b.kind());
-  return b.registerState<HeapReducingState<N, V, F>>(d.name, StateKind::kReducing, [&] {
-    return std::make_unique<HeapReducingState<N, V, F>>(static_cast<HeapBackendBase&>(b), d);
-  });
+  return createFor < InternalReducingState<N, V>, HeapReducingState<N, V, F>,
+         RocksReducingState<N, V, F>, Serializable<N> && Serializable < V >> (b, d);
 }
 
 template <class N, class In, class F>
 InternalAggregatingState<N, In, AccumulatorOf<F>, AggregateResultOf<F>>& createState(
     KeyedBackendBase& b, const AggregatingStateDescriptor<In, F>& d) {
-  if (b.kind() != StateBackendKind::kHeap) backendUnavailable(b.kind());
-  return b.registerState<HeapAggregatingState<N, In, F>>(d.name, StateKind::kAggregating, [&] {
-    return std::make_unique<HeapAggregatingState<N, In, F>>(static_cast<HeapBackendBase&>(b), d);
-  });
+  return createFor < InternalAggregatingState<N, In, AccumulatorOf<F>, AggregateResultOf<F>>,
+         HeapAggregatingState<N, In, F>, RocksAggregatingState<N, In, F>,
+         Serializable<N> && Serializable < AccumulatorOf < F >>> (b, d);
 }
 
 }  // namespace weir::detail
@@ -65,8 +86,10 @@ namespace weir {
 
 inline detail::KeyedBackendBase& RuntimeContext::keyedBackend() const {
   if (keyed_backend_ == nullptr) {
-    throw std::logic_error("keyed state is only available in functions on a keyed stream "
-                           "(after keyBy), task '" + task_name_ + "'");
+    throw std::logic_error(
+        "keyed state is only available in functions on a keyed stream "
+        "(after keyBy), task '" +
+        task_name_ + "'");
   }
   return *keyed_backend_;
 }
