@@ -14,7 +14,6 @@
 // and the program exits non-zero on a mismatch. Throughput is events (generated records) per
 // second of wall time, best of R runs.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -116,7 +115,9 @@ class BenchEnvironment final : public weir::TaskEnvironment {
 
 struct CountingSink {
   Result* result;
-  void invoke(const ysb::WindowCount& c) const { result->add(c.campaign_id, c.window_end, c.count); }
+  void invoke(const ysb::WindowCount& c) const {
+    result->add(c.campaign_id, c.window_end, c.count);
+  }
 };
 
 Result runJob(const ysb::Params& p, std::uint64_t events, weir::StateBackendKind backend,
@@ -227,16 +228,15 @@ int main(int argc, char** argv) {
     const std::uint64_t n = is_rocks ? std::max<std::uint64_t>(events / 10, 1) : events;
     Result best;
     for (int i = 0; i < runs; ++i) {
-      Result r = runJob(p, n, is_rocks ? weir::StateBackendKind::kRocksDb
-                                       : weir::StateBackendKind::kHeap,
-                        rocks.get());
+      Result r =
+          runJob(p, n, is_rocks ? weir::StateBackendKind::kRocksDb : weir::StateBackendKind::kHeap,
+                 rocks.get());
       if (i == 0 || r.seconds < best.seconds) best = r;
     }
     Result expected = n == events ? best_base : runBaseline(p, n);
     if (!best.sameAs(expected)) {
-      std::fprintf(stderr,
-                   "MISMATCH (%s): %llu windows / %llu views vs baseline %llu / %llu\n", name,
-                   static_cast<unsigned long long>(best.windows),
+      std::fprintf(stderr, "MISMATCH (%s): %llu windows / %llu views vs baseline %llu / %llu\n",
+                   name, static_cast<unsigned long long>(best.windows),
                    static_cast<unsigned long long>(best.views),
                    static_cast<unsigned long long>(expected.windows),
                    static_cast<unsigned long long>(expected.views));

@@ -58,10 +58,9 @@ struct Summarise {
     std::set<std::int64_t> pages;
     for (const Click& c : clicks)
       pages.insert(c.page);
-    out.collect("user " + std::to_string(user) + " session [" +
-                std::to_string(ctx.window().start) + ", " + std::to_string(ctx.window().end) +
-                ") clicks " + std::to_string(clicks.size()) + " pages " +
-                std::to_string(pages.size()));
+    out.collect("user " + std::to_string(user) + " session [" + std::to_string(ctx.window().start) +
+                ", " + std::to_string(ctx.window().end) + ") clicks " +
+                std::to_string(clicks.size()) + " pages " + std::to_string(pages.size()));
   }
 };
 

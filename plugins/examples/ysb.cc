@@ -21,8 +21,8 @@ void build(weir::JobBuilder& job) {
   p.events_per_second = args.getInt("rate", 100'000);
   p.max_out_of_orderness_ms = args.getInt("out-of-orderness-ms", 100);
   p.window_ms = args.getInt("window-ms", 10'000);
-  if (p.campaigns <= 0 || p.ads_per_campaign <= 0 || p.events_per_second <= 0 ||
-      p.window_ms <= 0 || p.max_out_of_orderness_ms < 0) {
+  if (p.campaigns <= 0 || p.ads_per_campaign <= 0 || p.events_per_second <= 0 || p.window_ms <= 0 ||
+      p.max_out_of_orderness_ms < 0) {
     throw weir::JobDefinitionError(
         "campaigns, ads-per-campaign, rate and window-ms must be positive, "
         "out-of-orderness-ms not negative");

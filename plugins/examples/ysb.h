@@ -67,14 +67,14 @@ struct Generator {
     AdEvent e;
     e.user_id = static_cast<std::int64_t>(h & 0xffffff);
     e.page_id = static_cast<std::int64_t>((h >> 24) & 0xffff);
-    e.ad_id = static_cast<std::int64_t>((h >> 8) % static_cast<std::uint64_t>(
-                                                       p.campaigns * p.ads_per_campaign));
+    e.ad_id = static_cast<std::int64_t>(
+        (h >> 8) % static_cast<std::uint64_t>(p.campaigns * p.ads_per_campaign));
     e.ad_type = static_cast<std::int32_t>((h >> 40) % 5);
     e.event_type = static_cast<std::int32_t>((h >> 44) % 3);
     const std::int64_t disorder =
         p.max_out_of_orderness_ms > 0
-            ? static_cast<std::int64_t>((h >> 50) % static_cast<std::uint64_t>(
-                                                      p.max_out_of_orderness_ms))
+            ? static_cast<std::int64_t>((h >> 50) %
+                                        static_cast<std::uint64_t>(p.max_out_of_orderness_ms))
             : 0;
     const std::int64_t base =
         static_cast<std::int64_t>(i) * 1000 / std::max<std::int64_t>(p.events_per_second, 1);

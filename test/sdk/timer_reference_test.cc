@@ -52,19 +52,22 @@ struct TimerCommands {
   void onTimer(std::int64_t t, weir::KeyedContext<std::string>& ctx,
                weir::Collector<std::string>& out) {
     const bool processing = ctx.timeDomain() == weir::TimeDomain::kProcessingTime;
-    out.collect(ctx.currentKey() + " " + std::to_string(t) +
-                (processing ? " p" : " e@" + std::to_string(ctx.timerService().currentWatermark())));
+    out.collect(
+        ctx.currentKey() + " " + std::to_string(t) +
+        (processing ? " p" : " e@" + std::to_string(ctx.timerService().currentWatermark())));
   }
 };
 
-void checkTimers(unsigned seed) {
+void checkTimers(unsigned seed, HarnessOptions options) {
   CAPTURE(seed);
-  HarnessOptions options;
+  const bool rocks = options.backend == weir::StateBackendKind::kRocksDb;
+  const bool kv_timers = options.timers_in_kv_store;
+  CAPTURE(rocks);
+  CAPTURE(kv_timers);
   options.start_time = 0;
   Harness<Command, std::string> h(
       std::make_unique<weir::detail::KeyedProcessOperator<Command, std::string, std::string, KeyF,
-                                                          TimerCommands>>(&keyOf,
-                                                                          TimerCommands{}),
+                                                          TimerCommands>>(&keyOf, TimerCommands{}),
       options);
   h.open();
   std::mt19937 rng(seed);
@@ -125,8 +128,15 @@ void checkTimers(unsigned seed) {
 }
 
 TEST_CASE("keyed timers match a brute-force model on random registrations and deletions") {
-  for (unsigned seed : {1u, 2u, 3u, 4u, 5u})
-    checkTimers(seed);
+  HarnessOptions heap;
+  HarnessOptions rocks;
+  rocks.backend = weir::StateBackendKind::kRocksDb;
+  HarnessOptions rocks_heap_timers = rocks;
+  rocks_heap_timers.timers_in_kv_store = false;
+  for (const HarnessOptions& backend : {heap, rocks, rocks_heap_timers}) {
+    for (unsigned seed : {1u, 2u, 3u, 4u, 5u})
+      checkTimers(seed, backend);
+  }
 }
 
 }  // namespace

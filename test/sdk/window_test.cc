@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <map>
-#include <iterator>
 #include <random>
 #include <string>
 #include <utility>
@@ -17,11 +17,11 @@
 
 namespace {
 
+using std::chrono::milliseconds;
 using weir::kNoTimestamp;
 using weir::TimeWindow;
 using weir::test::Harness;
 using weir::test::HarnessOptions;
-using std::chrono::milliseconds;
 
 struct Event {
   std::string key;
@@ -54,8 +54,7 @@ std::string joinSorted(std::vector<long> values) {
 
 std::string describe(const std::string& key, std::int64_t start, std::int64_t end,
                      const std::vector<long>& values) {
-  return key + " [" + std::to_string(start) + "," + std::to_string(end) + ") " +
-         joinSorted(values);
+  return key + " [" + std::to_string(start) + "," + std::to_string(end) + ") " + joinSorted(values);
 }
 
 // Process window function: one line per firing naming key, window and elements.
@@ -106,6 +105,21 @@ struct DescribeCountSum {
 // EventTimeTrigger under another name: forces the general (non-slicing) operator for sliding
 // windows, which must give the same results.
 struct CustomEventTimeTrigger : weir::EventTimeTrigger {};
+
+// The backends every reference test runs on: heap, RocksDB, RocksDB with timers on the heap.
+std::vector<HarnessOptions> backends() {
+  HarnessOptions heap;
+  HarnessOptions rocks;
+  rocks.backend = weir::StateBackendKind::kRocksDb;
+  HarnessOptions rocks_heap_timers = rocks;
+  rocks_heap_timers.timers_in_kv_store = false;
+  return {heap, rocks, rocks_heap_timers};
+}
+
+std::string backendName(const HarnessOptions& o) {
+  if (o.backend == weir::StateBackendKind::kHeap) return "heap";
+  return o.timers_in_kv_store ? "rocksdb" : "rocksdb, heap timers";
+}
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
@@ -167,7 +181,8 @@ TEST_CASE("reduce and aggregate windows emit one value per window with its max t
   CHECK(r.output().timestamps[1] == 209);
 
   auto a = windowHarness<std::pair<long, long>>([](auto keyed) {
-    return keyed.window(weir::TumblingEventTimeWindows::of(milliseconds(100))).aggregate(CountSum{});
+    return keyed.window(weir::TumblingEventTimeWindows::of(milliseconds(100)))
+        .aggregate(CountSum{});
   });
   a.open();
   a.push({"k", 5}, 10);
@@ -312,8 +327,8 @@ TEST_CASE("continuous event-time trigger fires early results") {
   h.push({"a", 2}, 40);
   h.watermark(61);  // fires at 60
   h.endInput();     // at 90, and at the window's end
-  CHECK(h.output().records == std::vector<std::string>{"a [0,100) 1", "a [0,100) 1,2",
-                                                       "a [0,100) 1,2", "a [0,100) 1,2"});
+  CHECK(h.output().records ==
+        std::vector<std::string>{"a [0,100) 1", "a [0,100) 1,2", "a [0,100) 1,2", "a [0,100) 1,2"});
 }
 
 TEST_CASE("processing-time windows fire on the clock") {
@@ -443,8 +458,8 @@ class Reference {
       const TimeWindow w{start, start + size_};
       if (late(w.maxTimestamp())) continue;
       accepted = true;
-      auto it = std::find_if(windows.begin(), windows.end(),
-                             [&](const auto& e) { return e.first == w; });
+      auto it =
+          std::find_if(windows.begin(), windows.end(), [&](const auto& e) { return e.first == w; });
       if (it == windows.end()) {
         windows.emplace_back(w, std::vector<long>{});
         it = std::prev(windows.end());
@@ -482,8 +497,7 @@ class Reference {
     long sum = 0;
     for (long v : values)
       sum += v;
-    fired_sums.push_back(key + " " + std::to_string(w.maxTimestamp()) + " " +
-                         std::to_string(sum));
+    fired_sums.push_back(key + " " + std::to_string(w.maxTimestamp()) + " " + std::to_string(sum));
   }
 
   Kind kind_;
@@ -506,13 +520,14 @@ struct Scenario {
 
 template <class A, class Tr>
 void checkAgainstReference(const Scenario& sc, A assigner, Tr trigger, bool custom_trigger,
-                           std::int64_t lateness, unsigned seed) {
+                           std::int64_t lateness, unsigned seed, HarnessOptions options) {
   CAPTURE(sc.name);
   CAPTURE(seed);
   CAPTURE(lateness);
   CAPTURE(custom_trigger);
+  const std::string backend = backendName(options);
+  CAPTURE(backend);
   const weir::OutputTag<Event> late_tag("late");
-  HarnessOptions options;
   options.start_time = 0;
   auto configure = [&](auto keyed) {
     if constexpr (std::is_same_v<Tr, std::nullptr_t>) {
@@ -575,40 +590,42 @@ void checkAgainstReference(const Scenario& sc, A assigner, Tr trigger, bool cust
 }
 
 TEST_CASE("windows match a brute-force reference on random out-of-order streams") {
-  for (unsigned seed : {1u, 2u, 3u, 4u}) {
-    for (std::int64_t lateness : {0, 35}) {
-      {
-        const Scenario sc{"tumbling", Reference::Kind::kTumbling, 50, 50, true};
-        checkAgainstReference(sc, weir::TumblingEventTimeWindows::of(milliseconds(50)), nullptr,
-                              false, lateness, seed);
+  for (const HarnessOptions& backend : backends()) {
+    for (unsigned seed : {1u, 2u, 3u}) {
+      for (std::int64_t lateness : {0, 35}) {
+        {
+          const Scenario sc{"tumbling", Reference::Kind::kTumbling, 50, 50, true};
+          checkAgainstReference(sc, weir::TumblingEventTimeWindows::of(milliseconds(50)), nullptr,
+                                false, lateness, seed, backend);
+        }
+        {
+          const Scenario sc{"sliding", Reference::Kind::kSliding, 50, 20, true};
+          const auto a = weir::SlidingEventTimeWindows::of(milliseconds(50), milliseconds(20));
+          checkAgainstReference(sc, a, nullptr, false, lateness, seed, backend);
+          checkAgainstReference(sc, a, CustomEventTimeTrigger{}, true, lateness, seed, backend);
+        }
+        {
+          const Scenario sc{"session", Reference::Kind::kSession, 25, 0, true};
+          checkAgainstReference(sc, weir::EventTimeSessionWindows::withGap(milliseconds(25)),
+                                nullptr, false, lateness, seed, backend);
+        }
       }
       {
-        const Scenario sc{"sliding", Reference::Kind::kSliding, 50, 20, true};
-        const auto a = weir::SlidingEventTimeWindows::of(milliseconds(50), milliseconds(20));
-        checkAgainstReference(sc, a, nullptr, false, lateness, seed);
-        checkAgainstReference(sc, a, CustomEventTimeTrigger{}, true, lateness, seed);
+        const Scenario sc{"processing tumbling", Reference::Kind::kTumbling, 50, 50, false};
+        checkAgainstReference(sc, weir::TumblingProcessingTimeWindows::of(milliseconds(50)),
+                              nullptr, false, 0, seed, backend);
       }
       {
-        const Scenario sc{"session", Reference::Kind::kSession, 25, 0, true};
-        checkAgainstReference(sc, weir::EventTimeSessionWindows::withGap(milliseconds(25)),
-                              nullptr, false, lateness, seed);
+        const Scenario sc{"processing sliding", Reference::Kind::kSliding, 60, 20, false};
+        checkAgainstReference(
+            sc, weir::SlidingProcessingTimeWindows::of(milliseconds(60), milliseconds(20)), nullptr,
+            false, 0, seed, backend);
       }
-    }
-    {
-      const Scenario sc{"processing tumbling", Reference::Kind::kTumbling, 50, 50, false};
-      checkAgainstReference(sc, weir::TumblingProcessingTimeWindows::of(milliseconds(50)),
-                            nullptr, false, 0, seed);
-    }
-    {
-      const Scenario sc{"processing sliding", Reference::Kind::kSliding, 60, 20, false};
-      checkAgainstReference(
-          sc, weir::SlidingProcessingTimeWindows::of(milliseconds(60), milliseconds(20)), nullptr,
-          false, 0, seed);
-    }
-    {
-      const Scenario sc{"processing session", Reference::Kind::kSession, 30, 0, false};
-      checkAgainstReference(sc, weir::ProcessingTimeSessionWindows::withGap(milliseconds(30)),
-                            nullptr, false, 0, seed);
+      {
+        const Scenario sc{"processing session", Reference::Kind::kSession, 30, 0, false};
+        checkAgainstReference(sc, weir::ProcessingTimeSessionWindows::withGap(milliseconds(30)),
+                              nullptr, false, 0, seed, backend);
+      }
     }
   }
 }
@@ -621,12 +638,14 @@ namespace {
 // records (all of them when keep is 0), forgetting what was emitted when `purge`.
 template <class Build>
 void checkCountWindows(unsigned seed, std::int64_t every, std::size_t keep, bool purge,
-                       Build build) {
+                       const HarnessOptions& options, Build build) {
+  const std::string backend = backendName(options);
+  CAPTURE(backend);
   CAPTURE(seed);
   CAPTURE(every);
   CAPTURE(keep);
   CAPTURE(purge);
-  auto h = windowHarness<std::string>(build);
+  auto h = windowHarness<std::string>(build, options);
   h.open();
   std::mt19937 rng(seed);
   std::map<std::string, std::vector<long>> held;
@@ -651,18 +670,20 @@ void checkCountWindows(unsigned seed, std::int64_t every, std::size_t keep, bool
 }
 
 TEST_CASE("global windows with count triggers and evictors match a brute-force reference") {
-  for (unsigned seed : {1u, 2u, 3u}) {
-    checkCountWindows(seed, 4, 0, true, [](auto keyed) {
-      return keyed.countWindow(4).template process<std::string>(Describe{});
-    });
-    checkCountWindows(seed, 2, 5, false, [](auto keyed) {
-      return keyed.countWindow(5, 2).template process<std::string>(Describe{});
-    });
-    checkCountWindows(seed, 3, 0, false, [](auto keyed) {
-      return keyed.window(weir::GlobalWindows::create())
-          .trigger(weir::CountTrigger::of(3))
-          .template process<std::string>(Describe{});
-    });
+  for (const HarnessOptions& backend : backends()) {
+    for (unsigned seed : {1u, 2u, 3u}) {
+      checkCountWindows(seed, 4, 0, true, backend, [](auto keyed) {
+        return keyed.countWindow(4).template process<std::string>(Describe{});
+      });
+      checkCountWindows(seed, 2, 5, false, backend, [](auto keyed) {
+        return keyed.countWindow(5, 2).template process<std::string>(Describe{});
+      });
+      checkCountWindows(seed, 3, 0, false, backend, [](auto keyed) {
+        return keyed.window(weir::GlobalWindows::create())
+            .trigger(weir::CountTrigger::of(3))
+            .template process<std::string>(Describe{});
+      });
+    }
   }
 }
 

@@ -82,6 +82,16 @@ struct GlobalWindow {
   std::size_t hash() const { return 0; }
 };
 
+// The only global window encodes as nothing (an empty struct's byte is indeterminate).
+template <>
+struct Serde<GlobalWindow> {
+  static std::size_t size(const GlobalWindow&) { return 0; }
+  static std::uint8_t* write(const GlobalWindow&, std::uint8_t* p) { return p; }
+  static const std::uint8_t* read(const std::uint8_t* p, const std::uint8_t*, GlobalWindow&) {
+    return p;
+  }
+};
+
 // An element with its event timestamp, as evictors see the window contents.
 template <class T>
 struct TimestampedValue {
@@ -104,8 +114,12 @@ enum class TriggerResult : std::uint8_t {
   kPurge = 2,
   kFireAndPurge = 3,
 };
-inline bool isFire(TriggerResult r) { return (static_cast<int>(r) & 1) != 0; }
-inline bool isPurge(TriggerResult r) { return (static_cast<int>(r) & 2) != 0; }
+inline bool isFire(TriggerResult r) {
+  return (static_cast<int>(r) & 1) != 0;
+}
+inline bool isPurge(TriggerResult r) {
+  return (static_cast<int>(r) & 2) != 0;
+}
 
 namespace detail {
 template <class N>
@@ -544,8 +558,7 @@ struct SlidingEventTimeWindows {
   static constexpr bool kEventTime = true;
   static constexpr bool kMerging = false;
 
-  static SlidingEventTimeWindows of(std::chrono::milliseconds size,
-                                    std::chrono::milliseconds slide,
+  static SlidingEventTimeWindows of(std::chrono::milliseconds size, std::chrono::milliseconds slide,
                                     std::chrono::milliseconds offset = {}) {
     if (size.count() <= 0 || slide.count() <= 0) {
       throw std::invalid_argument("window size and slide must be positive");
@@ -719,13 +732,13 @@ class WindowContext {
 // process(key, ctx, elements, out) of a process window function (a class with that method, or a
 // callable).
 template <class F, class K, class W, class In, class R>
-concept ProcessWindowMethod =
-    requires(F& f, const K& k, WindowContext<W>& c, const std::vector<In>& e, Collector<R>& o) {
+concept ProcessWindowMethod = requires(F& f, const K& k, WindowContext<W>& c,
+                                       const std::vector<In>& e, Collector<R>& o) {
   f.process(k, c, e, o);
 };
 template <class F, class K, class W, class In, class R>
-concept ProcessWindowFunction =
-    ProcessWindowMethod<F, K, W, In, R> ||
-    std::is_invocable_v<F&, const K&, WindowContext<W>&, const std::vector<In>&, Collector<R>&>;
+concept ProcessWindowFunction = ProcessWindowMethod<F, K, W, In, R> || std::is_invocable_v < F&,
+        const K&, WindowContext<W>
+&, const std::vector<In>&, Collector<R>& > ;
 
 }  // namespace weir

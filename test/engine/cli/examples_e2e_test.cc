@@ -68,44 +68,52 @@ TEST_CASE("weir local: the YSB-like job counts every campaign's views per window
   p.campaigns = 7;
   p.events_per_second = 20'000;
   const std::uint64_t events = 300'000;  // 15 s of event time: two windows
-  for (const std::string parallelism : {"1", "3"}) {
-    CAPTURE(parallelism);
-    const CommandResult r =
-        runWeir({"local", kYsb, "--parallelism", parallelism, "--arg", "events=300000", "--arg",
-                 "campaigns=7", "--arg", "rate=20000"},
-                dir);
-    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    const auto got = parseYsb(r.out);
-    CHECK(got.size() == 14);
-    CHECK(got == expectedYsb(p, events));
+  const auto expected = expectedYsb(p, events);
+  for (const std::string backend : {"heap", "rocksdb"}) {
+    for (const std::string parallelism : {"1", "3"}) {
+      CAPTURE(backend);
+      CAPTURE(parallelism);
+      const CommandResult r =
+          runWeir({"local", kYsb, "--parallelism", parallelism, "--arg", "events=300000", "--arg",
+                   "campaigns=7", "--arg", "rate=20000", "--arg", "state.backend=" + backend},
+                  dir);
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+      const auto got = parseYsb(r.out);
+      CHECK(got.size() == 14);
+      CHECK(got == expected);
+    }
   }
 }
 
 TEST_CASE("weir local: the session example accounts for every click once") {
   TempDir dir;
-  const CommandResult r =
-      runWeir({"local", kSessions, "--arg", "users=4", "--arg", "clicks=400"}, dir);
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  long clicks = 0;
-  int sessions = 0;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream words(line);
-    std::string first;
-    words >> first;
-    if (first == "late") {
-      ++clicks;
-      continue;
+  for (const std::string backend : {"heap", "rocksdb"}) {
+    CAPTURE(backend);
+    const CommandResult r = runWeir({"local", kSessions, "--arg", "users=4", "--arg", "clicks=400",
+                                     "--arg", "state.backend=" + backend},
+                                    dir);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    long clicks = 0;
+    int sessions = 0;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream words(line);
+      std::string first;
+      words >> first;
+      if (first == "late") {
+        ++clicks;
+        continue;
+      }
+      REQUIRE_MESSAGE(first == "user", line);
+      const auto at = line.find(" clicks ");
+      REQUIRE_MESSAGE(at != std::string::npos, line);
+      const long n = std::stol(line.substr(at + 8));
+      CHECK(n >= 1);
+      clicks += n;
+      ++sessions;
     }
-    REQUIRE_MESSAGE(first == "user", line);
-    const auto at = line.find(" clicks ");
-    REQUIRE_MESSAGE(at != std::string::npos, line);
-    const long n = std::stol(line.substr(at + 8));
-    CHECK(n >= 1);
-    clicks += n;
-    ++sessions;
+    CHECK(clicks == 400);
+    // 100 clicks per user in bursts of 8, two minutes apart: at least 13 sessions per user.
+    CHECK(sessions >= 4 * 13);
   }
-  CHECK(clicks == 400);
-  // 100 clicks per user in bursts of 8, two minutes apart: at least 13 sessions per user.
-  CHECK(sessions >= 4 * 13);
 }

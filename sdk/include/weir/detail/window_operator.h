@@ -89,8 +89,7 @@ class AggregateContents {
 
   explicit AggregateContents(F fn) : fn_(std::move(fn)) {}
   void open(KeyedBackendBase& backend) {
-    state_ =
-        &createState<W>(backend, AggregatingStateDescriptor<T, F>(kWindowContentsState, fn_));
+    state_ = &createState<W>(backend, AggregatingStateDescriptor<T, F>(kWindowContentsState, fn_));
   }
   void setNamespace(const W& w) { state_->setNamespace(w); }
   void add(const T& v) { state_->add(v); }
@@ -343,7 +342,8 @@ class WindowOperatorBase : public OneInputOperator<T, Out, Fn> {
     }
   }
   void lateElement(const T& v, std::int64_t ts) {
-    if (!settings_.late_tag.empty()) emitSideOutput(&this->side_outputs_, settings_.late_tag, v, ts);
+    if (!settings_.late_tag.empty())
+      emitSideOutput(&this->side_outputs_, settings_.late_tag, v, ts);
   }
 
   KeyF key_;
@@ -444,12 +444,12 @@ class WindowOperator final
       if constexpr (A::kMerging) {
         merging_.load(*merging_state_);
         assigner_.assignWindows(v, element_time, [&](const W& w) {
-          const W actual = merging_.add(
-              assigner_, w,
-              [&](const W& result, const std::vector<W>& merged, const W& state_window,
-                  const std::vector<W>& merged_state) {
-                onMerge(result, merged, state_window, merged_state);
-              });
+          const W actual =
+              merging_.add(assigner_, w,
+                           [&](const W& result, const std::vector<W>& merged, const W& state_window,
+                               const std::vector<W>& merged_state) {
+                             onMerge(result, merged, state_window, merged_state);
+                           });
           if (isWindowLate(actual)) {
             merging_.retire(actual);
             return;
@@ -538,7 +538,8 @@ class WindowOperator final
   void onMerge(const W& result, const std::vector<W>& merged, const W& state_window,
                const std::vector<W>& merged_state) {
     if (isWindowLate(result)) {
-      throw std::logic_error("a merged window is late; the window assigner must not shrink windows");
+      throw std::logic_error(
+          "a merged window is late; the window assigner must not shrink windows");
     }
     tctx_.setWindow(&result);
     tctx_.setMergedWindows(&merged);
@@ -566,8 +567,7 @@ class WindowOperator final
       EvictorContext ectx(this->watermark_, this->processingTime());
       evictor_.evictBefore(elements_, window, ectx);
       if (!elements_.empty()) {
-        this->template emitResult<C::kElementList>(
-            window, contents_.fromValues(elements_));
+        this->template emitResult<C::kElementList>(window, contents_.fromValues(elements_));
       }
       evictor_.evictAfter(elements_, window, ectx);
       evicting_state_->setNamespace(state_window);
@@ -580,8 +580,7 @@ class WindowOperator final
       contents_.setNamespace(state_window);
       const typename C::Acc* acc = contents_.read();
       if (acc == nullptr) return;
-      this->template emitResult<C::kElementList>(window,
-                                                                     contents_.result(*acc));
+      this->template emitResult<C::kElementList>(window, contents_.result(*acc));
     }
   }
 
@@ -673,7 +672,8 @@ class SlicingWindowOperator final
         element_time = ts;
         if (ts < this->watermark_) ++late;
       }
-      const std::int64_t slice_start = windowStartWithOffset(element_time, assigner_.offset, slice_);
+      const std::int64_t slice_start =
+          windowStartWithOffset(element_time, assigner_.offset, slice_);
       const W slice{slice_start, slice_start + slice_};
       bool added = false;
       // Windows from the newest back; once one is late, the older ones are too.
