@@ -153,7 +153,9 @@ Result<fs::path> parseCheckpointUri(std::string_view uri) {
     return Status::invalidArgument("checkpoint storage path '" + std::string(uri) +
                                    "' must be absolute (file:///abs/path or /abs/path)");
   }
-  return fs::path(p).lexically_normal();
+  fs::path path = fs::path(p).lexically_normal();
+  if (!path.has_filename() && path != path.root_path()) path = path.parent_path();
+  return path;
 }
 
 std::string encodeCheckpointMetadata(const thrift::CheckpointMetadata& metadata) {
