@@ -12,6 +12,7 @@
 
 #include "cli/admin_client.h"
 #include "common/sha256.h"
+#include "jobmanager/job_settings.h"
 #include "jobmanager/local_job.h"
 #include "jobmanager/mini_cluster.h"
 #include "state/state_settings.h"
@@ -27,8 +28,11 @@ Result<JobArgs> parseJobArgs(const std::vector<std::string>& pairs) {
     }
     args.set(p.substr(0, eq), p.substr(eq + 1));
   }
-  // The engine's own arguments (state backend) are checked before anything is loaded or sent.
+  // The engine's own arguments (state backend, checkpoint and restart settings) are checked
+  // before anything is loaded or sent.
   Status s = engine::validateJobStateArgs(args.all());
+  if (!s.isOk()) return s;
+  s = engine::validateJobSettingArgs(args.all());
   if (!s.isOk()) return s;
   return args;
 }

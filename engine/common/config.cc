@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 
@@ -50,6 +51,8 @@ const char* typeName(OptionType t) {
       return "a duration (e.g. 500 ms, 10 s, 1 min)";
     case OptionType::kMemorySize:
       return "a memory size (e.g. 32 kb, 64 mb)";
+    case OptionType::kDouble:
+      return "a number";
   }
   return "a value";
 }
@@ -161,6 +164,58 @@ const std::vector<OptionSpec>& allOptions() {
        .default_value = "rocksdb",
        .description = "where the RocksDB backend keeps timers: rocksdb (in the store) or heap",
        .allowed = {"rocksdb", "heap"}},
+      {"state.backend.incremental", T::kBool, "true",
+       "whether RocksDB checkpoints upload only the files new since the last one (a job may "
+       "choose with --arg)"},
+      // Checkpoints, savepoints and restarts: cluster defaults a job may override with
+      // `--arg key=value` (see jobmanager/job_settings.h).
+      {"state.checkpoints.dir", T::kString, "",
+       "where completed checkpoints are written (empty: none configured)"},
+      {"state.checkpoints.num-retained", T::kInt, "1", "how many completed checkpoints are kept", 1,
+       INT32_MAX},
+      {"state.savepoints.dir", T::kString, "",
+       "default target directory of savepoints (empty: the command must name one)"},
+      {"execution.checkpointing.interval", T::kDuration, "0 ms",
+       "time between the starts of periodic checkpoints (0: no periodic checkpoints)", 0,
+       INT64_MAX},
+      {"execution.checkpointing.timeout", T::kDuration, "10 min",
+       "how long a checkpoint may take before it is abandoned", 1, INT64_MAX},
+      {"execution.checkpointing.min-pause", T::kDuration, "0 ms",
+       "least time between the end of one checkpoint and the start of the next", 0, INT64_MAX},
+      {"execution.checkpointing.tolerable-failed-checkpoints", T::kInt, "0",
+       "consecutive failed checkpoints tolerated before the job fails", 0, INT32_MAX},
+      {"execution.checkpointing.max-concurrent-checkpoints", T::kInt, "1",
+       "checkpoints that may be in progress at once", 1, INT32_MAX},
+      {"execution.checkpointing.unaligned", T::kBool, "false",
+       "whether barriers overtake buffered records (unaligned checkpoints)"},
+      {"execution.checkpointing.aligned-checkpoint-timeout", T::kDuration, "0 ms",
+       "with unaligned checkpoints: how long a checkpoint stays aligned before it switches to "
+       "unaligned (0: unaligned from the start)",
+       0, INT64_MAX},
+      {.key = "restart-strategy.type",
+       .type = T::kString,
+       .default_value = "none",
+       .description = "what happens when a job fails: none (it fails), fixed-delay, "
+                      "exponential-delay or failure-rate",
+       .allowed = {"none", "fixed-delay", "exponential-delay", "failure-rate"}},
+      {"restart-strategy.fixed-delay.attempts", T::kInt, "3",
+       "fixed-delay: restarts before the job fails", 0, INT32_MAX},
+      {"restart-strategy.fixed-delay.delay", T::kDuration, "1 s",
+       "fixed-delay: pause before each restart", 0, INT64_MAX},
+      {"restart-strategy.exponential-delay.initial-backoff", T::kDuration, "1 s",
+       "exponential-delay: pause before the first restart", 0, INT64_MAX},
+      {"restart-strategy.exponential-delay.max-backoff", T::kDuration, "1 min",
+       "exponential-delay: longest pause before a restart", 0, INT64_MAX},
+      {"restart-strategy.exponential-delay.backoff-multiplier", T::kDouble, "2.0",
+       "exponential-delay: factor the pause grows by on each failure", 1, 1000},
+      {"restart-strategy.exponential-delay.reset-backoff-threshold", T::kDuration, "1 h",
+       "exponential-delay: a run this long since the last restart resets the pause", 1, INT64_MAX},
+      {"restart-strategy.failure-rate.max-failures-per-interval", T::kInt, "1",
+       "failure-rate: failures within one interval that still restart the job", 1, INT32_MAX},
+      {"restart-strategy.failure-rate.failure-rate-interval", T::kDuration, "1 min",
+       "failure-rate: the interval failures are counted over", 1, INT64_MAX},
+      {"restart-strategy.failure-rate.delay", T::kDuration, "1 s",
+       "failure-rate: pause before each restart", 0, INT64_MAX},
   };
   return kOptions;
 }
@@ -218,17 +273,10 @@ Status Configuration::set(const std::string& key, const std::string& value) {
   return setFrom(key, value, "set programmatically");
 }
 
-Status Configuration::setFrom(const std::string& key, const std::string& value,
-                              const std::string& origin) {
-  auto it =
-      std::find_if(specs_.begin(), specs_.end(), [&](const OptionSpec& s) { return s.key == key; });
-  if (it == specs_.end()) {
-    return Status::invalidArgument("unknown configuration key '" + key + "' " + origin);
-  }
-  const OptionSpec& spec = *it;
+Result<std::string> checkOptionValue(const OptionSpec& spec, const std::string& value) {
   auto bad = [&](const std::string& why) {
-    return Status::invalidArgument("configuration key '" + key + "' " + origin + ": expected " +
-                                   typeName(spec.type) + why + ", got '" + value + "'");
+    return Status::invalidArgument("expected " + std::string(typeName(spec.type)) + why +
+                                   ", got '" + value + "'");
   };
   auto range = [&](std::int64_t v, const char* unit) -> Status {
     if (v < spec.min || v > spec.max) {
@@ -249,11 +297,9 @@ Status Configuration::setFrom(const std::string& key, const std::string& value,
           std::string one_of;
           for (const std::string& a : spec.allowed)
             one_of += (one_of.empty() ? "" : ", ") + a;
-          return Status::invalidArgument("configuration key '" + key + "' " + origin +
-                                         ": expected one of " + one_of + ", got '" + value + "'");
+          return Status::invalidArgument("expected one of " + one_of + ", got '" + value + "'");
         }
-        values_[key] = *match;
-        return Status::ok();
+        return *match;
       }
       break;
     case OptionType::kInt: {
@@ -284,8 +330,43 @@ Status Configuration::setFrom(const std::string& key, const std::string& value,
       if (!s.isOk()) return s;
       break;
     }
+    case OptionType::kDouble: {
+      double v = 0;
+      const std::string t = trim(value);
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v)) {
+        return bad("");
+      }
+      if (v < static_cast<double>(spec.min) || v > static_cast<double>(spec.max)) {
+        return bad(" in [" + std::to_string(spec.min) + ", " +
+                   (spec.max == INT64_MAX ? std::string("...") : std::to_string(spec.max)) + "]");
+      }
+      break;
+    }
   }
-  values_[key] = trim(value);
+  return trim(value);
+}
+
+const OptionSpec* findOption(const std::string& key) {
+  const auto& options = allOptions();
+  auto it = std::find_if(options.begin(), options.end(),
+                         [&](const OptionSpec& s) { return s.key == key; });
+  return it == options.end() ? nullptr : &*it;
+}
+
+Status Configuration::setFrom(const std::string& key, const std::string& value,
+                              const std::string& origin) {
+  auto it =
+      std::find_if(specs_.begin(), specs_.end(), [&](const OptionSpec& s) { return s.key == key; });
+  if (it == specs_.end()) {
+    return Status::invalidArgument("unknown configuration key '" + key + "' " + origin);
+  }
+  auto checked = checkOptionValue(*it, value);
+  if (!checked.isOk()) {
+    return Status::invalidArgument("configuration key '" + key + "' " + origin + ": " +
+                                   checked.status().message());
+  }
+  values_[key] = *checked;
   return Status::ok();
 }
 
@@ -316,6 +397,13 @@ std::chrono::milliseconds Configuration::getDuration(const std::string& key) con
 
 std::uint64_t Configuration::getMemorySize(const std::string& key) const {
   return parseMemorySize(getString(key)).value();
+}
+
+double Configuration::getDouble(const std::string& key) const {
+  const std::string v = getString(key);
+  double d = 0;
+  std::from_chars(v.data(), v.data() + v.size(), d);
+  return d;
 }
 
 std::map<std::string, std::string> Configuration::effective() const {

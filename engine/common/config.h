@@ -14,14 +14,14 @@
 
 namespace weir::engine {
 
-enum class OptionType { kString, kInt, kBool, kDuration, kMemorySize };
+enum class OptionType { kString, kInt, kBool, kDuration, kMemorySize, kDouble };
 
 struct OptionSpec {
   std::string key;
   OptionType type = OptionType::kString;
   std::string default_value;
   std::string description;
-  std::int64_t min = 0;  // for ints, durations (ms) and memory sizes (bytes)
+  std::int64_t min = 0;  // for ints, doubles, durations (ms) and memory sizes (bytes)
   std::int64_t max = INT64_MAX;
   // For strings: the values accepted (any case; stored as spelled here). Empty: any string.
   std::vector<std::string> allowed = {};
@@ -47,6 +47,7 @@ class Configuration {
   bool getBool(const std::string& key) const;
   std::chrono::milliseconds getDuration(const std::string& key) const;
   std::uint64_t getMemorySize(const std::string& key) const;
+  double getDouble(const std::string& key) const;
 
   // Overrides one value after loading (validated like the others).
   Status set(const std::string& key, const std::string& value);
@@ -61,6 +62,12 @@ class Configuration {
   std::vector<OptionSpec> specs_;
   std::map<std::string, std::string> values_;  // only the ones set explicitly
 };
+
+// Checks `value` against `spec`: the value to store (an allowed string as spelled in the spec,
+// others without surrounding blanks), or an error "expected <what>, got '<value>'".
+Result<std::string> checkOptionValue(const OptionSpec& spec, const std::string& value);
+// The spec of `key` among allOptions(), or null.
+const OptionSpec* findOption(const std::string& key);
 
 // Parsers shared with tests: "10 ms", "2s", "1 min", "500" (milliseconds); "32kb", "64 MB", "1g",
 // "4096" (bytes). Nullopt-like failure is reported as a non-OK Status.

@@ -6,6 +6,7 @@
 
 #include "common/ids.h"
 #include "jobmanager/job_manager.h"
+#include "jobmanager/job_settings.h"
 #include "state/state_settings.h"
 
 namespace weir::engine {
@@ -31,8 +32,12 @@ Result<std::string> JobManager::fetchBlob(const std::string& sha256, std::int64_
 
 Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submission) {
   const JobGraph& graph = submission.graph;
-  Status s = validateJobStateArgs(
-      std::map<std::string, std::string>(graph.jobArgs.begin(), graph.jobArgs.end()));
+  const std::map<std::string, std::string> job_args(graph.jobArgs.begin(), graph.jobArgs.end());
+  Status s = validateJobStateArgs(job_args);
+  if (!s.isOk()) return s;
+  // Checkpoint and restart settings: checked against this cluster's (not yet acted on).
+  JobSettings settings = JobSettings::fromConfig(config_);
+  s = settings.applyJobArgs(job_args);
   if (!s.isOk()) return s;
   s = validateJobGraph(graph);
   if (!s.isOk()) return s.withContext("invalid job graph");

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/job_test_util.h"
@@ -265,4 +267,60 @@ TEST_CASE("RocksDB backend: a job's state.backend argument is checked at submiss
   CHECK(timers.exit_code == 2);
   CHECK(timers.err.find("invalid job argument 'state.backend.rocksdb.timer-service.factory': "
                         "expected one of rocksdb, heap, got 'disk'") != std::string::npos);
+}
+
+TEST_CASE("Job settings: restart and checkpoint arguments are checked at submission") {
+  TempDir dir;
+  auto cluster = weir::engine::MiniCluster::start(1, {});
+  REQUIRE_MESSAGE(cluster.isOk(), cluster.status().message());
+  auto plugin = weir::engine::LoadedPlugin::load(kClusterJob);
+  REQUIRE_MESSAGE(plugin.isOk(), plugin.status().message());
+  weir::JobArgs args;
+  auto program = (*plugin)->createProgram(args);
+  REQUIRE(program.isOk());
+  auto graph = weir::engine::buildJobGraph((*program)->graph(), 1, args);
+  REQUIRE(graph.isOk());
+  // A client that skipped the checks: the JobManager refuses each job.
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> refused = {
+      {{{"restart-strategy.type", "bogus"}},
+       "invalid job argument 'restart-strategy.type': expected one of none, fixed-delay, "
+       "exponential-delay, failure-rate, got 'bogus'"},
+      {{{"execution.checkpointing.interval", "abc"}},
+       "invalid job argument 'execution.checkpointing.interval': expected a duration (e.g. "
+       "500 ms, 10 s, 1 min), got 'abc'"},
+      // Checked against the cluster's settings: its max-backoff is the default 1 min.
+      {{{"restart-strategy.type", "exponential-delay"},
+        {"restart-strategy.exponential-delay.initial-backoff", "5 min"}},
+       "invalid restart settings: restart-strategy.exponential-delay.initial-backoff "
+       "(300000 ms) exceeds restart-strategy.exponential-delay.max-backoff (60000 ms)"}};
+  for (const auto& [job_args, message] : refused) {
+    CAPTURE(message);
+    auto bad = *graph;
+    for (const auto& [key, value] : job_args)
+      bad.jobArgs[key] = value;
+    auto id = (*cluster)->submit(kClusterJob, bad, (*plugin)->name(), (*plugin)->version());
+    REQUIRE_FALSE(id.isOk());
+    CHECK(id.status().code() == weir::Status::Code::kInvalidArgument);
+    CHECK(id.status().message() == message);
+  }
+  (*cluster)->stop();
+
+  // The CLI refuses them before loading anything, as a usage error.
+  const std::vector<std::vector<std::string>> commands = {
+      {kWeir, "submit", kClusterJob, "--arg", "restart-strategy.type=bogus", "--jobmanager",
+       "127.0.0.1:1"},
+      {kWeir, "local", kClusterJob, "--arg", "restart-strategy.type=bogus"}};
+  for (const auto& command : commands) {
+    CAPTURE(command[1]);
+    const auto r = weir::testing::run(command, dir.path());
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("invalid job argument 'restart-strategy.type': expected one of none, "
+                     "fixed-delay, exponential-delay, failure-rate, got 'bogus'") !=
+          std::string::npos);
+  }
+  const auto interval = weir::testing::run(
+      {kWeir, "local", kClusterJob, "--arg", "execution.checkpointing.interval=abc"}, dir.path());
+  CHECK(interval.exit_code == 2);
+  CHECK(interval.err.find("invalid job argument 'execution.checkpointing.interval': expected a "
+                          "duration (e.g. 500 ms, 10 s, 1 min), got 'abc'") != std::string::npos);
 }
