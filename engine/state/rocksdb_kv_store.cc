@@ -8,6 +8,8 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+
+#include "common/sha256.h"
 
 namespace weir::engine {
 
@@ -478,12 +482,42 @@ RocksDbKvStore::RocksDbKvStore(std::shared_ptr<SharedResources> shared, std::str
       relative_path_(std::move(relative_path)),
       path_(std::move(path)) {}
 
-Status RocksDbKvStore::open() noexcept {
+Status RocksDbKvStore::open(bool existing) noexcept {
   return guarded("RocksDB store", [&] {
     rocksdb::DB* db = nullptr;
-    const rocksdb::Status s = rocksdb::DB::Open(shared_->db_options, path_, &db);
-    if (!s.ok()) return toStatus(s, "RocksDB store '" + name_ + "': opening '" + path_ + "'");
+    const std::string context = "RocksDB store '" + name_ + "': opening '" + path_ + "'";
+    if (!existing) {
+      const rocksdb::Status s = rocksdb::DB::Open(shared_->db_options, path_, &db);
+      if (!s.ok()) return toStatus(s, context);
+      db_ = db;
+      return Status::ok();
+    }
+    std::vector<std::string> names;
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(shared_->db_options, path_, &names);
+    if (!s.ok()) return toStatus(s, context);
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& n : names)
+      families.emplace_back(n, rocksdb::ColumnFamilyOptions(shared_->db_options));
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    s = rocksdb::DB::Open(shared_->db_options, path_, families, &handles, &db);
+    if (!s.ok()) return toStatus(s, context);
     db_ = db;
+    // Every restored family becomes a column, so openColumn finds it by name. The default family
+    // stays unregistered (as in a new store) until opened by name.
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == rocksdb::kDefaultColumnFamilyName) {
+        if (handles[i] != db_->DefaultColumnFamily()) {
+          db_->DestroyColumnFamilyHandle(handles[i]).PermitUncheckedError();
+        }
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(shared_->columns_mutex);
+        shared_->columns.push_back({db_, handles[i]});
+      }
+      columns_.push_back(Column{names[i], handles[i], true});
+      column_ids_.emplace(names[i], numColumns() - 1);
+    }
     return Status::ok();
   });
 }
@@ -660,6 +694,363 @@ std::shared_ptr<rocksdb::Cache> RocksDbKvStore::blockCacheInUse(int column) cons
   if (o.table_factory == nullptr) return nullptr;
   const auto* table = o.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
   return table != nullptr ? table->block_cache : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints and restore
+
+namespace {
+
+// The first key of key group `kg` in every column (keys start with it as a big-endian u16).
+std::string keyGroupBound(int kg) {
+  std::string k;
+  k.push_back(static_cast<char>((kg >> 8) & 0xff));
+  k.push_back(static_cast<char>(kg & 0xff));
+  return k;
+}
+
+constexpr int kMaxKeyGroup = 0xffff;
+
+// Hard-links `from` to `to` (when `link`), copying when linking fails (another file system, say).
+// Only immutable files may be linked: a write through the link would change the checkpoint.
+Status linkOrCopy(const fs::path& from, const fs::path& to, bool link) {
+  std::error_code ec;
+  if (link) {
+    fs::create_hard_link(from, to, ec);
+    if (!ec) return Status::ok();
+    ec.clear();
+  }
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    return Status::ioError("cannot copy " + from.string() + " to " + to.string() + ": " +
+                           ec.message());
+  }
+  return Status::ok();
+}
+
+// Checks that `base/file.path` exists with the recorded size.
+Status checkStateFile(const fs::path& base, const thrift::StateFile& file) {
+  if (file.path.empty() || fs::path(file.path).is_absolute() ||
+      file.path.find("..") != std::string::npos) {
+    return Status::corruption("RocksDB state file path '" + file.path + "' leaves " +
+                              base.string());
+  }
+  const fs::path p = base / file.path;
+  std::error_code ec;
+  const auto size = fs::file_size(p, ec);
+  if (ec) {
+    return Status::notFound("RocksDB state file " + p.string() + " is missing: " + ec.message());
+  }
+  if (static_cast<std::int64_t>(size) != file.size) {
+    return Status::corruption("RocksDB state file " + p.string() + " has " + std::to_string(size) +
+                              " bytes, the checkpoint records " + std::to_string(file.size));
+  }
+  return Status::ok();
+}
+
+// Places the files of `handle` in the (empty, existing) directory `dir` under their local names:
+// SST files hard-linked (immutable, RocksDB only ever unlinks them), the others copied.
+Status materialize(const fs::path& base, const thrift::KeyedStateHandle& handle,
+                   const fs::path& dir) {
+  if (handle.kind != thrift::KeyedStateKind::ROCKSDB_INCREMENTAL) {
+    return Status::invalidArgument("a RocksDB store cannot restore a keyed state handle of kind " +
+                                   std::to_string(static_cast<int>(handle.kind)));
+  }
+  for (const thrift::StateFile& f : handle.sharedFiles) {
+    if (Status s = checkStateFile(base, f); !s.isOk()) return s;
+  }
+  for (const thrift::StateFile& f : handle.privateFiles) {
+    if (Status s = checkStateFile(base, f); !s.isOk()) return s;
+  }
+  for (const thrift::StateFile& f : handle.sharedFiles) {
+    const std::string local = rocksDbLocalSstName(f.path);
+    if (local.empty()) {
+      return Status::corruption("RocksDB shared state file '" + f.path +
+                                "' is not named <number>-<sha256>.sst");
+    }
+    if (Status s = linkOrCopy(base / f.path, dir / local, true); !s.isOk()) return s;
+  }
+  for (const thrift::StateFile& f : handle.privateFiles) {
+    const fs::path name = fs::path(f.path).filename();
+    // MANIFEST and the others may be written to once open: copied.
+    if (Status s = linkOrCopy(base / f.path, dir / name, false); !s.isOk()) return s;
+  }
+  return Status::ok();
+}
+
+int overlap(const thrift::KeyedStateHandle& h, int first, int last) {
+  return std::max(0, std::min(last, h.keyGroupEnd) - std::max(first, h.keyGroupStart) + 1);
+}
+
+}  // namespace
+
+std::string rocksDbLocalSstName(const std::string& path) {
+  const std::string file = fs::path(path).filename().string();
+  const std::size_t dash = file.find('-');
+  if (dash == std::string::npos || dash == 0 || !file.ends_with(".sst")) return {};
+  for (std::size_t i = 0; i < dash; ++i) {
+    if (file[i] < '0' || file[i] > '9') return {};
+  }
+  return file.substr(0, dash) + ".sst";
+}
+
+Result<std::vector<RocksDbCheckpointFile>> RocksDbKvStore::checkpoint(
+    const std::string& dir) noexcept {
+  return guarded("RocksDB store checkpoint", [&]() -> Result<std::vector<RocksDbCheckpointFile>> {
+    const std::string context = "RocksDB store '" + name_ + "': checkpoint into '" + dir + "'";
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
+    if (!s.ok()) return toStatus(s, context);
+    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+    // log_size_for_flush 0: always flush the memtables (writes skip the WAL, so it is empty).
+    s = cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+    if (!s.ok()) return toStatus(s, context);
+    std::vector<RocksDbCheckpointFile> files;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      RocksDbCheckpointFile f;
+      f.name = it->path().filename().string();
+      f.size = it->file_size(ec);
+      if (ec) break;
+      f.sst = f.name.ends_with(".sst");
+      files.push_back(std::move(f));
+    }
+    if (ec) return Status::ioError(context + ": cannot list it: " + ec.message());
+    std::sort(files.begin(), files.end(),
+              [](const auto& a, const auto& b) { return a.name < b.name; });
+    return files;
+  });
+}
+
+Result<thrift::KeyedStateHandle> uploadRocksDbCheckpoint(
+    const fs::path& checkpoint_dir, const std::vector<RocksDbCheckpointFile>& files,
+    const fs::path& base, const std::string& shared_dir, const std::string& private_dir,
+    const std::vector<thrift::StateFile>& previous_shared, int key_group_start, int key_group_end) {
+  try {
+    thrift::KeyedStateHandle handle;
+    handle.keyGroupStart = key_group_start;
+    handle.keyGroupEnd = key_group_end;
+    handle.kind = thrift::KeyedStateKind::ROCKSDB_INCREMENTAL;
+    std::unordered_map<std::string, const thrift::StateFile*> previous;
+    for (const thrift::StateFile& f : previous_shared) {
+      if (std::string local = rocksDbLocalSstName(f.path); !local.empty()) previous[local] = &f;
+    }
+    std::error_code ec;
+    for (const std::string& d : {shared_dir, private_dir}) {
+      fs::create_directories(base / d, ec);
+      if (ec) {
+        return Status::ioError("cannot create checkpoint directory " + (base / d).string() + ": " +
+                               ec.message());
+      }
+    }
+    for (const RocksDbCheckpointFile& f : files) {
+      const fs::path source = checkpoint_dir / f.name;
+      if (f.sst) {
+        if (auto it = previous.find(f.name);
+            it != previous.end() && it->second->size == static_cast<std::int64_t>(f.size)) {
+          handle.sharedFiles.push_back(*it->second);
+          continue;
+        }
+      }
+      auto hash = sha256File(source);
+      if (!hash.isOk()) return hash.status();
+      thrift::StateFile out;
+      out.size = static_cast<std::int64_t>(f.size);
+      out.sha256 = *hash;
+      if (f.sst) {
+        const std::string stem = f.name.substr(0, f.name.size() - 4);
+        out.path = (fs::path(shared_dir) / (stem + "-" + *hash + ".sst")).string();
+      } else {
+        out.path = (fs::path(private_dir) / f.name).string();
+      }
+      const fs::path target = base / out.path;
+      // A shared file of that name has the same content: keep it. Otherwise write beside it and
+      // rename, so a reader never sees a partial file under the final name.
+      if (!(f.sst && fs::exists(target, ec) && fs::file_size(target, ec) == f.size && !ec)) {
+        const fs::path tmp = target.string() + ".tmp";
+        fs::copy_file(source, tmp, fs::copy_options::overwrite_existing, ec);
+        if (!ec) fs::rename(tmp, target, ec);
+        if (ec) {
+          fs::remove(tmp, ec);
+          return Status::ioError("cannot upload " + source.string() + " to " + target.string() +
+                                 ": " + ec.message());
+        }
+      }
+      (f.sst ? handle.sharedFiles : handle.privateFiles).push_back(std::move(out));
+    }
+    return handle;
+  } catch (const std::exception& e) {
+    return Status::internal(std::string("RocksDB checkpoint upload: ") + e.what());
+  }
+}
+
+Status RocksDbKvStore::dropKeyGroupsOutside(int first, int last) noexcept {
+  return guarded("RocksDB store restore", [&] {
+    std::vector<rocksdb::ColumnFamilyHandle*> families{db_->DefaultColumnFamily()};
+    for (const Column& c : columns_)
+      if (c.owned) families.push_back(c.handle);
+    for (rocksdb::ColumnFamilyHandle* cf : families) {
+      const std::string context =
+          "RocksDB store '" + name_ + "' column '" + cf->GetName() + "': dropping key groups";
+      if (first > 0) {
+        const rocksdb::Status s =
+            db_->DeleteRange(writeOptions(), cf, keyGroupBound(0), keyGroupBound(first));
+        if (!s.ok()) return toStatus(s, context);
+      }
+      if (last < kMaxKeyGroup) {
+        rocksdb::Status s = db_->DeleteRange(writeOptions(), cf, keyGroupBound(last + 1),
+                                             keyGroupBound(kMaxKeyGroup));
+        if (!s.ok()) return toStatus(s, context);
+        // Key group 0xffff has no upper bound key: delete its entries one by one.
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+        for (it->Seek(keyGroupBound(kMaxKeyGroup)); it->Valid(); it->Next()) {
+          s = db_->Delete(writeOptions(), cf, it->key());
+          if (!s.ok()) return toStatus(s, context);
+        }
+        if (!it->status().ok()) return toStatus(it->status(), context);
+      }
+    }
+    return Status::ok();
+  });
+}
+
+Status RocksDbKvStore::copyKeyGroupsFrom(
+    rocksdb::DB* source, const std::vector<rocksdb::ColumnFamilyHandle*>& source_families,
+    int first, int last) noexcept {
+  return guarded("RocksDB store restore", [&] {
+    const std::string lower = keyGroupBound(first);
+    const std::string upper = keyGroupBound(last + 1);
+    for (rocksdb::ColumnFamilyHandle* from : source_families) {
+      const std::string& name = from->GetName();
+      int column = -1;
+      if (Status s = openColumn(name, column); !s.isOk()) return s;
+      rocksdb::ColumnFamilyHandle* to = columns_[column].handle;
+      rocksdb::ReadOptions ro;
+      const rocksdb::Slice lower_slice(lower);
+      const rocksdb::Slice upper_slice(upper);
+      ro.iterate_lower_bound = &lower_slice;
+      if (last < kMaxKeyGroup) ro.iterate_upper_bound = &upper_slice;
+      ro.fill_cache = false;
+      std::unique_ptr<rocksdb::Iterator> it(source->NewIterator(ro, from));
+      rocksdb::WriteBatch batch;
+      const std::string context =
+          "RocksDB store '" + name_ + "' column '" + name + "': copying restored key groups";
+      for (it->Seek(lower_slice); it->Valid(); it->Next()) {
+        rocksdb::Status s = batch.Put(to, it->key(), it->value());
+        if (s.ok() && batch.GetDataSize() >= kMiB) {
+          s = db_->Write(writeOptions(), &batch);
+          batch.Clear();
+        }
+        if (!s.ok()) return toStatus(s, context);
+      }
+      if (!it->status().ok()) return toStatus(it->status(), context);
+      if (batch.Count() > 0) {
+        const rocksdb::Status s = db_->Write(writeOptions(), &batch);
+        if (!s.ok()) return toStatus(s, context);
+      }
+    }
+    return Status::ok();
+  });
+}
+
+Result<std::unique_ptr<RocksDbKvStore>> RocksDbResources::openStoreFrom(
+    const std::string& name, const fs::path& base,
+    const std::vector<thrift::KeyedStateHandle>& handles, int key_group_start, int key_group_end) {
+  if (key_group_start < 0 || key_group_end > kMaxKeyGroup || key_group_start > key_group_end) {
+    return Status::invalidArgument("RocksDB store '" + name + "': invalid key group range [" +
+                                   std::to_string(key_group_start) + ", " +
+                                   std::to_string(key_group_end) + "]");
+  }
+  std::vector<const thrift::KeyedStateHandle*> overlapping;
+  for (const thrift::KeyedStateHandle& h : handles) {
+    if (overlap(h, key_group_start, key_group_end) > 0) overlapping.push_back(&h);
+  }
+  if (overlapping.empty()) return openStore(name);
+  // The handle sharing most key groups becomes the store; the others are copied in.
+  std::stable_sort(overlapping.begin(), overlapping.end(), [&](const auto* a, const auto* b) {
+    return overlap(*a, key_group_start, key_group_end) >
+           overlap(*b, key_group_start, key_group_end);
+  });
+  const std::string context = "RocksDB store '" + name + "': restore";
+  auto relative = storeDirName(name);
+  if (!relative.isOk()) return relative.status();
+  const std::string path = shared_->working_dir + "/" + *relative;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    if (shared_->open_dirs.count(*relative) != 0) {
+      return Status::invalidArgument("RocksDB store '" + name + "' is already open");
+    }
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    fs::create_directories(path, ec);
+    if (ec) {
+      return Status::ioError(context + ": cannot create directory '" + path + "': " + ec.message());
+    }
+    shared_->open_dirs.insert(*relative);
+  }
+  std::unique_ptr<RocksDbKvStore> store(new RocksDbKvStore(shared_, name, *relative, path));
+  const thrift::KeyedStateHandle& main = *overlapping.front();
+  if (Status s = materialize(base, main, path); !s.isOk()) {
+    return s.withContext(context);
+  }
+  if (Status s = store->open(/*existing=*/true); !s.isOk()) return s;
+  if (main.keyGroupStart < key_group_start || main.keyGroupEnd > key_group_end) {
+    if (Status s = store->dropKeyGroupsOutside(key_group_start, key_group_end); !s.isOk()) {
+      return s;
+    }
+  }
+  for (std::size_t i = 1; i < overlapping.size(); ++i) {
+    const thrift::KeyedStateHandle& h = *overlapping[i];
+    std::string tmpl = shared_->working_dir + "/#restore-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      return Status::ioError(context + ": cannot create a temporary directory in '" +
+                             shared_->working_dir + "': " + std::strerror(errno));
+    }
+    struct RemoveDir {
+      std::string dir;
+      ~RemoveDir() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    } remove_dir{tmpl};
+    if (Status s = materialize(base, h, tmpl); !s.isOk()) {
+      return s.withContext(context);
+    }
+    Status copied = guarded("RocksDB store restore", [&] {
+      std::vector<std::string> names;
+      rocksdb::Status rs = rocksdb::DB::ListColumnFamilies(shared_->db_options, tmpl, &names);
+      if (!rs.ok()) return toStatus(rs, context + ": reading '" + tmpl + "'");
+      std::vector<rocksdb::ColumnFamilyDescriptor> families;
+      for (const std::string& n : names)
+        families.emplace_back(n, rocksdb::ColumnFamilyOptions(shared_->db_options));
+      std::vector<rocksdb::ColumnFamilyHandle*> family_handles;
+      rocksdb::DB* raw = nullptr;
+      rs = rocksdb::DB::OpenForReadOnly(shared_->db_options, tmpl, families, &family_handles, &raw);
+      if (!rs.ok()) return toStatus(rs, context + ": opening '" + tmpl + "'");
+      std::unique_ptr<rocksdb::DB> source(raw);
+      std::vector<rocksdb::ColumnFamilyHandle*> used;
+      for (std::size_t f = 0; f < names.size(); ++f) {
+        // The default family only if it holds something (a new store never registers it).
+        if (names[f] == rocksdb::kDefaultColumnFamilyName) {
+          std::unique_ptr<rocksdb::Iterator> it(
+              source->NewIterator(rocksdb::ReadOptions(), family_handles[f]));
+          it->SeekToFirst();
+          if (!it->Valid()) continue;
+        }
+        used.push_back(family_handles[f]);
+      }
+      Status s =
+          store->copyKeyGroupsFrom(source.get(), used, std::max(key_group_start, h.keyGroupStart),
+                                   std::min(key_group_end, h.keyGroupEnd));
+      for (rocksdb::ColumnFamilyHandle* fh : family_handles)
+        source->DestroyColumnFamilyHandle(fh).PermitUncheckedError();
+      source->Close().PermitUncheckedError();
+      return s;
+    });
+    if (!copied.isOk()) return copied;
+  }
+  return store;
 }
 
 }  // namespace weir::engine

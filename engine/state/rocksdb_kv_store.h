@@ -17,16 +17,22 @@
 // are gone.
 //
 // Durability: writes skip the write-ahead log. State survives failures through checkpoints, not
-// through the local files, which are scratch space.
+// through the local files, which are scratch space: RocksDbKvStore::checkpoint makes a local
+// RocksDB checkpoint, uploadRocksDbCheckpoint copies it incrementally to checkpoint storage (as a
+// thrift::KeyedStateHandle), RocksDbResources::openStoreFrom restores one or more such handles,
+// rescaling key group ranges. Restore checks each state file's size; the recorded SHA-256 is not
+// verified there.
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "checkpoint_types.h"
 #include "weir/kv_store.h"
 #include "weir/status.h"
 
@@ -60,6 +66,35 @@ struct RocksDbColumnSizing {
 
 class RocksDbKvStore;
 
+// One file of a local RocksDB checkpoint (see RocksDbKvStore::checkpoint).
+struct RocksDbCheckpointFile {
+  std::string name;  // file name inside the checkpoint directory, e.g. "000012.sst", "CURRENT"
+  std::uint64_t size = 0;
+  bool sst = false;  // an immutable table file; everything else (MANIFEST, CURRENT, OPTIONS) not
+};
+
+// Incremental upload of a local checkpoint to checkpoint storage. `base` is the directory state
+// file paths are relative to (the job's checkpoint root); SST files go to `base/shared_dir`, the
+// others to `base/private_dir` (unique per checkpoint and subtask; created when missing).
+//
+// An SST file is stored as "<file number>-<sha256>.sst": named after its content, so files of
+// different stores or runs never clash (an identical name means identical bytes), and the local
+// name the MANIFEST expects is recovered from it on restore. An SST whose local name appears in
+// `previous_shared` (the shared files of this store's last confirmed checkpoint, or of the handle
+// it was restored from) with the same size is reused as is: SST files are immutable and their
+// numbers never reused within one database. Only new SST files are copied and hashed.
+//
+// Returns a ROCKSDB_INCREMENTAL handle for key groups [key_group_start, key_group_end].
+Result<thrift::KeyedStateHandle> uploadRocksDbCheckpoint(
+    const std::filesystem::path& checkpoint_dir, const std::vector<RocksDbCheckpointFile>& files,
+    const std::filesystem::path& base, const std::string& shared_dir,
+    const std::string& private_dir, const std::vector<thrift::StateFile>& previous_shared,
+    int key_group_start, int key_group_end);
+
+// The local file name ("000012.sst") of an uploaded SST state file, or empty if `path` does not
+// name one ("shared/000012-<sha256>.sst").
+std::string rocksDbLocalSstName(const std::string& path);
+
 // The store name of one subtask of one keyed operator: "<job>/<vertex uid>_<subtask>". `job` must
 // tell apart runs on this TaskManager whose stores may coexist (the job id, plus the attempt if a
 // restarted task may open its store while the failed one still closes): a name open twice is
@@ -87,6 +122,19 @@ class RocksDbResources {
   // directory. A name already open is refused; leftovers of an earlier store of that name are
   // deleted first.
   Result<std::unique_ptr<RocksDbKvStore>> openStore(const std::string& name);
+
+  // Opens store `name` (as openStore) with the state of `handles` (ROCKSDB_INCREMENTAL handles
+  // made by uploadRocksDbCheckpoint, file paths relative to `base`) restricted to key groups
+  // [key_group_start, key_group_end]; handles not overlapping that range are ignored, and without
+  // any the store starts empty. The handle overlapping most is materialised in the store's
+  // directory (files hard-linked, or copied across file systems) and opened with all its column
+  // families; if its range differs, the key groups outside the new range are deleted in every
+  // column. The in-range entries of every other overlapping handle are copied in, read from a
+  // temporary read-only instance. A missing state file, or one of the wrong size, fails with a
+  // message naming it.
+  Result<std::unique_ptr<RocksDbKvStore>> openStoreFrom(
+      const std::string& name, const std::filesystem::path& base,
+      const std::vector<thrift::KeyedStateHandle>& handles, int key_group_start, int key_group_end);
 
   const RocksDbOptions& options() const;
   const std::string& workingDir() const;
@@ -138,6 +186,11 @@ class RocksDbKvStore final : public weir::KvStore {
   // Writes every column's memtables to SST files and waits (for checkpoints, and tests).
   Status flush() noexcept;
 
+  // A RocksDB checkpoint of the whole store (every column family, memtables flushed first) in the
+  // new local directory `dir` (must not exist; its parent must), as hard links where possible.
+  // Returns its files sorted by name.
+  Result<std::vector<RocksDbCheckpointFile>> checkpoint(const std::string& dir) noexcept;
+
   const std::string& name() const { return name_; }
   const std::string& path() const { return path_; }
   int numColumns() const { return static_cast<int>(columns_.size()); }
@@ -159,7 +212,15 @@ class RocksDbKvStore final : public weir::KvStore {
 
   RocksDbKvStore(std::shared_ptr<rocksdb_detail::SharedResources> shared, std::string name,
                  std::string relative_path, std::string path);
-  Status open() noexcept;
+  // Opens the database in path_; with `existing`, opens every column family it holds.
+  Status open(bool existing = false) noexcept;
+  // Deletes the entries outside key groups [first, last] in every column family.
+  Status dropKeyGroupsOutside(int first, int last) noexcept;
+  // Copies the entries of key groups [first, last] of every column family of `source` (opened
+  // with all its families, `source_families` in ListColumnFamilies order).
+  Status copyKeyGroupsFrom(rocksdb::DB* source,
+                           const std::vector<rocksdb::ColumnFamilyHandle*>& source_families,
+                           int first, int last) noexcept;
   // "RocksDB store '<name>' column '<column>': <op>", for error messages.
   std::string context(int column, const char* op) const;
   Status checkColumn(int column, const char* op) const;
