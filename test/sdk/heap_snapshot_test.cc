@@ -239,10 +239,20 @@ TEST_CASE("heap state snapshot: states restored before they are registered wait 
 
   Backend third;
   third.restoreAll(carried);
+  // Registered while a record's key is current (lazily, in processElement): the key stays current.
+  third.setKey("zz");
+  weir::ValueStateDescriptor<long> vd("value");
+  auto& v = weir::detail::createState<VoidNamespace>(third.b, vd);
+  CHECK(third.b.currentKey() == "zz");
+  CHECK(v.get() == nullptr);
+  v.update(7);
   States c(third);
   c.registerAll();
   for (const std::string& k : kKeys)
     CHECK(c.describe(k, {10, 20, 21}) == a.describe(k, {10, 20, 21}));
+  CHECK(c.describe("zz") == "zz: value=7 list= map= sum=none avg=none");
+  third.setKey("a");
+  CHECK(*v.get() == *c.value->get());
 }
 
 TEST_CASE("heap state snapshot: TTL timestamps are kept") {
