@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -140,13 +142,81 @@ struct TimedCell {
   std::int64_t ts = 0;  // last write (or read, per TTL config); processing time
 };
 
+// ---- key group snapshots ----
+//
+// A state's bytes for one key group: u8 TTL flag, u64 entry count, then per (key, namespace):
+// Serde key, Serde namespace, and the cell's body (value / elements / map entries, each preceded
+// by its TTL timestamp when the flag is set).
+
+[[noreturn]] inline void notSnapshottable(const std::string& name) {
+  throw std::logic_error("keyed state '" + name +
+                         "' cannot be snapshotted: its key, namespace or value (or map key) type "
+                         "has no weir::Serde (declare WEIR_SERDE_FIELDS or a Serde "
+                         "specialisation)");
+}
+
+template <class N, class Cell, class WriteBody>
+void snapshotCells(const StateHandle& s, HeapBackendBase& b, const HeapTable<N, Cell>& table,
+                   bool ttl, int kg, std::string& out, WriteBody write_body) {
+  if (!b.keySerializable()) notSnapshottable(s.name);
+  appendSerde(out, static_cast<std::uint8_t>(ttl ? 1 : 0));
+  std::uint64_t n = 0;
+  table.forEachInGroup(kg, [&](std::uint32_t, const N&, const Cell&) { ++n; });
+  appendSerde(out, n);
+  table.forEachInGroup(kg, [&](std::uint32_t id, const N& ns, const Cell& cell) {
+    b.writeKey(id, out);
+    appendSerde(out, ns);
+    write_body(cell, out);
+  });
+}
+
+// Decodes everything first, then applies: bad bytes leave the state as it was. read_body(p, end,
+// ttl in bytes, cell) fills a cell and returns past it. Restored cells replace existing ones.
+template <class N, class Cell, class ReadBody>
+void restoreCells(const StateHandle& s, HeapBackendBase& b, HeapTable<N, Cell>& table, int kg,
+                  const std::uint8_t* p, const std::uint8_t* end, ReadBody read_body) {
+  if (!b.keySerializable()) notSnapshottable(s.name);
+  for (const bool apply : {false, true}) {
+    const std::uint8_t* q = p;
+    std::uint8_t ttl = 0;
+    q = readSnapshot(q, end, ttl, "TTL flag");
+    if (ttl > 1) throw SnapshotFormatError("key group snapshot is corrupt: bad TTL flag");
+    std::uint64_t n = 0;
+    q = readSnapshot(q, end, n, "entry count");
+    for (std::uint64_t i = 0; i < n; ++i) {
+      q = b.readKey(kg, q, end, apply);
+      N ns{};
+      q = readSnapshot(q, end, ns, "namespace");
+      Cell cell{};
+      q = read_body(q, end, ttl != 0, cell);
+      if (apply) {
+        bool created = false;
+        table.findOrCreate(ns, created) = std::move(cell);
+      }
+    }
+    if (q != end) throw SnapshotFormatError("key group snapshot is corrupt: trailing bytes");
+  }
+}
+
+// Reads an optional TTL timestamp: the snapshot's when it has one, else now.
+inline const std::uint8_t* readTimestamp(const std::uint8_t* p, const std::uint8_t* end,
+                                         bool in_bytes, const TtlPolicy& ttl, std::int64_t& ts) {
+  ts = ttl.now();
+  if (in_bytes) {
+    std::int64_t v = 0;
+    p = readSnapshot(p, end, v, "TTL timestamp");
+    if (ttl.enabled()) ts = v;
+  }
+  return p;
+}
+
 // ---- value / reducing / aggregating: one cell per (key, namespace) ----
 
 template <class N, class V>
 class HeapSingleCell {
  public:
   HeapSingleCell(HeapBackendBase& backend, const StateTtlConfig& ttl)
-      : table_(backend), ttl_(ttl, backend) {}
+      : backend_(backend), table_(backend), ttl_(ttl, backend) {}
 
   // The live cell for ns, or null (expired cells are removed, and returned once when the TTL
   // visibility allows).
@@ -184,7 +254,37 @@ class HeapSingleCell {
   void erase(const N& ns) { table_.erase(ns); }
   HeapTable<N, TimedCell<V>>& table() { return table_; }
 
+  void snapshotGroup(const StateHandle& s, int kg, std::string& out) {
+    if constexpr (Serializable<N> && Serializable<V>) {
+      const bool ttl = ttl_.enabled();
+      snapshotCells(s, backend_, table_, ttl, kg, out,
+                    [ttl](const TimedCell<V>& c, std::string& o) {
+                      if (ttl) appendSerde(o, c.ts);
+                      appendSerde(o, c.value);
+                    });
+    } else {
+      (void)kg;
+      (void)out;
+      notSnapshottable(s.name);
+    }
+  }
+  void restoreGroup(const StateHandle& s, int kg, const std::uint8_t* p, const std::uint8_t* end) {
+    if constexpr (Serializable<N> && Serializable<V>) {
+      restoreCells(s, backend_, table_, kg, p, end,
+                   [this](const std::uint8_t* q, const std::uint8_t* e, bool ttl, TimedCell<V>& c) {
+                     q = readTimestamp(q, e, ttl, ttl_, c.ts);
+                     return readSnapshot(q, e, c.value, "value");
+                   });
+    } else {
+      (void)kg;
+      (void)p;
+      (void)end;
+      notSnapshottable(s.name);
+    }
+  }
+
  private:
+  HeapBackendBase& backend_;
   HeapTable<N, TimedCell<V>> table_;
   TtlPolicy ttl_;
   V expired_{};
@@ -201,6 +301,10 @@ class HeapValueState final : public InternalValueState<N, V> {
     cells_.write(*this->ns_, created) = value;
   }
   void clear() override { cells_.erase(*this->ns_); }
+  void snapshotGroup(int kg, std::string& out) override { cells_.snapshotGroup(*this, kg, out); }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    cells_.restoreGroup(*this, kg, p, end);
+  }
 
  private:
   HeapSingleCell<N, V> cells_;
@@ -218,6 +322,10 @@ class HeapReducingState final : public InternalReducingState<N, V> {
     acc = created ? value : callReduce(fn_, acc, value);
   }
   void clear() override { cells_.erase(*this->ns_); }
+  void snapshotGroup(int kg, std::string& out) override { cells_.snapshotGroup(*this, kg, out); }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    cells_.restoreGroup(*this, kg, p, end);
+  }
   // Folds the values of `sources` into `target` and removes them (merging windows).
   void mergeNamespaces(const N& target, const std::vector<N>& sources) override {
     for (const N& s : sources) {
@@ -258,6 +366,10 @@ class HeapAggregatingState final
     aggregateAdd(fn_, value, acc);
   }
   void clear() override { cells_.erase(*this->ns_); }
+  void snapshotGroup(int kg, std::string& out) override { cells_.snapshotGroup(*this, kg, out); }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    cells_.restoreGroup(*this, kg, p, end);
+  }
   // The accumulator itself (windows read it without computing a result per pane).
   const Acc* accumulator() override { return cells_.read(*this->ns_); }
   void mergeNamespaces(const N& target, const std::vector<N>& sources) override {
@@ -294,7 +406,48 @@ template <class N, class V>
 class HeapListState final : public InternalListState<N, V> {
  public:
   HeapListState(HeapBackendBase& backend, const ListStateDescriptor<V>& d)
-      : table_(backend), ttl_(d.ttl, backend) {}
+      : backend_(backend), table_(backend), ttl_(d.ttl, backend) {}
+
+  void snapshotGroup(int kg, std::string& out) override {
+    if constexpr (Serializable<N> && Serializable<V>) {
+      const bool ttl = ttl_.enabled();
+      snapshotCells(*this, backend_, table_, ttl, kg, out,
+                    [ttl](const ListCell<V>& c, std::string& o) {
+                      appendSerde(o, static_cast<std::uint64_t>(c.values.size()));
+                      for (std::size_t i = 0; i < c.values.size(); ++i) {
+                        if (ttl) appendSerde(o, c.ts[i]);
+                        appendSerde(o, c.values[i]);
+                      }
+                    });
+    } else {
+      (void)kg;
+      (void)out;
+      notSnapshottable(this->name);
+    }
+  }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    if constexpr (Serializable<N> && Serializable<V>) {
+      restoreCells(*this, backend_, table_, kg, p, end,
+                   [this](const std::uint8_t* q, const std::uint8_t* e, bool ttl, ListCell<V>& c) {
+                     std::uint64_t n = 0;
+                     q = readSnapshot(q, e, n, "list length");
+                     if (n == 0) throw SnapshotFormatError("key group snapshot has an empty list");
+                     for (std::uint64_t i = 0; i < n; ++i) {
+                       std::int64_t ts = 0;
+                       q = readTimestamp(q, e, ttl, ttl_, ts);
+                       c.values.emplace_back();
+                       q = readSnapshot(q, e, c.values.back(), "list element");
+                       if (ttl_.enabled()) c.ts.push_back(ts);
+                     }
+                     return q;
+                   });
+    } else {
+      (void)kg;
+      (void)p;
+      (void)end;
+      notSnapshottable(this->name);
+    }
+  }
 
   const std::vector<V>& get() override {
     ListCell<V>* c = table_.find(*this->ns_);
@@ -376,6 +529,7 @@ class HeapListState final : public InternalListState<N, V> {
     c.ts.resize(out);
   }
 
+  HeapBackendBase& backend_;
   HeapTable<N, ListCell<V>> table_;
   TtlPolicy ttl_;
   std::vector<V> empty_;
@@ -388,7 +542,49 @@ template <class N, class UK, class UV>
 class HeapMapState final : public InternalMapState<N, UK, UV> {
  public:
   HeapMapState(HeapBackendBase& backend, const MapStateDescriptor<UK, UV>& d)
-      : table_(backend), ttl_(d.ttl, backend) {}
+      : backend_(backend), table_(backend), ttl_(d.ttl, backend) {}
+
+  void snapshotGroup(int kg, std::string& out) override {
+    if constexpr (Serializable<N> && Serializable<UK> && Serializable<UV>) {
+      const bool ttl = ttl_.enabled();
+      snapshotCells(*this, backend_, table_, ttl, kg, out, [ttl](const Map& m, std::string& o) {
+        appendSerde(o, static_cast<std::uint64_t>(m.size()));
+        for (const auto& [k, c] : m) {
+          if (ttl) appendSerde(o, c.ts);
+          appendSerde(o, k);
+          appendSerde(o, c.value);
+        }
+      });
+    } else {
+      (void)kg;
+      (void)out;
+      notSnapshottable(this->name);
+    }
+  }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    if constexpr (Serializable<N> && Serializable<UK> && Serializable<UV>) {
+      restoreCells(*this, backend_, table_, kg, p, end,
+                   [this](const std::uint8_t* q, const std::uint8_t* e, bool ttl, Map& m) {
+                     std::uint64_t n = 0;
+                     q = readSnapshot(q, e, n, "map size");
+                     if (n == 0) throw SnapshotFormatError("key group snapshot has an empty map");
+                     for (std::uint64_t i = 0; i < n; ++i) {
+                       TimedCell<UV> c;
+                       q = readTimestamp(q, e, ttl, ttl_, c.ts);
+                       UK k{};
+                       q = readSnapshot(q, e, k, "map key");
+                       q = readSnapshot(q, e, c.value, "map value");
+                       m.insert_or_assign(std::move(k), std::move(c));
+                     }
+                     return q;
+                   });
+    } else {
+      (void)kg;
+      (void)p;
+      (void)end;
+      notSnapshottable(this->name);
+    }
+  }
 
   const UV* get(const UK& key) override {
     Map* m = table_.find(*this->ns_);
@@ -467,6 +663,7 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
     if (m.empty()) table_.erase(*this->ns_);
   }
 
+  HeapBackendBase& backend_;
   HeapTable<N, Map> table_;
   TtlPolicy ttl_;
   UV expired_{};

@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <limits>
 #include <map>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
@@ -68,12 +70,55 @@ inline std::size_t hashCombine(std::size_t a, std::size_t b) {
   return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
 }
 
+// Malformed key group snapshot bytes (truncated, corrupt, or of another version).
+class SnapshotFormatError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Appends the Serde bytes of `v` to `out`.
+template <class T>
+void appendSerde(std::string& out, const T& v) {
+  const std::size_t at = out.size();
+  out.resize(at + Serde<T>::size(v));
+  Serde<T>::write(v, reinterpret_cast<std::uint8_t*>(out.data() + at));
+}
+
+// Decodes `v` at `p`; throws SnapshotFormatError naming `what` when the bytes are bad.
+template <class T>
+const std::uint8_t* readSnapshot(const std::uint8_t* p, const std::uint8_t* end, T& v,
+                                 const char* what) {
+  const std::uint8_t* q = Serde<T>::read(p, end, v);
+  if (q == nullptr || q > end) {
+    throw SnapshotFormatError(std::string("key group snapshot is truncated or corrupt: bad ") +
+                              what);
+  }
+  return q;
+}
+
 // A registered state, whatever its type; owned by the backend.
 class StateHandle {
  public:
   virtual ~StateHandle() = default;
+  // Appends this state's entries of key group `kg` as self-delimiting bytes.
+  virtual void snapshotGroup(int kg, std::string& out) {
+    (void)kg;
+    (void)out;
+    throw std::logic_error("keyed state '" + name +
+                           "' cannot be snapshotted per key group by this backend");
+  }
+  // Adds the entries in [p, end) (from snapshotGroup) of key group `kg` to the backend. The bytes
+  // are checked before anything is applied; bad bytes throw SnapshotFormatError.
+  virtual void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) {
+    (void)kg;
+    (void)p;
+    (void)end;
+    throw std::logic_error("keyed state '" + name +
+                           "' cannot be restored per key group by this backend");
+  }
   StateKind kind = StateKind::kValue;
   const std::type_info* type = nullptr;  // the concrete implementation, to catch name clashes
+  std::string name;
 };
 
 // Where the namespace of the next access comes from; defaults to the void namespace.
@@ -152,18 +197,169 @@ class KeyedBackendBase {
     std::unique_ptr<S> state = make();
     state->kind = kind;
     state->type = &typeid(S);
+    state->name = name;
     S& ref = *state;
     states_.emplace(name, std::move(state));
+    applyPending(ref);
     return ref;
   }
 
+  // Version of the bytes of snapshotKeyGroup.
+  static constexpr std::uint8_t kSnapshotVersion = 1;
+
+  // Every registered state's entries of key group `kg` (in range), by state name; restored states
+  // that have not been registered yet are carried over as they were.
+  std::string snapshotKeyGroup(int kg) {
+    checkGroup(kg);
+    std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+    appendSerde(out, kSnapshotVersion);
+    appendSerde(out, static_cast<std::int32_t>(kg));
+    std::uint32_t n = 0;
+    for (const auto& [name, pending] : pending_)
+      n += pending.count(kg) != 0 ? 1 : 0;
+    appendSerde(out, static_cast<std::uint32_t>(states_.size() + n));
+    std::string body;
+    for (const auto& [name, state] : states_) {
+      body.clear();
+      state->snapshotGroup(kg, body);
+      appendState(out, name, state->kind, body);
+    }
+    for (const auto& [name, pending] : pending_) {
+      auto it = pending.find(kg);
+      if (it != pending.end()) appendState(out, name, it->second.kind, it->second.bytes);
+    }
+    return out;
+  }
+
+  // Adds the states in `bytes` (from snapshotKeyGroup of key group `kg`, possibly of a backend
+  // with another key group range) to this backend. States not registered yet are restored when
+  // they are. The whole snapshot is checked for framing before any state is touched; each state
+  // checks its own bytes before applying them.
+  void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) {
+    checkGroup(kg);
+    const std::uint8_t* p = bytes.data();
+    const std::uint8_t* end = p + bytes.size();
+    if (bytes.size() < sizeof(kSnapshotMagic) ||
+        std::memcmp(p, kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
+      throw SnapshotFormatError("not a key group snapshot (bad magic)");
+    }
+    p += sizeof(kSnapshotMagic);
+    std::uint8_t version = 0;
+    p = readSnapshot(p, end, version, "version");
+    if (version != kSnapshotVersion) {
+      throw SnapshotFormatError("key group snapshot has version " + std::to_string(version) +
+                                ", expected " + std::to_string(kSnapshotVersion));
+    }
+    std::int32_t snap_kg = 0;
+    p = readSnapshot(p, end, snap_kg, "key group");
+    if (snap_kg != kg) {
+      throw SnapshotFormatError("key group snapshot is of key group " + std::to_string(snap_kg) +
+                                ", not " + std::to_string(kg));
+    }
+    std::uint32_t n = 0;
+    p = readSnapshot(p, end, n, "state count");
+    struct Part {
+      std::string name;
+      StateKind kind;
+      const std::uint8_t* begin;
+      const std::uint8_t* end;
+    };
+    std::vector<Part> parts;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      Part part{};
+      p = readSnapshot(p, end, part.name, "state name");
+      std::uint8_t kind = 0;
+      p = readSnapshot(p, end, kind, "state kind");
+      if (kind > static_cast<std::uint8_t>(StateKind::kAggregating)) {
+        throw SnapshotFormatError("state '" + part.name + "' has an unknown kind in the snapshot");
+      }
+      part.kind = static_cast<StateKind>(kind);
+      std::uint64_t len = 0;
+      p = readSnapshot(p, end, len, "state length");
+      if (len > static_cast<std::uint64_t>(end - p)) {
+        throw SnapshotFormatError("key group snapshot is truncated: state '" + part.name + "'");
+      }
+      part.begin = p;
+      part.end = p + len;
+      p += len;
+      parts.push_back(std::move(part));
+    }
+    if (p != end) throw SnapshotFormatError("key group snapshot has trailing bytes");
+    for (const Part& part : parts) {
+      auto it = states_.find(part.name);
+      if (it == states_.end()) {
+        pending_[part.name][kg] = Pending{part.kind, std::string(part.begin, part.end)};
+      } else {
+        restoreInto(*it->second, part.kind, kg, part.begin, part.end);
+      }
+    }
+  }
+  // States restored but not registered yet.
+  std::size_t numPendingStates() const { return pending_.size(); }
+
+  // Around restoring (which moves the current key): remember the current key, and make it current
+  // again afterwards.
+  virtual void beforeRestore() {}
+  virtual void afterRestore() {}
+
  protected:
+  static constexpr char kSnapshotMagic[4] = {'W', 'K', 'G', 'S'};
+
+  struct Pending {
+    StateKind kind;
+    std::string bytes;
+  };
+
+  void checkGroup(int kg) const {
+    if (!range_.contains(kg)) {
+      throw std::out_of_range("key group " + std::to_string(kg) +
+                              " is outside this backend's range");
+    }
+  }
+  static void appendState(std::string& out, const std::string& name, StateKind kind,
+                          const std::string& body) {
+    appendSerde(out, name);
+    appendSerde(out, static_cast<std::uint8_t>(kind));
+    appendSerde(out, static_cast<std::uint64_t>(body.size()));
+    out += body;
+  }
+  void restoreInto(StateHandle& state, StateKind kind, int kg, const std::uint8_t* p,
+                   const std::uint8_t* end) {
+    if (state.kind != kind) {
+      throw std::invalid_argument("state '" + state.name + "' was snapshotted as " +
+                                  stateKindName(kind) + " state but is registered as " +
+                                  stateKindName(state.kind) + " state");
+    }
+    beforeRestore();
+    try {
+      state.restoreGroup(kg, p, end);
+    } catch (const SnapshotFormatError& e) {
+      afterRestore();
+      throw SnapshotFormatError("state '" + state.name + "': " + e.what());
+    } catch (...) {
+      afterRestore();
+      throw;
+    }
+    afterRestore();
+  }
+  void applyPending(StateHandle& state) {
+    auto it = pending_.find(state.name);
+    if (it == pending_.end()) return;
+    std::map<int, Pending> groups = std::move(it->second);
+    pending_.erase(it);
+    for (const auto& [kg, pending] : groups) {
+      const auto* p = reinterpret_cast<const std::uint8_t*>(pending.bytes.data());
+      restoreInto(state, pending.kind, kg, p, p + pending.bytes.size());
+    }
+  }
+
   StateBackendKind kind_;
   TaskEnvironment* env_;
   KeyGroupRange range_;
   int max_parallelism_;
   int current_kg_ = 0;
   std::map<std::string, std::unique_ptr<StateHandle>> states_;
+  std::map<std::string, std::map<int, Pending>> pending_;  // by state name, key group
 };
 
 // The part of the heap backend that does not depend on the key type.
@@ -190,6 +386,13 @@ class HeapBackendBase : public KeyedBackendBase {
   }
   // Keys holding state or timers.
   std::size_t numKeys() const { return refs_.size() - free_ids_.size(); }
+
+  // Snapshots: whether the key type has a Serde; appends the key with id `id`; decodes a key of
+  // key group `kg` at `p` (checking its group) and, with `enter`, makes it the current key.
+  virtual bool keySerializable() const = 0;
+  virtual void writeKey(std::uint32_t id, std::string& out) const = 0;
+  virtual const std::uint8_t* readKey(int kg, const std::uint8_t* p, const std::uint8_t* end,
+                                      bool enter) = 0;
 
  protected:
   std::uint32_t allocateId() {
@@ -233,6 +436,35 @@ class HeapKeyedBackend final : public HeapBackendBase {
     current_id_ = id;
   }
   const K& currentKey() const { return *current_key_; }
+
+  bool keySerializable() const override { return Serializable<K>; }
+  void writeKey(std::uint32_t id, std::string& out) const override {
+    if constexpr (Serializable<K>) {
+      appendSerde(out, entries_[id].key);
+    } else {
+      (void)id;
+      (void)out;
+      throw std::logic_error("the key type has no weir::Serde");
+    }
+  }
+  const std::uint8_t* readKey(int kg, const std::uint8_t* p, const std::uint8_t* end,
+                              bool enter) override {
+    if constexpr (Serializable<K>) {
+      p = readSnapshot(p, end, restore_key_, "key");
+      if (weir::keyGroupOf(restore_key_, max_parallelism_) != kg) {
+        throw SnapshotFormatError("a key in the snapshot does not belong to key group " +
+                                  std::to_string(kg));
+      }
+      if (enter) setCurrentKey(restore_key_, kg);
+      return p;
+    } else {
+      (void)kg;
+      (void)p;
+      (void)end;
+      (void)enter;
+      throw std::logic_error("the key type has no weir::Serde");
+    }
+  }
   const K& keyOf(std::uint32_t id) const { return entries_[id].key; }
   int keyGroupOf(std::uint32_t id) const { return entries_[id].kg; }
 
@@ -241,6 +473,21 @@ class HeapKeyedBackend final : public HeapBackendBase {
   void forEachKey(int kg, F&& f) const {
     for (const auto& [key, id] : groups_[static_cast<std::size_t>(kg - range_.start)])
       f(key, id);
+  }
+
+  void beforeRestore() override {
+    saved_kg_ = current_kg_;
+    saved_key_ = current_key_;
+    saved_id_ = current_id_;
+  }
+  void afterRestore() override {
+    if (saved_key_ != nullptr && range_.contains(saved_kg_)) {
+      setCurrentKey(*saved_key_, saved_kg_);  // the key may have entered the table
+    } else {
+      current_kg_ = saved_kg_;
+      current_key_ = saved_key_;
+      current_id_ = saved_id_;
+    }
   }
 
  private:
@@ -272,6 +519,10 @@ class HeapKeyedBackend final : public HeapBackendBase {
   std::deque<Entry> entries_;  // by key id
   const K* current_key_ = nullptr;
   K scratch_key_{};
+  K restore_key_{};
+  int saved_kg_ = 0;
+  const K* saved_key_ = nullptr;
+  std::uint32_t saved_id_ = kNoKeyId;
 };
 
 }  // namespace detail

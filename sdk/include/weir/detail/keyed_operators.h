@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -22,6 +24,15 @@ namespace weir::detail {
 // namespaces N. The backend is the job's (RuntimeContext::Internals::state_backend): on the heap,
 // or in the RocksDB store the task opens for this operator, with timers in that store or on the
 // heap (Internals::timers_in_kv_store).
+// A keyed operator whose key groups can be snapshotted and restored (heap backend): its keyed
+// state and timers, as KeyedRuntime::snapshotKeyGroup bytes.
+class KeyGroupSnapshotter {
+ public:
+  virtual ~KeyGroupSnapshotter() = default;
+  virtual std::string snapshotKeyGroup(int kg) = 0;
+  virtual void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) = 0;
+};
+
 template <class K, class N>
 class KeyedRuntime {
  public:
@@ -66,7 +77,86 @@ class KeyedRuntime {
   TimerQueue<N>& eventTimers() { return *event_timers_; }
   TimerQueue<N>& processingTimers() { return *processing_timers_; }
 
+  // Key group `kg` of the heap backend as bytes: its keyed state and both timer queues.
+  std::string snapshotKeyGroup(int kg) {
+    requireHeap();
+    std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+    appendSerde(out, kSnapshotVersion);
+    appendSerde(out, static_cast<std::int32_t>(kg));
+    std::string part = heap_->snapshotKeyGroup(kg);
+    appendPart(out, part);
+    part.clear();
+    event_timers_->snapshotGroup(kg, part);
+    appendPart(out, part);
+    part.clear();
+    processing_timers_->snapshotGroup(kg, part);
+    appendPart(out, part);
+    return out;
+  }
+  // Restores key group `kg` (in this subtask's range) from snapshotKeyGroup bytes, possibly taken
+  // at another parallelism. The timer bytes are checked before the state is restored.
+  void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) {
+    requireHeap();
+    if (!heap_->range().contains(kg)) {
+      throw std::out_of_range("key group " + std::to_string(kg) +
+                              " is outside this subtask's range");
+    }
+    const std::uint8_t* p = bytes.data();
+    const std::uint8_t* end = p + bytes.size();
+    if (bytes.size() < sizeof(kSnapshotMagic) ||
+        std::memcmp(p, kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
+      throw SnapshotFormatError("not a keyed operator key group snapshot (bad magic)");
+    }
+    p += sizeof(kSnapshotMagic);
+    std::uint8_t version = 0;
+    p = readSnapshot(p, end, version, "version");
+    if (version != kSnapshotVersion) {
+      throw SnapshotFormatError("keyed operator snapshot has version " + std::to_string(version) +
+                                ", expected " + std::to_string(kSnapshotVersion));
+    }
+    std::int32_t snap_kg = 0;
+    p = readSnapshot(p, end, snap_kg, "key group");
+    if (snap_kg != kg) {
+      throw SnapshotFormatError("keyed operator snapshot is of key group " +
+                                std::to_string(snap_kg) + ", not " + std::to_string(kg));
+    }
+    std::span<const std::uint8_t> parts[3];
+    for (auto& part : parts)
+      p = readPart(p, end, part);
+    if (p != end) throw SnapshotFormatError("keyed operator snapshot has trailing bytes");
+    for (int i = 1; i < 3; ++i) {
+      decodeTimers<K, N>(kg, heap_->maxParallelism(), parts[i].data(),
+                         parts[i].data() + parts[i].size());
+    }
+    heap_->restoreKeyGroup(kg, parts[0]);
+    event_timers_->restoreGroup(kg, parts[1].data(), parts[1].data() + parts[1].size());
+    processing_timers_->restoreGroup(kg, parts[2].data(), parts[2].data() + parts[2].size());
+  }
+
  private:
+  static constexpr char kSnapshotMagic[4] = {'W', 'K', 'O', 'S'};
+  static constexpr std::uint8_t kSnapshotVersion = 1;
+
+  void requireHeap() const {
+    if (heap_ == nullptr) {
+      throw std::logic_error("RocksDB key groups are snapshotted by the engine");
+    }
+  }
+  static void appendPart(std::string& out, const std::string& part) {
+    appendSerde(out, static_cast<std::uint64_t>(part.size()));
+    out += part;
+  }
+  static const std::uint8_t* readPart(const std::uint8_t* p, const std::uint8_t* end,
+                                      std::span<const std::uint8_t>& part) {
+    std::uint64_t len = 0;
+    p = readSnapshot(p, end, len, "part length");
+    if (len > static_cast<std::uint64_t>(end - p)) {
+      throw SnapshotFormatError("keyed operator snapshot is truncated");
+    }
+    part = std::span<const std::uint8_t>(p, static_cast<std::size_t>(len));
+    return p + len;
+  }
+
   void openRocksDb(const RuntimeContext& ctx, TaskEnvironment* env, KeyGroupRange range) {
     if constexpr (Serializable<K> && Serializable<N>) {
       KvStore* store = nullptr;
@@ -145,10 +235,14 @@ concept OnTimerMethod = requires(F& f, std::int64_t t, KeyedContext<K>& ctx, Col
 // KeyedStream::process: the user function sees each record with its key current, keyed state,
 // timers and side outputs; onTimer runs when its timers fire.
 template <class T, class K, class Out, class KeyF, class F>
-class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
+class KeyedProcessOperator final : public OneInputOperator<T, Out, F>, public KeyGroupSnapshotter {
  public:
   KeyedProcessOperator(KeyF key, F fn)
       : OneInputOperator<T, Out, F>(std::move(fn)), key_(std::move(key)) {}
+  std::string snapshotKeyGroup(int kg) override { return runtime_.snapshotKeyGroup(kg); }
+  void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) override {
+    runtime_.restoreKeyGroup(kg, bytes);
+  }
 
   void open(const RuntimeContext& ctx) override {
     guarded(this->name, [&] {
@@ -214,10 +308,14 @@ class KeyedProcessOperator final : public OneInputOperator<T, Out, F> {
 // Running reduce per key (Flink's KeyedStream#reduce): emits the updated aggregate for every
 // record. The aggregate is reducing state on the job's state backend.
 template <class T, class K, class KeyF, class F>
-class KeyedReduceOperator final : public OneInputOperator<T, T, F> {
+class KeyedReduceOperator final : public OneInputOperator<T, T, F>, public KeyGroupSnapshotter {
  public:
   KeyedReduceOperator(KeyF key, F fn)
       : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
+  std::string snapshotKeyGroup(int kg) override { return runtime_.snapshotKeyGroup(kg); }
+  void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) override {
+    runtime_.restoreKeyGroup(kg, bytes);
+  }
 
   void open(const RuntimeContext& ctx) override {
     guarded(this->name, [&] {

@@ -210,6 +210,14 @@ class RocksKeyedBackend final : public RocksBackendBase {
   }
   const K& currentKey() const { return *current_key_; }
 
+  void beforeRestore() override {
+    saved_kg_ = current_kg_;
+    saved_key_ = current_key_;
+  }
+  void afterRestore() override {
+    if (saved_key_ != nullptr) setCurrentKey(*saved_key_, saved_kg_);
+  }
+
   const std::uint8_t* setCurrentKeyFromBytes(int kg, const std::uint8_t* p,
                                              const std::uint8_t* end) override {
     const std::uint8_t* after = Serde<K>::read(p, end, decoded_key_);
@@ -234,6 +242,8 @@ class RocksKeyedBackend final : public RocksBackendBase {
  private:
   const K* current_key_ = nullptr;
   K decoded_key_{};  // the current key when it came from bytes (timers)
+  int saved_kg_ = 0;
+  const K* saved_key_ = nullptr;
 };
 
 // What every RocksDB state has: its column, row key building and TTL policy.

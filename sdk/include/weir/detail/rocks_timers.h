@@ -308,6 +308,17 @@ class HeapBytesTimerQueue final : public TimerQueue<N> {
 
   std::size_t size() const override { return size_; }
 
+  void snapshotGroup(int kg, std::string& out) override {
+    snapshotTimers<K, N>([&](auto&& f) { forEachInGroup(kg, f); }, out);
+  }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    if (!backend_.range().contains(kg)) {
+      throw std::out_of_range("key group " + std::to_string(kg) +
+                              " is outside this backend's range");
+    }
+    addTimers(backend_, *this, kg, decodeTimers<K, N>(kg, backend_.maxParallelism(), p, end));
+  }
+
   // Timers of key group `kg` in time order: f(time, key, ns).
   template <class F>
   void forEachInGroup(int kg, F&& f) const {

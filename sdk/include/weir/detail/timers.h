@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -32,7 +34,93 @@ class TimerQueue {
   virtual void fireUntil(std::int64_t limit,
                          const std::function<void(std::int64_t, const N&)>& fire) = 0;
   virtual std::size_t size() const = 0;
+
+  // The timers of key group `kg` as self-delimiting bytes (heap queues; see snapshotTimers).
+  virtual void snapshotGroup(int kg, std::string& out) {
+    (void)kg;
+    (void)out;
+    throw std::logic_error("this timer queue cannot be snapshotted per key group");
+  }
+  // Adds the timers of key group `kg` in [p, end). The bytes are checked before any timer is
+  // added; bad bytes throw SnapshotFormatError. Moves the backend's current key.
+  virtual void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) {
+    (void)kg;
+    (void)p;
+    (void)end;
+    throw std::logic_error("this timer queue cannot be restored per key group");
+  }
 };
+
+// Timer bytes of one key group: u64 count, then per timer i64 time, Serde key, Serde namespace.
+// for_each(f) calls f(time, key, ns) for every timer.
+template <class K, class N, class ForEach>
+void snapshotTimers(ForEach&& for_each, std::string& out) {
+  if constexpr (Serializable<K> && Serializable<N>) {
+    std::uint64_t n = 0;
+    for_each([&](std::int64_t, const K&, const N&) { ++n; });
+    appendSerde(out, n);
+    for_each([&](std::int64_t time, const K& key, const N& ns) {
+      appendSerde(out, time);
+      appendSerde(out, key);
+      appendSerde(out, ns);
+    });
+  } else {
+    (void)for_each;
+    (void)out;
+    throw std::logic_error(
+        "timers cannot be snapshotted: the key or namespace type has no weir::Serde");
+  }
+}
+
+template <class K, class N>
+struct DecodedTimer {
+  std::int64_t time;
+  K key;
+  N ns;
+};
+
+// Decodes timer bytes of key group `kg` (checking every key belongs to it).
+template <class K, class N>
+std::vector<DecodedTimer<K, N>> decodeTimers(int kg, int max_parallelism, const std::uint8_t* p,
+                                             const std::uint8_t* end) {
+  if constexpr (Serializable<K> && Serializable<N>) {
+    std::vector<DecodedTimer<K, N>> timers;
+    std::uint64_t n = 0;
+    p = readSnapshot(p, end, n, "timer count");
+    for (std::uint64_t i = 0; i < n; ++i) {
+      DecodedTimer<K, N> t{0, K{}, N{}};
+      p = readSnapshot(p, end, t.time, "timer time");
+      p = readSnapshot(p, end, t.key, "timer key");
+      p = readSnapshot(p, end, t.ns, "timer namespace");
+      if (weir::keyGroupOf(t.key, max_parallelism) != kg) {
+        throw SnapshotFormatError("a timer key in the snapshot does not belong to key group " +
+                                  std::to_string(kg));
+      }
+      timers.push_back(std::move(t));
+    }
+    if (p != end) throw SnapshotFormatError("timer snapshot is corrupt: trailing bytes");
+    return timers;
+  } else {
+    (void)kg;
+    (void)max_parallelism;
+    (void)p;
+    (void)end;
+    throw std::logic_error(
+        "timers cannot be restored: the key or namespace type has no weir::Serde");
+  }
+}
+
+// Adds decoded timers to `queue` through `backend` (whose current key is kept).
+template <class Backend, class K, class N>
+void addTimers(Backend& backend, TimerQueue<N>& queue, int kg,
+               const std::vector<DecodedTimer<K, N>>& timers) {
+  backend.beforeRestore();
+  for (const DecodedTimer<K, N>& t : timers) {
+    backend.setCurrentKey(t.key, kg);
+    queue.add(t.time, t.ns);
+  }
+  backend.afterRestore();
+}
 
 template <class K, class N>
 class HeapTimerQueue final : public TimerQueue<N> {
@@ -95,6 +183,17 @@ class HeapTimerQueue final : public TimerQueue<N> {
   }
 
   std::size_t size() const override { return live_; }
+
+  void snapshotGroup(int kg, std::string& out) override {
+    snapshotTimers<K, N>([&](auto&& f) { forEachInGroup(kg, f); }, out);
+  }
+  void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
+    if (!backend_.range().contains(kg)) {
+      throw std::out_of_range("key group " + std::to_string(kg) +
+                              " is outside this backend's range");
+    }
+    addTimers(backend_, *this, kg, decodeTimers<K, N>(kg, backend_.maxParallelism(), p, end));
+  }
 
   // Timers of key group `kg`: f(time, key, ns).
   template <class F>

@@ -275,7 +275,13 @@ class MergingWindowSet {
 
 // What both window operators share: the keyed runtime, contexts, lateness and output.
 template <class T, class K, class Out, class KeyF, class W, class Fn, class Result>
-class WindowOperatorBase : public OneInputOperator<T, Out, Fn> {
+class WindowOperatorBase : public OneInputOperator<T, Out, Fn>, public KeyGroupSnapshotter {
+ public:
+  std::string snapshotKeyGroup(int kg) override { return runtime_.snapshotKeyGroup(kg); }
+  void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) override {
+    runtime_.restoreKeyGroup(kg, bytes);
+  }
+
  protected:
   static constexpr bool kDirect = std::is_same_v<Fn, DirectOutput>;
 
