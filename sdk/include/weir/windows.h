@@ -423,50 +423,50 @@ class EvictorContext {
   std::int64_t processing_time_;
 };
 
+// Runs an evictor's evict(elements) before or after the window function, as configured.
+template <class Derived>
+class BeforeOrAfterEvictor {
+ public:
+  template <class T, class W>
+  void evictBefore(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) {
+    if (!after_) static_cast<Derived&>(*this).evict(elements);
+  }
+  template <class T, class W>
+  void evictAfter(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) {
+    if (after_) static_cast<Derived&>(*this).evict(elements);
+  }
+
+ protected:
+  explicit BeforeOrAfterEvictor(bool after) : after_(after) {}
+
+ private:
+  bool after_;
+};
+
 // Keeps the last `max_count` elements (in arrival order).
-class CountEvictor {
+class CountEvictor : public BeforeOrAfterEvictor<CountEvictor> {
  public:
   static CountEvictor of(std::size_t max_count, bool evict_after = false) {
     return CountEvictor(max_count, evict_after);
   }
-  template <class T, class W>
-  void evictBefore(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) const {
-    if (!after_) evict(elements);
-  }
-  template <class T, class W>
-  void evictAfter(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) const {
-    if (after_) evict(elements);
-  }
-
- private:
-  CountEvictor(std::size_t max_count, bool after) : max_(max_count), after_(after) {}
   template <class T>
   void evict(std::vector<TimestampedValue<T>>& elements) const {
     if (elements.size() <= max_) return;
     elements.erase(elements.begin(),
                    elements.begin() + static_cast<std::ptrdiff_t>(elements.size() - max_));
   }
+
+ private:
+  CountEvictor(std::size_t max_count, bool after) : BeforeOrAfterEvictor(after), max_(max_count) {}
   std::size_t max_;
-  bool after_;
 };
 
 // Keeps the elements whose timestamp is within `keep` of the newest element's.
-class TimeEvictor {
+class TimeEvictor : public BeforeOrAfterEvictor<TimeEvictor> {
  public:
   static TimeEvictor of(std::chrono::milliseconds keep, bool evict_after = false) {
     return TimeEvictor(keep.count(), evict_after);
   }
-  template <class T, class W>
-  void evictBefore(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) const {
-    if (!after_) evict(elements);
-  }
-  template <class T, class W>
-  void evictAfter(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) const {
-    if (after_) evict(elements);
-  }
-
- private:
-  TimeEvictor(std::int64_t keep, bool after) : keep_(keep), after_(after) {}
   template <class T>
   void evict(std::vector<TimestampedValue<T>>& elements) const {
     if (elements.empty()) return;
@@ -476,30 +476,20 @@ class TimeEvictor {
     const std::int64_t cut = newest - keep_;
     std::erase_if(elements, [&](const TimestampedValue<T>& e) { return e.timestamp <= cut; });
   }
+
+ private:
+  TimeEvictor(std::int64_t keep, bool after) : BeforeOrAfterEvictor(after), keep_(keep) {}
   std::int64_t keep_;
-  bool after_;
 };
 
 // Keeps the elements whose delta(element, newest element) is below `threshold`;
 // delta: double f(const T& a, const T& b).
 template <class F>
-class DeltaEvictor {
+class DeltaEvictor : public BeforeOrAfterEvictor<DeltaEvictor<F>> {
  public:
   static DeltaEvictor of(double threshold, F delta, bool evict_after = false) {
     return DeltaEvictor(threshold, std::move(delta), evict_after);
   }
-  template <class T, class W>
-  void evictBefore(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) {
-    if (!after_) evict(elements);
-  }
-  template <class T, class W>
-  void evictAfter(std::vector<TimestampedValue<T>>& elements, const W&, EvictorContext&) {
-    if (after_) evict(elements);
-  }
-
- private:
-  DeltaEvictor(double threshold, F delta, bool after)
-      : threshold_(threshold), delta_(std::move(delta)), after_(after) {}
   template <class T>
   void evict(std::vector<TimestampedValue<T>>& elements) {
     if (elements.empty()) return;
@@ -508,9 +498,14 @@ class DeltaEvictor {
       return delta_(e.value, last) >= threshold_;
     });
   }
+
+ private:
+  DeltaEvictor(double threshold, F delta, bool after)
+      : BeforeOrAfterEvictor<DeltaEvictor<F>>(after),
+        threshold_(threshold),
+        delta_(std::move(delta)) {}
   double threshold_;
   F delta_;
-  bool after_;
 };
 
 struct NoEvictor {};
@@ -593,12 +588,14 @@ struct SlidingProcessingTimeWindows : SlidingEventTimeWindows {
 };
 
 // Merges overlapping windows (touching ones too) into the covering windows: calls
-// merge(result, windows merged into it) for every result made of more than one window.
+// merge(result, windows merged into it) for every result made of more than one window. Sorts
+// `windows` in place; `group` is scratch space (both reused by the caller, so merging allocates
+// nothing once warm).
 template <class F>
-void mergeTimeWindows(std::vector<TimeWindow> windows, F&& merge) {
+void mergeTimeWindows(std::vector<TimeWindow>& windows, std::vector<TimeWindow>& group, F&& merge) {
   std::sort(windows.begin(), windows.end(),
             [](const TimeWindow& a, const TimeWindow& b) { return a.start < b.start; });
-  std::vector<TimeWindow> group;
+  group.clear();
   TimeWindow cover{};
   auto flush = [&] {
     if (group.size() > 1) merge(cover, group);
@@ -607,12 +604,11 @@ void mergeTimeWindows(std::vector<TimeWindow> windows, F&& merge) {
   for (const TimeWindow& w : windows) {
     if (!group.empty() && cover.intersects(w)) {
       cover = cover.cover(w);
-      group.push_back(w);
     } else {
       flush();
       cover = w;
-      group.push_back(w);
     }
+    group.push_back(w);
   }
   flush();
 }
@@ -634,8 +630,9 @@ struct SessionWindows {
     f(TimeWindow{ts, ts + gap});
   }
   template <class F>
-  void mergeWindows(const std::vector<TimeWindow>& windows, F&& merge) const {
-    mergeTimeWindows(windows, merge);
+  void mergeWindows(std::vector<TimeWindow>& windows, std::vector<TimeWindow>& group,
+                    F&& merge) const {
+    mergeTimeWindows(windows, group, merge);
   }
 
   std::int64_t gap = 0;
@@ -663,8 +660,9 @@ struct DynamicSessionWindows {
     f(TimeWindow{ts, ts + g});
   }
   template <class F>
-  void mergeWindows(const std::vector<TimeWindow>& windows, F&& merge) const {
-    mergeTimeWindows(windows, merge);
+  void mergeWindows(std::vector<TimeWindow>& windows, std::vector<TimeWindow>& group,
+                    F&& merge) const {
+    mergeTimeWindows(windows, group, merge);
   }
 
   G gap;

@@ -42,9 +42,24 @@ inline std::int64_t saturatingAdd(std::int64_t a, std::int64_t b) {
 // clear(), merge(target, sources), fold(from, into, first), result(acc) -> const Result&, and
 // fromValues(elements) -> const Result& for evicting windows.
 
+// What every contents kind does with its state: namespace, add, clear, merge.
+template <class T, class W, class State>
+class StateContents {
+ public:
+  void setNamespace(const W& w) { state_->setNamespace(w); }
+  void add(const T& v) { state_->add(v); }
+  void clear() { state_->clear(); }
+  void merge(const W& target, const std::vector<W>& sources) {
+    state_->mergeNamespaces(target, sources);
+  }
+
+ protected:
+  State* state_ = nullptr;
+};
+
 // reduce(f): the state is the running reduction.
 template <class T, class W, class F>
-class ReduceContents {
+class ReduceContents : public StateContents<T, W, InternalReducingState<W, T>> {
  public:
   using Acc = T;
   using Result = T;
@@ -52,15 +67,10 @@ class ReduceContents {
 
   explicit ReduceContents(F fn) : fn_(std::move(fn)) {}
   void open(KeyedBackendBase& backend) {
-    state_ = &createState<W>(backend, ReducingStateDescriptor<T, F>(kWindowContentsState, fn_));
+    this->state_ =
+        &createState<W>(backend, ReducingStateDescriptor<T, F>(kWindowContentsState, fn_));
   }
-  void setNamespace(const W& w) { state_->setNamespace(w); }
-  void add(const T& v) { state_->add(v); }
-  const Acc* read() { return state_->get(); }
-  void clear() { state_->clear(); }
-  void merge(const W& target, const std::vector<W>& sources) {
-    state_->mergeNamespaces(target, sources);
-  }
+  const Acc* read() { return this->state_->get(); }
   void fold(const Acc& from, Acc& into, bool first) {
     into = first ? from : callReduce(fn_, into, from);
   }
@@ -75,13 +85,14 @@ class ReduceContents {
 
  private:
   F fn_;
-  InternalReducingState<W, T>* state_ = nullptr;
   T scratch_{};
 };
 
 // aggregate(f): the state is the accumulator.
 template <class T, class W, class F>
-class AggregateContents {
+class AggregateContents
+    : public StateContents<T, W,
+                           InternalAggregatingState<W, T, AccumulatorOf<F>, AggregateResultOf<F>>> {
  public:
   using Acc = AccumulatorOf<F>;
   using Result = AggregateResultOf<F>;
@@ -89,15 +100,10 @@ class AggregateContents {
 
   explicit AggregateContents(F fn) : fn_(std::move(fn)) {}
   void open(KeyedBackendBase& backend) {
-    state_ = &createState<W>(backend, AggregatingStateDescriptor<T, F>(kWindowContentsState, fn_));
+    this->state_ =
+        &createState<W>(backend, AggregatingStateDescriptor<T, F>(kWindowContentsState, fn_));
   }
-  void setNamespace(const W& w) { state_->setNamespace(w); }
-  void add(const T& v) { state_->add(v); }
-  const Acc* read() { return state_->accumulator(); }
-  void clear() { state_->clear(); }
-  void merge(const W& target, const std::vector<W>& sources) {
-    state_->mergeNamespaces(target, sources);
-  }
+  const Acc* read() { return this->state_->accumulator(); }
   void fold(const Acc& from, Acc& into, bool first) {
     if (first) {
       into = from;
@@ -118,30 +124,23 @@ class AggregateContents {
 
  private:
   F fn_;
-  InternalAggregatingState<W, T, Acc, Result>* state_ = nullptr;
   Result result_{};
 };
 
 // process(f): the state is the list of elements.
 template <class T, class W>
-class ListContents {
+class ListContents : public StateContents<T, W, InternalListState<W, T>> {
  public:
   using Acc = std::vector<T>;
   using Result = std::vector<T>;
   static constexpr bool kElementList = true;
 
   void open(KeyedBackendBase& backend) {
-    state_ = &createState<W>(backend, ListStateDescriptor<T>(kWindowContentsState));
+    this->state_ = &createState<W>(backend, ListStateDescriptor<T>(kWindowContentsState));
   }
-  void setNamespace(const W& w) { state_->setNamespace(w); }
-  void add(const T& v) { state_->add(v); }
   const Acc* read() {
-    const Acc& v = state_->get();
+    const Acc& v = this->state_->get();
     return v.empty() ? nullptr : &v;
-  }
-  void clear() { state_->clear(); }
-  void merge(const W& target, const std::vector<W>& sources) {
-    state_->mergeNamespaces(target, sources);
   }
   void fold(const Acc& from, Acc& into, bool first) {
     if (first) {
@@ -159,7 +158,6 @@ class ListContents {
   }
 
  private:
-  InternalListState<W, T>* state_ = nullptr;
   Acc scratch_;
 };
 
@@ -234,7 +232,7 @@ class MergingWindowSet {
     windows_.push_back(w);
     W result = w;
     bool merged_new = false;
-    assigner.mergeWindows(windows_, [&](const W& merge_result, const std::vector<W>& group) {
+    auto merge = [&](const W& merge_result, const std::vector<W>& group) {
       merged_.clear();
       for (const W& g : group) {
         if (g == w) {
@@ -259,7 +257,8 @@ class MergingWindowSet {
       if (!(merged_.size() == 1 && merged_.front() == merge_result)) {
         on_merge(merge_result, merged_, state_window, merged_state_);
       }
-    });
+    };
+    assigner.mergeWindows(windows_, group_, merge);
     if (!merged_new) mapping_.emplace_back(w, w);
     dirty_ = true;
     return result;
@@ -269,6 +268,7 @@ class MergingWindowSet {
   Mapping mapping_;
   bool dirty_ = false;
   std::vector<W> windows_;
+  std::vector<W> group_;
   std::vector<W> merged_;
   std::vector<W> merged_state_;
 };
