@@ -49,3 +49,39 @@ struct CheckpointMetadata {
   6: string stateBackend
   7: list<OperatorState> operators = []
 }
+
+// One vertex's state in one subtask: what a subtask acknowledges for a checkpoint, and what a
+// restored subtask is given (operator state already redistributed, the keyed handles that overlap
+// its key groups).
+struct VertexSubtaskState {
+  1: required string uid
+  2: binary operatorState
+  3: list<KeyedStateHandle> keyed = []
+}
+
+// How one subtask's part of a checkpoint went.
+struct SubtaskCheckpointStats {
+  1: i64 alignmentDurationMs = 0   // first barrier to the last one
+  2: i64 syncDurationMs = 0        // the task's pause for the snapshot
+  3: i64 asyncDurationMs = 0       // writing the files, while records flow
+  4: i64 checkpointedSize = 0      // bytes this checkpoint wrote for the subtask
+  5: i64 stateSize = 0             // bytes of state the subtask's handles reference
+}
+
+// A subtask's part of a checkpoint, sent to the JobManager once its state is durable.
+struct CheckpointAck {
+  1: required string jobId
+  2: required i32 attempt
+  3: required i64 checkpointId
+  4: required i32 chainId
+  5: required i32 subtask
+  6: list<VertexSubtaskState> vertices = []
+  7: SubtaskCheckpointStats stats
+}
+
+// Where a restored subtask's state comes from.
+struct TaskRestore {
+  1: required i64 checkpointId
+  2: required string baseDir       // absolute: the state files' paths are relative to it
+  3: list<VertexSubtaskState> vertices = []
+}

@@ -7,6 +7,7 @@
 // Transport: framed, compact protocol. Every call that can be refused throws WeirError with a
 // one-line message meant for a person.
 
+include "checkpoint.thrift"
 include "jobgraph.thrift"
 
 namespace cpp weir.thrift
@@ -74,12 +75,19 @@ struct TaskStatus {
   7: required i64 idleMs
   8: required i64 backpressuredMs       // waiting for an output buffer or for credit
   9: required list<VertexRecords> vertices
+  10: optional i32 attempt = 0          // of the job's deployment the subtask belongs to
+  11: optional bool endOfData = false   // all its input has ended; waiting for a final checkpoint
 }
 
 struct TaskManagerHeartbeat {
   1: required string taskManagerId
   2: required string jobManagerId
   3: optional list<TaskStatus> tasks    // every subtask the TaskManager hosts
+}
+
+struct SubtaskId {
+  1: required i32 chainId
+  2: required i32 subtask
 }
 
 // One subtask for a TaskManager to run. The TaskManager plans the job from the graph itself (the
@@ -91,6 +99,26 @@ struct TaskDeploymentDescriptor {
   4: required list<string> vertexUids          // the chain's vertices, head first
   5: required list<string> inputAddresses      // per input channel: the producer's data address
   6: required list<list<string>> outputAddresses  // [output][channel]: the consumer's data address
+  7: optional checkpoint.TaskRestore restore    // the state the subtask resumes from
+}
+
+// How a job checkpoints; absent from a JobDeployment when it does not.
+struct JobCheckpointing {
+  1: required string jobDir            // absolute: <state.checkpoints.dir>/<job id>
+  2: optional bool incremental = true  // RocksDB: upload only new SST files
+  3: optional bool unaligned = false
+  4: optional i64 alignedTimeoutMs = 0 // unaligned: start aligned, switch after this long
+}
+
+// One checkpoint or savepoint, as the coordinator triggers it at the sources (and as barriers
+// carry it through the job).
+struct CheckpointTrigger {
+  1: required i64 checkpointId
+  2: required i64 timestampMs
+  3: optional bool savepoint = false
+  4: optional bool stop = false        // stop-with-savepoint: sources stop after the barrier
+  5: optional bool drain = false       // stop-with-savepoint --drain: end event time first
+  6: required string targetDir         // absolute: where this checkpoint's own files go
 }
 
 // Everything a TaskManager needs to run its share of a job.
@@ -100,6 +128,8 @@ struct JobDeployment {
   3: required string pluginHash                 // SHA-256 of the plugin file, hex
   4: required i64 pluginSize
   5: required list<TaskDeploymentDescriptor> tasks
+  6: optional i32 attempt = 0          // restarts so far; names the deployment's channels
+  7: optional JobCheckpointing checkpointing
 }
 
 struct HeartbeatResponse {
@@ -115,6 +145,13 @@ service JobManagerService {
   // State changes of subtasks (metrics included), sent as they happen.
   void updateTaskStatus(1: string taskManagerId, 2: list<TaskStatus> statuses)
       throws (1: WeirError error)
+  // A subtask's state for a checkpoint is durable.
+  void acknowledgeCheckpoint(1: string taskManagerId, 2: checkpoint.CheckpointAck ack)
+      throws (1: WeirError error)
+  // A subtask could not take its part of a checkpoint: the checkpoint fails.
+  void declineCheckpoint(1: string taskManagerId, 2: string jobId, 3: i32 attempt,
+                         4: i64 checkpointId, 5: i32 chainId, 6: i32 subtask, 7: string reason)
+      throws (1: WeirError error)
   // Part of a stored plugin (length at most 8 MiB; shorter at the end).
   binary fetchBlob(1: string sha256, 2: i64 offset, 3: i32 length) throws (1: WeirError error)
 }
@@ -128,6 +165,15 @@ service TaskManagerService {
   void deployTasks(1: string jobManagerId, 2: JobDeployment deployment) throws (1: WeirError error)
   // Cancels every subtask of the job here (no error when none runs).
   void cancelJob(1: string jobManagerId, 2: string jobId) throws (1: WeirError error)
+  // Starts a checkpoint at the listed subtasks of the job's deployment `attempt` that run here:
+  // its sources, and subtasks whose input has ended (they get no barrier).
+  void triggerCheckpoint(1: string jobManagerId, 2: string jobId, 3: i32 attempt,
+                         4: CheckpointTrigger trigger, 5: list<SubtaskId> subtasks)
+      throws (1: WeirError error)
+  void notifyCheckpointComplete(1: string jobManagerId, 2: string jobId, 3: i32 attempt,
+                                4: i64 checkpointId) throws (1: WeirError error)
+  void notifyCheckpointAborted(1: string jobManagerId, 2: string jobId, 3: i32 attempt,
+                               4: i64 checkpointId) throws (1: WeirError error)
 }
 
 // ---- Admin ----
@@ -162,6 +208,7 @@ enum JobState {
   FINISHED = 4,
   CANCELED = 5,
   FAILED = 6,
+  RESTARTING = 7,   // a subtask failed: cancelling, then waiting out the restart delay
 }
 
 struct JobSubmission {
@@ -169,6 +216,29 @@ struct JobSubmission {
   2: required string pluginHash                 // of an upload finished with finishUpload
   3: required string pluginName
   4: required string pluginVersion
+  5: optional string fromSavepoint              // savepoint (or checkpoint) directory to resume
+  6: optional bool allowNonRestoredState = false  // state of operators the job lacks is dropped
+}
+
+enum CheckpointStatus {
+  IN_PROGRESS = 1,
+  COMPLETED = 2,
+  FAILED = 3,
+}
+
+struct CheckpointInfo {
+  1: required i64 id
+  2: required CheckpointStatus status
+  3: required bool savepoint
+  4: required i64 triggeredAtMs                 // unix time
+  5: required i64 durationMs                    // so far, or until it ended
+  6: required i32 acknowledged                  // subtasks
+  7: required i32 total
+  8: required i64 checkpointedSize              // bytes written by this checkpoint
+  9: required i64 stateSize                     // bytes of state it references
+  10: optional string path                      // its directory, once completed
+  11: optional string failure
+  12: optional bool restoredFrom = false        // the job's current attempt resumed from it
 }
 
 struct JobSummary {
@@ -183,6 +253,8 @@ struct JobSummary {
   9: required i32 tasksFinished
   10: optional string failure
   11: required string plugin                    // "name version (sha256 prefix)"
+  12: optional i32 restarts = 0
+  13: optional i64 lastCheckpointId = 0         // newest completed (0: none)
 }
 
 struct SubtaskInfo {
@@ -228,4 +300,13 @@ service AdminService {
   list<JobSummary> listJobs() throws (1: WeirError error)
   JobDetails jobDetails(1: string jobId) throws (1: WeirError error)
   void cancelJob(1: string jobId) throws (1: WeirError error)
+
+  // Takes a savepoint into `targetDir` (empty: state.savepoints.dir) and returns its directory
+  // once complete.
+  string triggerSavepoint(1: string jobId, 2: string targetDir) throws (1: WeirError error)
+  // Takes a savepoint, then finishes the job; `drain` ends event time first (every timer fires).
+  string stopWithSavepoint(1: string jobId, 2: string targetDir, 3: bool drain)
+      throws (1: WeirError error)
+  // The job's checkpoints and savepoints, newest first: those in progress, completed, failed.
+  list<CheckpointInfo> listCheckpoints(1: string jobId) throws (1: WeirError error)
 }

@@ -30,6 +30,16 @@ class ControlHandler final : public thrift::JobManagerServiceIf {
                         const std::vector<thrift::TaskStatus>& statuses) override {
     jm_.updateTaskStatus(task_manager_id, statuses);
   }
+  void acknowledgeCheckpoint(const std::string& task_manager_id,
+                             const thrift::CheckpointAck& ack) override {
+    jm_.acknowledgeCheckpoint(task_manager_id, ack);
+  }
+  void declineCheckpoint(const std::string& task_manager_id, const std::string& job_id,
+                         const int32_t attempt, const int64_t checkpoint_id, const int32_t chain_id,
+                         const int32_t subtask, const std::string& reason) override {
+    jm_.declineCheckpoint(task_manager_id, job_id, attempt, checkpoint_id, chain_id, subtask,
+                          reason);
+  }
   void fetchBlob(std::string& out, const std::string& sha256, const int64_t offset,
                  const int32_t length) override {
     auto r = jm_.fetchBlob(sha256, offset, length);
@@ -78,6 +88,18 @@ class AdminHandler final : public thrift::AdminServiceIf {
     out = unwrap(jm_.jobDetails(job_id));
   }
   void cancelJob(const std::string& job_id) override { check(jm_.cancelJob(job_id)); }
+  void triggerSavepoint(std::string& out, const std::string& job_id,
+                        const std::string& target_dir) override {
+    out = unwrap(jm_.triggerSavepoint(job_id, target_dir, false, false));
+  }
+  void stopWithSavepoint(std::string& out, const std::string& job_id,
+                         const std::string& target_dir, const bool drain) override {
+    out = unwrap(jm_.triggerSavepoint(job_id, target_dir, true, drain));
+  }
+  void listCheckpoints(std::vector<thrift::CheckpointInfo>& out,
+                       const std::string& job_id) override {
+    out = unwrap(jm_.listCheckpoints(job_id));
+  }
 
  private:
   JobManager& jm_;

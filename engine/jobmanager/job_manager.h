@@ -65,6 +65,10 @@ class JobManager {
                         const std::vector<thrift::TaskStatus>& statuses);
   Result<std::string> fetchBlob(const std::string& sha256, std::int64_t offset,
                                 std::int32_t length) const;
+  void acknowledgeCheckpoint(const std::string& task_manager_id, const thrift::CheckpointAck& ack);
+  void declineCheckpoint(const std::string& task_manager_id, const std::string& job_id,
+                         int attempt, std::int64_t checkpoint_id, int chain_id, int subtask,
+                         const std::string& reason);
 
   // Admin service.
   thrift::ClusterInfo clusterInfo() const;
@@ -74,6 +78,11 @@ class JobManager {
   std::vector<thrift::JobSummary> listJobs() const;
   Result<thrift::JobDetails> jobDetails(const std::string& job_id) const;
   Status cancelJob(const std::string& job_id);
+  // Takes a savepoint into `target_dir` (empty: state.savepoints.dir); with `stop`, the job then
+  // finishes (`drain`: event time ends first). Returns the savepoint's directory once complete.
+  Result<std::string> triggerSavepoint(const std::string& job_id, const std::string& target_dir,
+                                       bool stop, bool drain);
+  Result<std::vector<thrift::CheckpointInfo>> listCheckpoints(const std::string& job_id) const;
   // Waits until the job has ended (or `timeout` passed) and returns its summary.
   Result<thrift::JobSummary> awaitJob(const std::string& job_id, std::chrono::milliseconds timeout);
 

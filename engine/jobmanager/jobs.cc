@@ -444,3 +444,21 @@ Result<thrift::JobDetails> JobManager::jobDetails(const std::string& job_id) con
 }
 
 }  // namespace weir::engine
+
+namespace weir::engine {
+
+void JobManager::acknowledgeCheckpoint(const std::string&, const thrift::CheckpointAck&) {}
+
+void JobManager::declineCheckpoint(const std::string&, const std::string&, int, std::int64_t, int,
+                                   int, const std::string&) {}
+
+Result<std::string> JobManager::triggerSavepoint(const std::string&, const std::string&, bool,
+                                                 bool) {
+  return Status::failed("savepoints are not wired in yet");
+}
+
+Result<std::vector<thrift::CheckpointInfo>> JobManager::listCheckpoints(const std::string&) const {
+  return Status::failed("checkpoints are not wired in yet");
+}
+
+}  // namespace weir::engine

@@ -37,6 +37,22 @@ class ControlHandler final : public thrift::TaskManagerServiceIf {
     Status s = tm_.cancelJob(job_manager_id, job_id);
     if (!s.isOk()) throw toWeirError(s);
   }
+  void triggerCheckpoint(const std::string& job_manager_id, const std::string& job_id,
+                         const int32_t attempt, const thrift::CheckpointTrigger& trigger,
+                         const std::vector<thrift::SubtaskId>& subtasks) override {
+    Status s = tm_.triggerCheckpoint(job_manager_id, job_id, attempt, trigger, subtasks);
+    if (!s.isOk()) throw toWeirError(s);
+  }
+  void notifyCheckpointComplete(const std::string& job_manager_id, const std::string& job_id,
+                                const int32_t attempt, const int64_t checkpoint_id) override {
+    Status s = tm_.notifyCheckpoint(job_manager_id, job_id, attempt, checkpoint_id, true);
+    if (!s.isOk()) throw toWeirError(s);
+  }
+  void notifyCheckpointAborted(const std::string& job_manager_id, const std::string& job_id,
+                               const int32_t attempt, const int64_t checkpoint_id) override {
+    Status s = tm_.notifyCheckpoint(job_manager_id, job_id, attempt, checkpoint_id, false);
+    if (!s.isOk()) throw toWeirError(s);
+  }
 
  private:
   TaskManager& tm_;
@@ -539,6 +555,21 @@ void TaskManager::connectionLoop() {
     }
     wake_.wait_for(lock, interval, [&] { return stopping_; });
   }
+}
+
+}  // namespace weir::engine
+
+namespace weir::engine {
+
+Status TaskManager::triggerCheckpoint(const std::string&, const std::string&, int,
+                                      const thrift::CheckpointTrigger&,
+                                      const std::vector<thrift::SubtaskId>&) {
+  return Status::failed("checkpoints are not wired in yet");
+}
+
+Status TaskManager::notifyCheckpoint(const std::string&, const std::string&, int, std::int64_t,
+                                     bool) {
+  return Status::ok();
 }
 
 }  // namespace weir::engine

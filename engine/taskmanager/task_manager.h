@@ -59,6 +59,12 @@ class TaskManager {
   Status heartbeatFromJobManager(const std::string& job_manager_id);
   Status deployTasks(const std::string& job_manager_id, const thrift::JobDeployment& deployment);
   Status cancelJob(const std::string& job_manager_id, const std::string& job_id);
+  Status triggerCheckpoint(const std::string& job_manager_id, const std::string& job_id,
+                           int attempt, const thrift::CheckpointTrigger& trigger,
+                           const std::vector<thrift::SubtaskId>& subtasks);
+  // Checkpoint `checkpoint_id` of the job's deployment `attempt` completed (or was aborted).
+  Status notifyCheckpoint(const std::string& job_manager_id, const std::string& job_id,
+                          int attempt, std::int64_t checkpoint_id, bool completed);
 
   // Jobs with subtasks here (for tests).
   std::size_t jobCount() const;

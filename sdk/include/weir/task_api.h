@@ -9,7 +9,7 @@
 // "Typed inside, bytes at the edge": inside a chain, records move as C++ objects by direct calls.
 // At the chain's network outputs, the plugin serialises records straight into engine-owned buffers
 // through a WriteCursor per channel; at its network input, the engine hands it whole data buffers.
-// Control elements (watermarks, watermark status, end of input, and later barriers) travel as
+// Control elements (watermarks, watermark status, end of input, checkpoint barriers) travel as
 // separate event buffers that only the engine interprets; the engine combines the watermarks of a
 // task's input channels and hands the chain the result (processWatermark).
 //
@@ -42,7 +42,7 @@ namespace weir {
 
 // Version of the binary contract between engine and plugins. Bumped whenever any type in this
 // header or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
-inline constexpr std::uint32_t kSdkAbiVersion = 2;
+inline constexpr std::uint32_t kSdkAbiVersion = 3;
 
 // Record frame header: the length word, and the timestamp when present.
 inline constexpr std::size_t kFrameHeaderSize = 4;
@@ -104,6 +104,59 @@ struct ChainSpec {
   std::int64_t auto_watermark_interval_ms = 200;  // periodic watermark emission; 0 disables it
   StateBackendKind state_backend = StateBackendKind::kHeap;
   bool timers_in_kv_store = false;  // RocksDB backend: timers live in the store, not on the heap
+  // The job takes checkpoints: output that must not be seen twice (two-phase-commit sinks) is only
+  // committed once a checkpoint covering it completed. Without checkpoints such sinks commit when
+  // their input ends.
+  bool checkpointing = false;
+};
+
+// ---- Checkpoints ----
+//
+// The engine aligns a task's checkpoint barriers itself and calls the chain between records:
+// snapshotState() once per checkpoint (the synchronous part: it must be quick, and returns bytes
+// the engine then writes out while records flow again), notifyCheckpointComplete() once the whole
+// checkpoint is durable, notifyCheckpointAborted() when it was given up. restoreState() hands a
+// new chain the state of the checkpoint the job resumes from, before open().
+//
+// Keyed state on the heap backend travels as bytes per key group (the chain's own format, opaque to
+// the engine); keyed state in RocksDB stays in the stores the engine opened (openKvStore) and is
+// checkpointed and restored by the engine.
+
+struct CheckpointOptions {
+  std::int64_t checkpoint_id = 0;
+  std::int64_t timestamp_ms = 0;  // when the coordinator triggered it (Unix ms)
+  bool savepoint = false;
+  // A stop-with-savepoint: no record follows this snapshot in this attempt of the job.
+  bool stop = false;
+};
+
+// What one vertex of a chain holds at a checkpoint.
+struct VertexSnapshot {
+  int vertex_id = 0;
+  // The vertex's operator (non-keyed) state, encoded; empty when it has none.
+  std::string operator_state;
+  // Heap keyed state: one entry per key group of the subtask's range, from key_group_start on.
+  // Empty for a vertex without keyed state, or whose keyed state lives in a RocksDB store.
+  int key_group_start = 0;
+  std::vector<std::string> key_groups;
+};
+
+struct ChainSnapshot {
+  std::vector<VertexSnapshot> vertices;  // one per vertex of the chain, in chain order
+};
+
+// The state one vertex of a new chain resumes from (possibly taken at another parallelism: the
+// engine has already redistributed operator state and picked the key groups of this subtask).
+struct VertexRestore {
+  int vertex_id = 0;
+  std::string operator_state;  // encoded, as in VertexSnapshot; empty: none
+  int key_group_start = 0;     // the subtask's range
+  std::vector<std::string> key_groups;  // heap keyed state per key group; empty: none
+};
+
+struct ChainRestore {
+  std::int64_t checkpoint_id = 0;
+  std::vector<VertexRestore> vertices;  // vertices without state may be absent
 };
 
 // Records counted per vertex and subtask. Written by the task thread (relaxed, once per batch),
@@ -171,6 +224,16 @@ class ChainInstance {
   virtual std::int64_t nextProcessingTime() const noexcept = 0;
   // Every input has ended (or the source has): operators emit what they still hold.
   virtual Status endInput() noexcept = 0;
+  // Restores checkpointed state; called at most once, before open().
+  virtual Status restoreState(const ChainRestore& restore) noexcept = 0;
+  // The synchronous part of checkpoint `options.checkpoint_id`: every operator prepares (a
+  // two-phase-commit sink pre-commits) and the chain fills `out`. Called between records, after
+  // the chain's output for everything before the barrier was written to the output gates.
+  virtual Status snapshotState(const CheckpointOptions& options, ChainSnapshot& out) noexcept = 0;
+  // Checkpoint `checkpoint_id` is complete (durable for the whole job); a sink commits what it
+  // pre-committed for it and earlier checkpoints.
+  virtual Status notifyCheckpointComplete(std::int64_t checkpoint_id) noexcept = 0;
+  virtual Status notifyCheckpointAborted(std::int64_t checkpoint_id) noexcept = 0;
   // Closes every operator, head first. Called exactly once, also after a failure.
   virtual Status close() noexcept = 0;
   // Counters of one vertex of this chain, or null for a vertex not in it.

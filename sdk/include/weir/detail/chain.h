@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <memory>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "weir/detail/builder_state.h"
+#include "weir/detail/keyed_operators.h"
 #include "weir/detail/operator_state.h"
 #include "weir/task_api.h"
 
@@ -38,7 +41,85 @@ class ChainRuntime final : public ChainInstance {
       for (std::size_t i = ops_.size(); i-- > 0;) {
         ops_[i]->open(contexts_[i]);
         opened_ = ops_.size() - i;
+        restoreKeyGroups(i);
       }
+      restored_key_groups_.clear();
+      restore_ = ChainRestore{};
+    });
+  }
+
+  Status restoreState(const ChainRestore& restore) noexcept override {
+    if (opened_ != 0) return Status::internal("restoreState after open");
+    return boundary("restoring state", [&] {
+      restore_ = restore;  // kept until open() has applied its key groups
+      restored_key_groups_.assign(ops_.size(), nullptr);
+      for (const VertexRestore& v : restore_.vertices) {
+        const std::size_t i = indexOf(v.vertex_id);
+        if (!v.operator_state.empty()) {
+          try {
+            operator_states_[i]->restore(decodeOperatorState(v.operator_state));
+          } catch (const std::exception& e) {
+            throw std::runtime_error("operator '" + ops_[i]->name +
+                                     "': cannot restore its operator state: " + e.what());
+          }
+        }
+        if (!v.key_groups.empty()) {
+          if (dynamic_cast<KeyGroupSnapshotter*>(ops_[i].get()) == nullptr) {
+            throw std::runtime_error("operator '" + ops_[i]->name +
+                                     "' has no keyed state, but the checkpoint has keyed state "
+                                     "for it");
+          }
+          const KeyGroupRange range = keyGroupRange(i);
+          if (v.key_group_start != range.start ||
+              static_cast<int>(v.key_groups.size()) != range.size()) {
+            throw std::runtime_error("operator '" + ops_[i]->name +
+                                     "': restored key groups do not match the subtask's range");
+          }
+          restored_key_groups_[i] = &v;
+        }
+      }
+    });
+  }
+
+  Status snapshotState(const CheckpointOptions& options, ChainSnapshot& out) noexcept override {
+    return boundary("checkpoint", [&] {
+      out.vertices.resize(ops_.size());
+      for (std::size_t i = 0; i < ops_.size(); ++i) {
+        OperatorInstance& op = *ops_[i];
+        guarded(op.name, [&] { op.snapshotState(options); });
+        VertexSnapshot& v = out.vertices[i];
+        v.vertex_id = vertex_ids_[i];
+        v.operator_state.clear();
+        if (!operator_states_[i]->states().empty()) {
+          v.operator_state = encodeOperatorState(operator_states_[i]->snapshot());
+        }
+        v.key_groups.clear();
+        auto* keyed = dynamic_cast<KeyGroupSnapshotter*>(&op);
+        if (keyed == nullptr || contexts_[i].internals().state_backend != StateBackendKind::kHeap) {
+          continue;
+        }
+        const KeyGroupRange range = keyGroupRange(i);
+        v.key_group_start = range.start;
+        v.key_groups.reserve(static_cast<std::size_t>(range.size()));
+        guarded(op.name, [&] {
+          for (int kg = range.start; kg <= range.end; ++kg)
+            v.key_groups.push_back(keyed->snapshotKeyGroup(kg));
+        });
+      }
+    });
+  }
+
+  Status notifyCheckpointComplete(std::int64_t checkpoint_id) noexcept override {
+    return boundary("checkpoint complete", [&] {
+      for (auto& op : ops_)
+        guarded(op->name, [&] { op->notifyCheckpointComplete(checkpoint_id); });
+    });
+  }
+
+  Status notifyCheckpointAborted(std::int64_t checkpoint_id) noexcept override {
+    return boundary("checkpoint aborted", [&] {
+      for (auto& op : ops_)
+        guarded(op->name, [&] { op->notifyCheckpointAborted(checkpoint_id); });
     });
   }
 
@@ -118,6 +199,34 @@ class ChainRuntime final : public ChainInstance {
  private:
   friend class Program;
 
+  std::size_t indexOf(int vertex_id) const {
+    for (std::size_t i = 0; i < vertex_ids_.size(); ++i) {
+      if (vertex_ids_[i] == vertex_id) return i;
+    }
+    throw std::runtime_error("the checkpoint has state for vertex " + std::to_string(vertex_id) +
+                             ", which is not part of this chain");
+  }
+  KeyGroupRange keyGroupRange(std::size_t i) const {
+    const RuntimeContext& ctx = contexts_[i];
+    return keyGroupRangeForSubtask(ctx.subtaskIndex(), ctx.parallelism(), ctx.maxParallelism());
+  }
+  // After operator i opened: its restored key groups, if any.
+  void restoreKeyGroups(std::size_t i) {
+    if (i >= restored_key_groups_.size() || restored_key_groups_[i] == nullptr) return;
+    const VertexRestore& v = *restored_key_groups_[i];
+    auto* keyed = dynamic_cast<KeyGroupSnapshotter*>(ops_[i].get());
+    guarded(ops_[i]->name, [&] {
+      for (std::size_t k = 0; k < v.key_groups.size(); ++k) {
+        const std::string& bytes = v.key_groups[k];
+        if (bytes.empty()) continue;
+        keyed->restoreKeyGroup(
+            v.key_group_start + static_cast<int>(k),
+            std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                          bytes.size()));
+      }
+    });
+  }
+
   // Declaration order is destruction order reversed: the reader feeds operators, which feed
   // writers; operators (user functions) hold references into their operator state.
   std::vector<std::unique_ptr<OperatorStateStore>> operator_states_;  // parallel to ops_
@@ -127,6 +236,8 @@ class ChainRuntime final : public ChainInstance {
   std::vector<int> vertex_ids_;
   std::vector<RuntimeContext> contexts_;
   SourceOperatorBase* source_ = nullptr;
+  ChainRestore restore_;  // until open() applied its key groups
+  std::vector<const VertexRestore*> restored_key_groups_;  // parallel to ops_; null: none
   std::size_t opened_ = 0;  // how many operators (counted from the tail) were opened
 };
 

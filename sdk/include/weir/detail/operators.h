@@ -75,6 +75,17 @@ class OperatorInstance {
   // Connects a consumer of side output `tag` (wrapped by the edge, which knows its type).
   virtual void addSideOutput(std::unique_ptr<class SideOutputBase> output);
 
+  // Checkpoint hooks, all on the task thread between records. snapshotState runs in the
+  // synchronous part of checkpoint `options.checkpoint_id`, before the chain serialises this
+  // operator's operator state and keyed state: an operator brings them up to date (a
+  // two-phase-commit sink pre-commits its transaction and records it in its operator state).
+  // Output emitted here is flushed before the barrier goes on.
+  virtual void snapshotState(const CheckpointOptions& /*options*/) {}
+  // Checkpoint `checkpoint_id` completed for the whole job (also covers earlier ones whose
+  // notification was lost).
+  virtual void notifyCheckpointComplete(std::int64_t /*checkpoint_id*/) {}
+  virtual void notifyCheckpointAborted(std::int64_t /*checkpoint_id*/) {}
+
   VertexCounters counters;
   std::string name;
 
