@@ -102,12 +102,15 @@ struct TaskDeploymentDescriptor {
   7: optional checkpoint.TaskRestore restore    // the state the subtask resumes from
 }
 
-// How a job checkpoints; absent from a JobDeployment when it does not.
+// How a job's subtasks take part in checkpoints and savepoints.
 struct JobCheckpointing {
-  1: required string jobDir            // absolute: <state.checkpoints.dir>/<job id>
+  1: required string jobDir            // absolute <state.checkpoints.dir>/<job id>; empty: none
   2: optional bool incremental = true  // RocksDB: upload only new SST files
   3: optional bool unaligned = false
   4: optional i64 alignedTimeoutMs = 0 // unaligned: start aligned, switch after this long
+  // Periodic checkpoints are on: a subtask whose input ended waits for a checkpoint covering it
+  // before it finishes, and two-phase-commit sinks commit only on completed checkpoints.
+  5: optional bool periodic = false
 }
 
 // One checkpoint or savepoint, as the coordinator triggers it at the sources (and as barriers

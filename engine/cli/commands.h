@@ -23,6 +23,7 @@ struct JobOptions {
   int parallelism = 1;
   std::vector<std::string> args;
   int buffer_timeout_ms = 10;
+  std::string checkpoint_dir;  // weir local: state.checkpoints.dir
 };
 
 // How to reach a running cluster.
@@ -36,6 +37,8 @@ struct ClusterOptions {
 struct SubmitOptions {
   std::string name;  // overrides the job's name
   bool detached = false;
+  std::string from_savepoint;  // savepoint or retained checkpoint to resume from
+  bool allow_non_restored_state = false;
   int poll_interval_ms = 200;
 };
 
@@ -45,6 +48,11 @@ int runList(const ClusterOptions& options);
 int runStatus(const ClusterOptions& options, const std::string& job_id);
 int runCancel(const ClusterOptions& options, const std::string& job_id);
 int runTaskManagers(const ClusterOptions& options);
+int runSavepoint(const ClusterOptions& options, const std::string& job_id,
+                 const std::string& target_dir);
+int runStop(const ClusterOptions& options, const std::string& job_id,
+            const std::string& target_dir, bool drain);
+int runCheckpoints(const ClusterOptions& options, const std::string& job_id);
 int runInfo(const JobOptions& options);
 
 }  // namespace weir::cli

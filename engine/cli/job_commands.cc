@@ -129,8 +129,15 @@ int runLocal(const JobOptions& options) {
   SignalWatcher::blockSignals();  // before any thread exists, so they all inherit the mask
 
   const auto start = std::chrono::steady_clock::now();
-  auto cluster = engine::MiniCluster::start(
-      slots, {"execution.buffer-timeout=" + std::to_string(options.buffer_timeout_ms) + " ms"});
+  std::vector<std::string> overrides = {"execution.buffer-timeout=" +
+                                        std::to_string(options.buffer_timeout_ms) + " ms"};
+  if (!options.checkpoint_dir.empty()) {
+    std::error_code ec;
+    const auto dir = std::filesystem::absolute(options.checkpoint_dir, ec);
+    if (ec) return fail(Status::invalidArgument("--checkpoint-dir: " + ec.message()), kExitUsage);
+    overrides.push_back("state.checkpoints.dir=" + dir.lexically_normal().string());
+  }
+  auto cluster = engine::MiniCluster::start(slots, overrides);
   if (!cluster.isOk()) return fail(cluster.status(), kExitFailure);
   engine::JobManager& jm = (*cluster)->jobManager();
   auto job = (*cluster)->submit(options.plugin, graph, plugin->name(), plugin->version());
@@ -249,6 +256,15 @@ int runSubmit(const JobOptions& options, const ClusterOptions& cluster,
   submission.pluginHash = *hash;
   submission.pluginName = plugin->name();
   submission.pluginVersion = plugin->version();
+  if (!submit.from_savepoint.empty()) {
+    std::error_code ec;
+    const auto path = std::filesystem::absolute(submit.from_savepoint, ec);
+    submission.__set_fromSavepoint(ec ? submit.from_savepoint : path.lexically_normal().string());
+    submission.__set_allowNonRestoredState(submit.allow_non_restored_state);
+  } else if (submit.allow_non_restored_state) {
+    return fail(Status::invalidArgument("--allow-non-restored-state needs --from-savepoint"),
+                kExitUsage);
+  }
   std::string job_id;
   Status s = admin.call([&](thrift::AdminServiceClient& c) { c.submitJob(job_id, submission); });
   if (!s.isOk()) return fail(explain(admin, s), kExitFailure);

@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
       ->add_option("--buffer-timeout-ms", job.buffer_timeout_ms,
                    "flush partly filled network buffers after this many milliseconds")
       ->check(CLI::Range(0, 60000));
+  local->add_option("--checkpoint-dir", job.checkpoint_dir,
+                    "directory for checkpoints (state.checkpoints.dir); set the interval with "
+                    "--arg execution.checkpointing.interval=...");
 
   CLI::App* info = app.add_subcommand("info", "show a plugin's job graph and chaining");
   addJobOptions(info);
@@ -62,6 +65,10 @@ int main(int argc, char** argv) {
   submit->add_option("--name", submit_options.name, "name of the job (default: the plugin's)");
   submit->add_flag("-d,--detached", submit_options.detached,
                    "return once the job is submitted instead of waiting for its end");
+  submit->add_option("-s,--from-savepoint", submit_options.from_savepoint,
+                     "resume from this savepoint (or retained checkpoint) directory");
+  submit->add_flag("-n,--allow-non-restored-state", submit_options.allow_non_restored_state,
+                   "with --from-savepoint: drop state of operators the job no longer has");
 
   CLI::App* list = app.add_subcommand("list", "list the cluster's jobs");
   addClusterOptions(list, true);
@@ -74,6 +81,26 @@ int main(int argc, char** argv) {
   CLI::App* cancel = app.add_subcommand("cancel", "cancel a job");
   addClusterOptions(cancel, false);
   cancel->add_option("job", job_id, "job id (from weir submit or weir list)")->required();
+
+  std::string target_dir;
+  CLI::App* savepoint = app.add_subcommand("savepoint", "take a savepoint of a running job");
+  addClusterOptions(savepoint, false);
+  savepoint->add_option("job", job_id, "job id (from weir submit or weir list)")->required();
+  savepoint->add_option("dir", target_dir,
+                        "directory to create the savepoint in (default: state.savepoints.dir)");
+
+  bool drain = false;
+  CLI::App* stop = app.add_subcommand("stop", "stop a job with a savepoint");
+  addClusterOptions(stop, false);
+  stop->add_option("job", job_id, "job id (from weir submit or weir list)")->required();
+  stop->add_option("--savepoint,--savepointPath", target_dir,
+                   "directory to create the savepoint in (default: state.savepoints.dir)");
+  stop->add_flag("--drain", drain, "end event time first, so every window and timer fires");
+
+  CLI::App* checkpoints =
+      app.add_subcommand("checkpoints", "list a job's checkpoints and savepoints");
+  addClusterOptions(checkpoints, true);
+  checkpoints->add_option("job", job_id, "job id (from weir submit or weir list)")->required();
 
   CLI::App* version = app.add_subcommand("version", "print the version");
 
@@ -98,6 +125,9 @@ int main(int argc, char** argv) {
   if (list->parsed()) return weir::cli::runList(cluster);
   if (status->parsed()) return weir::cli::runStatus(cluster, job_id);
   if (cancel->parsed()) return weir::cli::runCancel(cluster, job_id);
+  if (savepoint->parsed()) return weir::cli::runSavepoint(cluster, job_id, target_dir);
+  if (stop->parsed()) return weir::cli::runStop(cluster, job_id, target_dir, drain);
+  if (checkpoints->parsed()) return weir::cli::runCheckpoints(cluster, job_id);
   if (version->parsed()) {
     std::printf("weir %s (SDK ABI %u, SDK headers %s)\n", WEIR_VERSION_STRING, weir::kSdkAbiVersion,
                 WEIR_SDK_HEADER_HASH);

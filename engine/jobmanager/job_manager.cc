@@ -172,6 +172,16 @@ void JobManager::stop() {
   if (scheduler_.joinable()) scheduler_.join();
   if (admin_server_) admin_server_->stop();
   if (rpc_server_) rpc_server_->stop();
+  // Coordinators call back into this JobManager from their threads: stop them while it is whole.
+  std::vector<std::shared_ptr<CheckpointCoordinator>> coordinators;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, job] : jobs_) {
+      if (job.coordinator) coordinators.push_back(std::move(job.coordinator));
+      job.coordinator.reset();
+    }
+  }
+  coordinators.clear();
   if (!default_blob_dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(default_blob_dir_, ec);
@@ -255,7 +265,7 @@ void JobManager::markLostLocked(TaskManagerEntry& tm, const std::string& reason)
           sub.failure = why;
         }
       }
-      failJobLocked(job, why);
+      handleFailureLocked(job, why);
     } else if (job.state == thrift::JobState::CANCELLING) {
       for (auto& [key, sub] : job.subtasks) {
         if (sub.task_manager == tm.info.id) sub.state = thrift::ExecutionState::CANCELED;

@@ -23,6 +23,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -35,7 +36,11 @@
 #include "TaskManagerService.h"
 #include "common/config.h"
 #include "common/rpc.h"
+#include "checkpoint/checkpoint_coordinator.h"
+#include "checkpoint/state_assignment.h"
 #include "jobmanager/blob_store.h"
+#include "jobmanager/job_settings.h"
+#include "jobmanager/restart_strategy.h"
 #include "runtime/execution_plan.h"
 #include "runtime/job_graph.h"
 
@@ -121,13 +126,35 @@ class JobManager {
     std::map<std::pair<int, int>, SubtaskEntry> subtasks;  // (chain, subtask)
     std::map<std::string, int> slots_held;                 // TaskManager id -> slots
     bool probing = false;  // a TaskManager is being checked before the job fails
+    // Fault tolerance.
+    JobSettings settings;
+    std::string state_backend;  // "heap" or "rocksdb"
+    std::shared_ptr<CheckpointCoordinator> coordinator;
+    std::unique_ptr<RestartStrategy> restart;
+    int attempt = 0;              // deployments so far - 1; names the current one
+    bool attempt_started = false;  // the coordinator knows the current attempt runs
+    Clock::time_point restart_at;  // RESTARTING: when the next attempt is scheduled
+    // The savepoint the job was submitted with (used until a checkpoint completes).
+    std::optional<thrift::CheckpointMetadata> savepoint;
+    std::string savepoint_dir;
+    bool allow_non_restored_state = false;
+    // The state the current attempt's subtasks resume from, by (uid, subtask).
+    StateAssignment restore;
+    std::int64_t restore_checkpoint = 0;  // 0: none
+    std::string restore_base;
   };
   struct PendingCall {
-    enum Kind { kDeploy, kCancel, kProbe } kind = kCancel;
+    enum Kind { kDeploy, kCancel, kProbe, kTrigger, kNotify } kind = kCancel;
     std::string task_manager;
     std::string job;
     std::shared_ptr<thrift::JobDeployment> deployment;  // kDeploy
     std::string failure;  // kProbe: the job's failure if the TaskManager turns out alive
+    // kTrigger, kNotify
+    int attempt = 0;
+    std::shared_ptr<thrift::CheckpointTrigger> trigger;
+    std::vector<thrift::SubtaskId> subtasks;
+    std::int64_t checkpoint_id = 0;
+    bool completed = false;
   };
 
   void monitorLoop();
@@ -139,6 +166,16 @@ class JobManager {
   void applyStatusLocked(JobEntry& job, const std::string& task_manager,
                          const thrift::TaskStatus& status);
   void failJobLocked(JobEntry& job, const std::string& reason);
+  // A subtask failed or a TaskManager running one was lost: restart the job from its latest
+  // checkpoint if its restart strategy allows, or fail it.
+  void handleFailureLocked(JobEntry& job, const std::string& reason);
+  // RESTARTING -> CREATED with the next attempt, once its delay passed.
+  void beginAttemptLocked(JobEntry& job);
+  // Chooses the state the next deployment resumes from; false (job failed) when it cannot.
+  bool prepareRestoreLocked(JobEntry& job);
+  Status createCoordinator(JobEntry& job);
+  void runPendingCall(PendingCall& call, const std::shared_ptr<TaskManagerClient>& client,
+                      std::unique_lock<std::mutex>& lock);
   void endJobLocked(JobEntry& job, thrift::JobState::type state);
   void evaluateJobLocked(JobEntry& job);
   thrift::JobSummary summaryLocked(const JobEntry& job) const;

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include <future>
+
+#include "checkpoint/checkpoint_storage.h"
 #include "common/ids.h"
 #include "jobmanager/job_manager.h"
 #include "jobmanager/job_settings.h"
@@ -21,6 +24,35 @@ bool isTerminal(thrift::ExecutionState::type s) {
 bool isTerminal(thrift::JobState::type s) {
   return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
          s == thrift::JobState::FAILED;
+}
+
+std::vector<AssignmentVertex> assignmentVertices(const JobGraph& graph) {
+  std::vector<AssignmentVertex> out;
+  for (const auto& v : graph.vertices) {
+    out.push_back(AssignmentVertex{v.uid, v.name, v.parallelism, v.maxParallelism});
+  }
+  return out;
+}
+
+// The state a job submitted with --from-savepoint resumes from: a savepoint, or a retained
+// checkpoint (whose files are relative to the job directory above it).
+struct ResumeState {
+  thrift::CheckpointMetadata metadata;
+  std::filesystem::path base;
+};
+
+Result<ResumeState> loadResumeState(const std::string& uri) {
+  auto path = parseCheckpointUri(uri);
+  if (!path.isOk()) return path.status();
+  std::filesystem::path dir = *path;
+  if (dir.filename() == kMetadataFileName) dir = dir.parent_path();
+  auto metadata = readMetadataFile(dir);
+  if (!metadata.isOk()) return metadata.status();
+  ResumeState r;
+  r.base = metadata->isSavepoint ? dir : dir.parent_path();
+  if (Status s = verifyStateFiles(r.base, *metadata); !s.isOk()) return s;
+  r.metadata = std::move(*metadata);
+  return r;
 }
 
 }  // namespace
@@ -41,6 +73,34 @@ Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submissio
   if (!s.isOk()) return s;
   s = validateJobGraph(graph);
   if (!s.isOk()) return s.withContext("invalid job graph");
+  if (settings.checkpoint.enabled() && settings.checkpoint.checkpoints_dir.empty()) {
+    return Status::invalidArgument(
+        "execution.checkpointing.interval is set but state.checkpoints.dir is not: checkpoints "
+        "need a directory all hosts share");
+  }
+  const StateSettings state = stateSettingsFromConfig(config_);
+  auto backend = jobStateChoice(job_args, state.backend, state.rocksdb_timers_in_kv_store);
+  if (!backend.isOk()) return backend.status();
+  if (backend->backend == StateBackendKind::kRocksDb && !backend->timers_in_kv_store &&
+      settings.checkpoint.enabled()) {
+    return Status::invalidArgument(
+        "timers of the rocksdb state backend kept on the heap "
+        "(state.backend.rocksdb.timer-service.factory=heap) are not checkpointed: use "
+        "state.backend.rocksdb.timer-service.factory=rocksdb");
+  }
+  std::optional<ResumeState> resume;
+  if (submission.__isset.fromSavepoint && !submission.fromSavepoint.empty()) {
+    auto loaded = loadResumeState(submission.fromSavepoint);
+    if (!loaded.isOk()) {
+      return loaded.status().withContext("cannot resume from " + submission.fromSavepoint);
+    }
+    auto assigned = assignState(loaded->metadata, assignmentVertices(graph),
+                                submission.allowNonRestoredState);
+    if (!assigned.isOk()) {
+      return assigned.status().withContext("cannot resume from " + submission.fromSavepoint);
+    }
+    resume = std::move(*loaded);
+  }
   auto size = blobs_->size(submission.pluginHash);
   if (!size.isOk()) {
     return Status::notFound("plugin " + submission.pluginHash +
@@ -54,6 +114,16 @@ Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submissio
   job.plugin = submission.pluginName + " " + submission.pluginVersion + " (" +
                submission.pluginHash.substr(0, 12) + ")";
   job.plan = planExecution(graph);
+  job.settings = settings;
+  job.state_backend = stateBackendName(backend->backend);
+  job.restart = std::make_unique<RestartStrategy>(settings.restart);
+  if (resume) {
+    job.savepoint = std::move(resume->metadata);
+    job.savepoint_dir = resume->base.string();
+    job.allow_non_restored_state = submission.allowNonRestoredState;
+  }
+  s = createCoordinator(job);
+  if (!s.isOk()) return s;
   job.submitted_at_ms = unixMillis();
   job.submitted = Clock::now();
   for (const auto& v : graph.vertices)
@@ -99,9 +169,25 @@ bool JobManager::tryScheduleLocked(JobEntry& job) {
     --free[best->info.id];
     slots.push_back(best);
   }
+  if (!prepareRestoreLocked(job)) return true;  // failed
   for (auto* tm : slots) {
     --tm->info.freeSlots;
     ++job.slots_held[tm->info.id];
+  }
+  std::optional<thrift::JobCheckpointing> checkpointing;
+  if (job.coordinator) {
+    checkpointing.emplace();
+    const CheckpointSettings& c = job.settings.checkpoint;
+    checkpointing->jobDir = "";
+    if (!c.checkpoints_dir.empty()) {
+      if (auto root = parseCheckpointUri(c.checkpoints_dir); root.isOk()) {
+        checkpointing->jobDir = (*root / job.id).string();
+      }
+    }
+    checkpointing->__set_incremental(c.incremental);
+    checkpointing->__set_unaligned(c.unaligned);
+    checkpointing->__set_alignedTimeoutMs(c.aligned_checkpoint_timeout.count());
+    checkpointing->__set_periodic(c.enabled());
   }
 
   auto address = [&](int subtask) -> const std::string& {
@@ -117,6 +203,8 @@ bool JobManager::tryScheduleLocked(JobEntry& job) {
       d->graph = job.graph;
       d->pluginHash = job.plugin_hash;
       d->pluginSize = job.plugin_size;
+      d->__set_attempt(job.attempt);
+      if (checkpointing) d->__set_checkpointing(*checkpointing);
     }
     thrift::TaskDeploymentDescriptor tdd;
     tdd.chainId = t.chain_id;
@@ -124,6 +212,16 @@ bool JobManager::tryScheduleLocked(JobEntry& job) {
     tdd.parallelism = job.plan.chains[static_cast<std::size_t>(t.chain_id)].parallelism;
     for (int v : t.spec.vertex_ids)
       tdd.vertexUids.push_back(job.graph.vertices[static_cast<std::size_t>(v)].uid);
+    if (job.restore_checkpoint != 0) {
+      thrift::TaskRestore restore;
+      restore.checkpointId = job.restore_checkpoint;
+      restore.baseDir = job.restore_base;
+      for (const std::string& uid : tdd.vertexUids) {
+        auto it = job.restore.find({uid, t.subtask});
+        if (it != job.restore.end()) restore.vertices.push_back(it->second);
+      }
+      if (!restore.vertices.empty()) tdd.__set_restore(std::move(restore));
+    }
     for (const auto& in : t.inputs)
       tdd.inputAddresses.push_back(address(in.producer_subtask));
     for (const auto& routes : t.routes) {
@@ -138,12 +236,20 @@ bool JobManager::tryScheduleLocked(JobEntry& job) {
     sub.state = thrift::ExecutionState::DEPLOYING;
   }
   job.state = thrift::JobState::RUNNING;
-  for (auto& [tm, d] : deployments)
-    pending_calls_.push_back(PendingCall{PendingCall::kDeploy, tm, job.id, d, ""});
+  job.attempt_started = false;
+  for (auto& [tm, d] : deployments) {
+    PendingCall call;
+    call.kind = PendingCall::kDeploy;
+    call.task_manager = tm;
+    call.job = job.id;
+    call.deployment = d;
+    pending_calls_.push_back(std::move(call));
+  }
   std::string where;
   for (auto& [tm, n] : job.slots_held)
     where += (where.empty() ? "" : ", ") + tm + " x" + std::to_string(n);
-  spdlog::info("job {}: deploying on {}", job.id, where);
+  spdlog::info("job {}: deploying{} on {}", job.id,
+               job.attempt == 0 ? "" : " attempt " + std::to_string(job.attempt), where);
   return true;
 }
 
@@ -153,6 +259,9 @@ void JobManager::schedulerLoop() {
     const auto now = Clock::now();
     for (const std::string& id : job_order_) {
       JobEntry& job = jobs_.at(id);
+      if (job.state == thrift::JobState::RESTARTING && now >= job.restart_at) {
+        beginAttemptLocked(job);
+      }
       if (job.state != thrift::JobState::CREATED) continue;
       if (tryScheduleLocked(job)) continue;
       if (now - job.submitted >= slot_timeout_) {
@@ -180,6 +289,10 @@ void JobManager::schedulerLoop() {
         continue;  // its loss already failed the job
       }
       auto client = tm->second.client;
+      if (call.kind == PendingCall::kTrigger || call.kind == PendingCall::kNotify) {
+        runPendingCall(call, client, lock);
+        continue;
+      }
       lock.unlock();
       Status s = client->call([&](thrift::TaskManagerServiceClient& c) {
         if (call.kind == PendingCall::kDeploy) {
@@ -201,7 +314,7 @@ void JobManager::schedulerLoop() {
           markLostLocked(tm_it->second, "connection lost: " + s.message());
         }
         auto job = jobs_.find(call.job);
-        if (job != jobs_.end()) failJobLocked(job->second, call.failure);
+        if (job != jobs_.end()) handleFailureLocked(job->second, call.failure);
         continue;
       }
       if (!s.isOk()) {
@@ -210,9 +323,10 @@ void JobManager::schedulerLoop() {
                      s.message());
         auto job = jobs_.find(call.job);
         if (job != jobs_.end() && call.deployment &&
-            job->second.state == thrift::JobState::RUNNING) {
-          failJobLocked(job->second, "deployment to TaskManager " + call.task_manager +
-                                         " failed: " + s.message());
+            job->second.state == thrift::JobState::RUNNING &&
+            call.deployment->attempt == job->second.attempt) {
+          handleFailureLocked(job->second, "deployment to TaskManager " + call.task_manager +
+                                               " failed: " + s.message());
         }
       }
     }
@@ -237,6 +351,7 @@ void JobManager::updateTaskStatus(const std::string& task_manager_id,
 
 void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manager,
                                    const thrift::TaskStatus& status) {
+  if (status.attempt != job.attempt) return;  // of a deployment that was replaced
   auto it = job.subtasks.find({status.chainId, status.subtask});
   if (it == job.subtasks.end() || it->second.task_manager != task_manager) return;
   SubtaskEntry& sub = it->second;
@@ -261,13 +376,40 @@ void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manage
               std::string::npos) {
         if (job.probing) return;
         job.probing = true;
-        pending_calls_.push_back(PendingCall{PendingCall::kProbe, id, job.id, nullptr, failure});
+        PendingCall call;
+        call.kind = PendingCall::kProbe;
+        call.task_manager = id;
+        call.job = job.id;
+        call.failure = failure;
+        pending_calls_.push_back(std::move(call));
         wakeSchedulerLocked();
         return;
       }
     }
-    failJobLocked(job, failure);
+    handleFailureLocked(job, failure);
     return;
+  }
+  if (job.coordinator && job.state == thrift::JobState::RUNNING) {
+    if (!job.attempt_started) {
+      bool all_running = true;
+      for (const auto& [key, sub] : job.subtasks) {
+        if (sub.state != thrift::ExecutionState::RUNNING &&
+            sub.state != thrift::ExecutionState::FINISHED) {
+          all_running = false;
+        }
+      }
+      if (all_running) {
+        std::vector<CoordinatorTask> tasks;
+        for (const auto& t : job.plan.tasks) {
+          tasks.push_back(CoordinatorTask{t.chain_id, t.subtask, t.spec.num_input_channels == 0});
+        }
+        job.coordinator->startAttempt(job.attempt, std::move(tasks));
+        job.attempt_started = true;
+      }
+    }
+    if (status.__isset.endOfData && status.endOfData && job.attempt_started) {
+      job.coordinator->endOfData(job.attempt, status.chainId, status.subtask);
+    }
   }
   evaluateJobLocked(job);
 }
@@ -299,7 +441,11 @@ void JobManager::failJobLocked(JobEntry& job, const std::string& reason) {
   for (const auto& [tm, n] : job.slots_held) {
     auto it = task_managers_.find(tm);
     if (it != task_managers_.end() && it->second.info.state == thrift::TaskManagerState::ALIVE) {
-      pending_calls_.push_back(PendingCall{PendingCall::kCancel, tm, job.id, nullptr, ""});
+      PendingCall call;
+      call.kind = PendingCall::kCancel;
+      call.task_manager = tm;
+      call.job = job.id;
+      pending_calls_.push_back(std::move(call));
     }
   }
   for (auto& [key, sub] : job.subtasks) {
@@ -311,6 +457,7 @@ void JobManager::failJobLocked(JobEntry& job, const std::string& reason) {
 void JobManager::endJobLocked(JobEntry& job, thrift::JobState::type state) {
   job.state = state;
   job.ended = Clock::now();
+  if (job.coordinator) job.coordinator->stopAttempt("the job is " + thrift::to_string(state));
   for (const auto& [tm, n] : job.slots_held) {
     auto it = task_managers_.find(tm);
     if (it != task_managers_.end()) it->second.info.freeSlots += n;
@@ -346,9 +493,10 @@ Status JobManager::cancelJob(const std::string& job_id) {
     return Status::failed("job " + job_id + " is already " + thrift::to_string(job.state));
   }
   spdlog::info("cancelling job {} ('{}')", job.id, job.graph.name);
-  if (job.state == thrift::JobState::CREATED) {
-    for (auto& [key, sub] : job.subtasks)
-      sub.state = thrift::ExecutionState::CANCELED;
+  if (job.state == thrift::JobState::CREATED || job.state == thrift::JobState::RESTARTING) {
+    for (auto& [key, sub] : job.subtasks) {
+      if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELED;
+    }
     endJobLocked(job, thrift::JobState::CANCELED);
     return Status::ok();
   }
@@ -356,8 +504,13 @@ Status JobManager::cancelJob(const std::string& job_id) {
   for (auto& [key, sub] : job.subtasks) {
     if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
   }
-  for (const auto& [tm, n] : job.slots_held)
-    pending_calls_.push_back(PendingCall{PendingCall::kCancel, tm, job.id, nullptr, ""});
+  for (const auto& [tm, n] : job.slots_held) {
+    PendingCall call;
+    call.kind = PendingCall::kCancel;
+    call.task_manager = tm;
+    call.job = job.id;
+    pending_calls_.push_back(std::move(call));
+  }
   wakeSchedulerLocked();
   evaluateJobLocked(job);
   return Status::ok();
@@ -381,6 +534,8 @@ thrift::JobSummary JobManager::summaryLocked(const JobEntry& job) const {
   }
   if (!job.failure.empty()) s.__set_failure(job.failure);
   s.plugin = job.plugin;
+  s.__set_restarts(job.restart ? static_cast<std::int32_t>(job.restart->restarts()) : 0);
+  if (job.coordinator) s.__set_lastCheckpointId(job.coordinator->lastCompletedId());
   return s;
 }
 
@@ -441,24 +596,6 @@ Result<thrift::JobDetails> JobManager::jobDetails(const std::string& job_id) con
   std::sort(details.vertices.begin(), details.vertices.end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });
   return details;
-}
-
-}  // namespace weir::engine
-
-namespace weir::engine {
-
-void JobManager::acknowledgeCheckpoint(const std::string&, const thrift::CheckpointAck&) {}
-
-void JobManager::declineCheckpoint(const std::string&, const std::string&, int, std::int64_t, int,
-                                   int, const std::string&) {}
-
-Result<std::string> JobManager::triggerSavepoint(const std::string&, const std::string&, bool,
-                                                 bool) {
-  return Status::failed("savepoints are not wired in yet");
-}
-
-Result<std::vector<thrift::CheckpointInfo>> JobManager::listCheckpoints(const std::string&) const {
-  return Status::failed("checkpoints are not wired in yet");
 }
 
 }  // namespace weir::engine

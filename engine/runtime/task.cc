@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
+
+#include "checkpoint/heap_state_file.h"
+#include "weir/key_groups.h"
 
 namespace weir::engine {
 
@@ -53,12 +57,93 @@ void StreamTask::addOutput(std::unique_ptr<ResultPartition> partition) {
   outputs_.push_back(std::move(partition));
 }
 
+void StreamTask::setCheckpointing(TaskCheckpointing checkpointing) {
+  checkpointing_ = std::move(checkpointing);
+  deployment_.spec.checkpointing = checkpointing_.enabled && checkpointing_.periodic;
+}
+
+void StreamTask::setRestore(thrift::TaskRestore restore) {
+  restore_ = std::move(restore);
+}
+
 Status StreamTask::init(const ProgramPtr& program) {
   if (outputs_.size() != deployment_.spec.outputs.size()) {
     return Status::internal("task " + deployment_.task_name + ": outputs not wired");
   }
+  if (checkpointing_.enabled && checkpointing_.writer == nullptr) {
+    return Status::internal("task " + deployment_.task_name + ": checkpoints without a writer");
+  }
+  channel_ended_.assign(static_cast<std::size_t>(deployment_.spec.num_input_channels), 0);
   Status s = createChain(program, deployment_.spec, *this, chain_);
+  if (s.isOk() && restore_) s = restoreChain();
   return s.withContext("task " + deployment_.task_name);
+}
+
+std::string StreamTask::vertexUid(std::size_t index) const {
+  const ChainSpec& spec = deployment_.spec;
+  return index < spec.vertex_uids.size() ? spec.vertex_uids[index]
+                                         : "vertex-" + std::to_string(spec.vertex_ids[index]);
+}
+
+const thrift::VertexSubtaskState* StreamTask::restoredState(std::size_t index) const {
+  if (!restore_) return nullptr;
+  const std::string uid = vertexUid(index);
+  for (const auto& v : restore_->vertices) {
+    if (v.uid == uid) return &v;
+  }
+  return nullptr;
+}
+
+namespace {
+
+bool holdsRocksDbState(const thrift::VertexSubtaskState& state) {
+  return std::any_of(state.keyed.begin(), state.keyed.end(), [](const auto& h) {
+    return h.kind == thrift::KeyedStateKind::ROCKSDB_INCREMENTAL;
+  });
+}
+
+KeyGroupRange subtaskRange(const ChainSpec& spec, std::size_t index) {
+  return keyGroupRangeForSubtask(spec.subtask_index, spec.parallelism, spec.max_parallelism[index]);
+}
+
+}  // namespace
+
+Status StreamTask::restoreChain() {
+  const ChainSpec& spec = deployment_.spec;
+  ChainRestore restore;
+  restore.checkpoint_id = restore_->checkpointId;
+  const std::filesystem::path base = restore_->baseDir;
+  for (std::size_t i = 0; i < spec.vertex_ids.size(); ++i) {
+    const thrift::VertexSubtaskState* state = restoredState(i);
+    if (state == nullptr) continue;
+    VertexRestore v;
+    v.vertex_id = spec.vertex_ids[i];
+    v.operator_state = state->operatorState;
+    if (!state->keyed.empty()) {
+      const bool rocks = holdsRocksDbState(*state);
+      const bool rocks_backend = options_.state_backend == StateBackendKind::kRocksDb;
+      if (rocks != rocks_backend) {
+        return Status::invalidArgument(
+            "operator '" + vertexUid(i) + "': checkpoint " +
+            std::to_string(restore_->checkpointId) + " holds its keyed state for the " +
+            (rocks ? "rocksdb" : "heap") + " state backend, but the job runs on the " +
+            stateBackendName(options_.state_backend) + " backend");
+      }
+      if (!rocks) {
+        const KeyGroupRange range = subtaskRange(spec, i);
+        auto groups = readHeapKeyedState(base, state->keyed, range.start, range.end);
+        if (!groups.isOk()) {
+          return groups.status().withContext("restoring the keyed state of '" + vertexUid(i) +
+                                             "'");
+        }
+        v.key_group_start = range.start;
+        v.key_groups = std::move(*groups);
+      }
+      // RocksDB stores are restored when the operator opens them (openKvStore).
+    }
+    restore.vertices.push_back(std::move(v));
+  }
+  return chain_->restoreState(restore);
 }
 
 std::int64_t StreamTask::currentProcessingTime() const noexcept {
@@ -87,7 +172,23 @@ Status StreamTask::openKvStore(int vertex_id, KvStore*& out) noexcept {
     const std::string uid = index < spec.vertex_uids.size() ? spec.vertex_uids[index]
                                                             : "vertex-" + std::to_string(vertex_id);
     const std::string job = options_.job_id.empty() ? "job" : options_.job_id;
-    auto store = options_.rocksdb->openStore(rocksDbStoreName(job, uid, deployment_.subtask));
+    const std::string name = rocksDbStoreName(job, uid, deployment_.subtask);
+    const thrift::VertexSubtaskState* restored = restoredState(index);
+    Result<std::unique_ptr<RocksDbKvStore>> store = Status::internal("unset");
+    if (restored != nullptr && !restored->keyed.empty()) {
+      const KeyGroupRange range = subtaskRange(spec, index);
+      store = options_.rocksdb->openStoreFrom(name, restore_->baseDir, restored->keyed,
+                                              range.start, range.end);
+      // Incremental checkpoints build on the restored files when the store is the very one that
+      // was checkpointed (same key groups); after rescaling the first checkpoint uploads all.
+      if (store.isOk() && restored->keyed.size() == 1 &&
+          restored->keyed[0].keyGroupStart == range.start &&
+          restored->keyed[0].keyGroupEnd == range.end) {
+        previous_shared_[vertex_id] = restored->keyed[0].sharedFiles;
+      }
+    } else {
+      store = options_.rocksdb->openStore(name);
+    }
     if (!store.isOk()) return store.status();
     out = store->get();
     kv_stores_.emplace(vertex_id, std::move(*store));
@@ -149,6 +250,8 @@ void StreamTask::cancel() {
     o->pool().wakeAll();
   { std::lock_guard<std::mutex> lock(mu_); }
   idle_cv_.notify_all();
+  { std::lock_guard<std::mutex> lock(mail_mu_); }
+  mail_cv_.notify_all();
 }
 
 void StreamTask::fail(const Status& reason) {
@@ -165,6 +268,14 @@ void StreamTask::run() {
   Status s = chain_->open();
   if (s.isOk()) s = is_source_ ? runSource() : runInputs();
   if (s.isOk()) s = chain_->endInput();
+  if (s.isOk() && checkpointing_.periodic && !cancelled_.load(std::memory_order_acquire)) {
+    // Downstream tasks may end too; this one stays until a checkpoint covers all it did.
+    finishOutputs();
+    outputs_finished_ = true;
+    data_ended_ = true;
+    if (checkpointing_.end_of_data) checkpointing_.end_of_data();
+    s = awaitFinalCheckpoint();
+  }
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
   // Keyed state dies with the task (it survives through checkpoints): the chain is closed and no
@@ -177,7 +288,7 @@ void StreamTask::run() {
     if (!external_failure_.isOk()) s = external_failure_;
   }
   if (s.isOk()) {
-    finishOutputs();
+    if (!outputs_finished_) finishOutputs();
   } else {
     for (auto& o : outputs_)
       o->discard();
@@ -203,6 +314,9 @@ Status StreamTask::runSource() {
   auto timer_deadline = Clock::time_point::min();  // check at once
   for (;;) {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
+    if (hasMail()) {
+      if (Status s = processMail(); !s.isOk()) return s;
+    }
     if (Clock::now() >= timer_deadline) {
       if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
     }
@@ -221,8 +335,9 @@ Status StreamTask::runSource() {
       flush_deadline = Clock::time_point::max();
       metrics_.idle.begin(now);
       std::unique_lock<std::mutex> lock(mu_);
-      idle_cv_.wait_until(lock, std::min(now + kIdleSourceBackoff, timer_deadline),
-                          [&] { return cancelled_.load(std::memory_order_acquire); });
+      idle_cv_.wait_until(lock, std::min(now + kIdleSourceBackoff, timer_deadline), [&] {
+        return cancelled_.load(std::memory_order_acquire) || hasMail();
+      });
       metrics_.idle.end(Clock::now());
       continue;
     }
@@ -256,8 +371,11 @@ Status StreamTask::runInputs() {
         flush_deadline = Clock::now() + options_.buffer_timeout;
       }
     }
+    if (hasMail()) {
+      if (Status s = processMail(); !s.isOk()) return s;
+    }
     metrics_.idle.begin(wait_start);
-    auto item = gate_->poll(std::min(flush_deadline, timer_deadline), cancelled_);
+    auto item = gate_->poll(std::min(flush_deadline, timer_deadline), cancelled_, &has_mail_);
     const auto got = Clock::now();
     metrics_.idle.end(got);
     if (!item) continue;
@@ -276,6 +394,10 @@ Status StreamTask::runInputs() {
         ended[index] = true;
         --open_channels;
         s = forward(valve.onEndOfInput(ch));
+        if (s.isOk()) s = onChannelEnded(ch);
+        break;
+      case Buffer::Kind::kBarrier:
+        s = onBarrier(ch, item->buffer.barrier());
         break;
       case Buffer::Kind::kWatermark:
         s = forward(valve.onWatermark(ch, item->buffer.value()));
@@ -315,6 +437,325 @@ bool StreamTask::anyPendingOutput() const {
 void StreamTask::finishOutputs() {
   for (auto& o : outputs_)
     o->finish();
+}
+
+// ---- Checkpoints ----
+
+void StreamTask::triggerCheckpoint(std::shared_ptr<const CheckpointBarrier> barrier) {
+  post(Mail{Mail::kTrigger, std::move(barrier), 0});
+}
+
+void StreamTask::notifyCheckpoint(std::int64_t checkpoint_id, bool completed) {
+  post(Mail{completed ? Mail::kComplete : Mail::kAbort, nullptr, checkpoint_id});
+}
+
+void StreamTask::post(Mail mail) {
+  {
+    std::lock_guard<std::mutex> lock(mail_mu_);
+    mail_.push_back(std::move(mail));
+    has_mail_.store(true, std::memory_order_release);
+  }
+  mail_cv_.notify_all();
+  if (gate_) gate_->wake();
+  { std::lock_guard<std::mutex> lock(mu_); }
+  idle_cv_.notify_all();
+}
+
+Status StreamTask::processMail() {
+  std::vector<Mail> mail;
+  {
+    std::lock_guard<std::mutex> lock(mail_mu_);
+    mail.swap(mail_);
+    has_mail_.store(false, std::memory_order_release);
+  }
+  for (Mail& m : mail) {
+    switch (m.kind) {
+      case Mail::kTrigger:
+        // Taken already (its barrier came first), or superseded by a newer one.
+        if (m.barrier->id <= last_checkpoint_id_ || aligning_ != nullptr) break;
+        if (Status s = performCheckpoint(m.barrier); !s.isOk()) return s;
+        break;
+      case Mail::kComplete: {
+        {
+          std::lock_guard<std::mutex> lock(uploads_mu_);
+          if (auto it = uploaded_shared_.find(m.checkpoint_id); it != uploaded_shared_.end()) {
+            for (auto& [vertex, files] : it->second)
+              previous_shared_[vertex] = std::move(files);
+          }
+          uploaded_shared_.erase(uploaded_shared_.begin(),
+                                 uploaded_shared_.upper_bound(m.checkpoint_id));
+        }
+        if (Status s = chain_->notifyCheckpointComplete(m.checkpoint_id); !s.isOk()) return s;
+        if (final_checkpoint_id_ != 0 && m.checkpoint_id >= final_checkpoint_id_) {
+          final_checkpoint_done_ = true;
+        }
+        break;
+      }
+      case Mail::kAbort: {
+        {
+          std::lock_guard<std::mutex> lock(uploads_mu_);
+          uploaded_shared_.erase(m.checkpoint_id);
+        }
+        if (aligning_ != nullptr && aligning_->id == m.checkpoint_id) {
+          abandonAlignment("checkpoint " + std::to_string(m.checkpoint_id) + " was aborted");
+        }
+        last_checkpoint_id_ = std::max(last_checkpoint_id_, m.checkpoint_id);
+        if (Status s = chain_->notifyCheckpointAborted(m.checkpoint_id); !s.isOk()) return s;
+        break;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status StreamTask::onBarrier(int channel, const std::shared_ptr<const CheckpointBarrier>& barrier) {
+  if (!checkpointing_.enabled || barrier == nullptr) {
+    return Status::internal("checkpoint barrier on channel " + std::to_string(channel) +
+                            " of a task that takes no checkpoints");
+  }
+  const auto index = static_cast<std::size_t>(channel);
+  if (aligning_ != nullptr && barrier->id < aligning_->id) return Status::ok();  // abandoned
+  if (aligning_ == nullptr && barrier->id <= last_checkpoint_id_) return Status::ok();
+  if (aligning_ != nullptr && barrier->id > aligning_->id) {
+    abandonAlignment("the barrier of checkpoint " + std::to_string(barrier->id) +
+                     " arrived before alignment finished");
+  }
+  if (aligning_ == nullptr) {
+    aligning_ = barrier;
+    barrier_received_.assign(channel_ended_.size(), 0);
+    barriers_missing_ = 0;
+    for (char ended : channel_ended_)
+      barriers_missing_ += ended ? 0 : 1;
+    alignment_start_ = Clock::now();
+  }
+  if (barrier_received_[index]) {
+    return Status::internal("two barriers of checkpoint " + std::to_string(barrier->id) +
+                            " on channel " + std::to_string(channel));
+  }
+  barrier_received_[index] = 1;
+  if (--barriers_missing_ == 0) return finishAlignment();
+  gate_->blockChannel(channel);
+  return Status::ok();
+}
+
+Status StreamTask::onChannelEnded(int channel) {
+  const auto index = static_cast<std::size_t>(channel);
+  if (index < channel_ended_.size()) channel_ended_[index] = 1;
+  if (aligning_ == nullptr || barrier_received_[index]) return Status::ok();
+  if (--barriers_missing_ == 0) return finishAlignment();
+  return Status::ok();
+}
+
+Status StreamTask::finishAlignment() {
+  alignment_ms_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - alignment_start_)
+          .count();
+  std::shared_ptr<const CheckpointBarrier> barrier = std::move(aligning_);
+  aligning_.reset();
+  gate_->unblockAll();
+  return performCheckpoint(barrier);
+}
+
+void StreamTask::abandonAlignment(const std::string& reason) {
+  const std::int64_t id = aligning_->id;
+  aligning_.reset();
+  gate_->unblockAll();
+  last_checkpoint_id_ = std::max(last_checkpoint_id_, id);
+  if (checkpointing_.decline) checkpointing_.decline(id, reason);
+}
+
+namespace {
+
+std::int64_t filesSize(const std::vector<thrift::StateFile>& files) {
+  std::int64_t n = 0;
+  for (const auto& f : files)
+    n += f.size;
+  return n;
+}
+
+}  // namespace
+
+Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarrier>& barrier) {
+  const std::int64_t id = barrier->id;
+  last_checkpoint_id_ = std::max(last_checkpoint_id_, id);
+  const auto sync_start = Clock::now();
+  metrics_.busy.begin(sync_start);
+  CheckpointOptions options;
+  options.checkpoint_id = id;
+  options.timestamp_ms = barrier->timestamp_ms;
+  options.savepoint = barrier->savepoint;
+  options.stop = barrier->stop;
+  auto snapshot = std::make_shared<ChainSnapshot>();
+  Status s = chain_->snapshotState(options, *snapshot);
+  if (!s.isOk()) {
+    metrics_.busy.end(Clock::now());
+    if (checkpointing_.decline) checkpointing_.decline(id, s.message());
+    return s.withContext("checkpoint " + std::to_string(id));
+  }
+
+  // RocksDB stores: a local checkpoint each (hard links; the memtables are flushed first).
+  struct LocalStore {
+    int vertex_id = 0;
+    std::string uid;
+    std::string dir;
+    std::vector<RocksDbCheckpointFile> files;
+    std::vector<thrift::StateFile> previous;
+    KeyGroupRange range;
+  };
+  auto stores = std::make_shared<std::vector<LocalStore>>();
+  std::string failure;
+  const ChainSpec& spec = deployment_.spec;
+  for (auto& [vertex_id, store] : kv_stores_) {
+    const auto at = std::find(spec.vertex_ids.begin(), spec.vertex_ids.end(), vertex_id);
+    const auto index = static_cast<std::size_t>(at - spec.vertex_ids.begin());
+    LocalStore local;
+    local.vertex_id = vertex_id;
+    local.uid = vertexUid(index);
+    local.dir = store->path() + ".chk-" + std::to_string(id);
+    local.range = subtaskRange(spec, index);
+    if (checkpointing_.incremental && !barrier->savepoint) {
+      if (auto it = previous_shared_.find(vertex_id); it != previous_shared_.end()) {
+        local.previous = it->second;
+      }
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(local.dir, ec);
+    auto files = store->checkpoint(local.dir);
+    if (!files.isOk()) {
+      failure = "RocksDB checkpoint of '" + local.uid + "': " + files.status().message();
+      break;
+    }
+    local.files = std::move(*files);
+    stores->push_back(std::move(local));
+  }
+  // The barrier follows everything the snapshot covers (a task whose outputs ended sends none).
+  if (!outputs_finished_) {
+    for (auto& o : outputs_)
+      o->emitBarrier(barrier);
+  }
+  if (data_ended_ && final_checkpoint_id_ == 0) final_checkpoint_id_ = id;
+  const auto sync_end = Clock::now();
+  metrics_.busy.end(sync_end);
+  const std::int64_t sync_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(sync_end - sync_start).count();
+  const std::int64_t alignment_ms = alignment_ms_;
+  alignment_ms_ = 0;
+
+  auto cleanup = [stores] {
+    std::error_code ec;
+    for (const auto& st : *stores)
+      std::filesystem::remove_all(st.dir, ec);
+  };
+  if (!failure.empty()) {
+    cleanup();
+    if (checkpointing_.decline) checkpointing_.decline(id, failure);
+    return Status::ok();
+  }
+
+  // The asynchronous part, on the writer's thread.
+  std::vector<std::string> uids;
+  for (std::size_t i = 0; i < spec.vertex_ids.size(); ++i)
+    uids.push_back(vertexUid(i));
+  const bool savepoint = barrier->savepoint;
+  const std::filesystem::path target_dir = barrier->target_dir;
+  const std::filesystem::path job_dir = checkpointing_.job_dir;
+  const int chain_id = deployment_.chain_id;
+  const int subtask = deployment_.subtask;
+  const auto acknowledge = checkpointing_.acknowledge;
+  const auto decline = checkpointing_.decline;
+  checkpointing_.writer->submit([=, this] {
+    const auto async_start = Clock::now();
+    // Paths in the handles are relative to the job's checkpoint directory, or to the savepoint's.
+    const std::filesystem::path base = savepoint ? target_dir : job_dir;
+    const std::string own_dir = savepoint ? std::string() : target_dir.filename().string();
+    auto relative = [&](const std::string& name) {
+      return own_dir.empty() ? name : own_dir + "/" + name;
+    };
+    const std::string suffix = "-" + std::to_string(subtask);
+    thrift::CheckpointAck ack;
+    ack.checkpointId = id;
+    ack.chainId = chain_id;
+    ack.subtask = subtask;
+    std::int64_t written = 0;
+    std::int64_t state_size = 0;
+    std::map<int, std::vector<thrift::StateFile>> shared;
+    std::string error;
+    for (std::size_t i = 0; i < snapshot->vertices.size() && error.empty(); ++i) {
+      const VertexSnapshot& v = snapshot->vertices[i];
+      thrift::VertexSubtaskState state;
+      state.uid = uids[i];
+      state.operatorState = v.operator_state;
+      written += static_cast<std::int64_t>(v.operator_state.size());
+      state_size += static_cast<std::int64_t>(v.operator_state.size());
+      if (!v.key_groups.empty()) {
+        auto handle = writeHeapKeyedState(base, relative(uids[i] + suffix + ".heap"),
+                                          v.key_group_start, v.key_groups);
+        if (!handle.isOk()) {
+          error = handle.status().message();
+          break;
+        }
+        written += stateSize(*handle);
+        state_size += stateSize(*handle);
+        state.keyed.push_back(std::move(*handle));
+      }
+      for (const auto& st : *stores) {
+        if (st.vertex_id != v.vertex_id) continue;
+        const std::string own = relative(uids[i] + suffix);
+        auto handle =
+            uploadRocksDbCheckpoint(st.dir, st.files, base, savepoint ? own : "shared", own,
+                                    st.previous, st.range.start, st.range.end);
+        if (!handle.isOk()) {
+          error = "uploading the RocksDB checkpoint of '" + uids[i] + "': " +
+                  handle.status().message();
+          break;
+        }
+        std::set<std::string> reused;
+        for (const auto& f : st.previous)
+          reused.insert(f.path);
+        for (const auto& f : handle->sharedFiles) {
+          if (reused.count(f.path) == 0) written += f.size;
+        }
+        written += filesSize(handle->privateFiles);
+        state_size += stateSize(*handle);
+        shared[st.vertex_id] = handle->sharedFiles;
+        state.keyed.push_back(std::move(*handle));
+      }
+      ack.vertices.push_back(std::move(state));
+    }
+    cleanup();
+    if (!error.empty()) {
+      if (decline) decline(id, error);
+      return;
+    }
+    if (!savepoint) {
+      std::lock_guard<std::mutex> lock(uploads_mu_);
+      uploaded_shared_[id] = std::move(shared);
+    }
+    ack.stats.alignmentDurationMs = alignment_ms;
+    ack.stats.syncDurationMs = sync_ms;
+    ack.stats.asyncDurationMs =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - async_start).count();
+    ack.stats.checkpointedSize = written;
+    ack.stats.stateSize = state_size;
+    if (acknowledge) acknowledge(std::move(ack));
+  });
+  return Status::ok();
+}
+
+Status StreamTask::awaitFinalCheckpoint() {
+  for (;;) {
+    if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
+    if (final_checkpoint_done_) return Status::ok();
+    if (hasMail()) {
+      if (Status s = processMail(); !s.isOk()) return s;
+      continue;
+    }
+    std::unique_lock<std::mutex> lock(mail_mu_);
+    mail_cv_.wait(lock, [&] {
+      return has_mail_.load(std::memory_order_acquire) ||
+             cancelled_.load(std::memory_order_acquire);
+    });
+  }
 }
 
 }  // namespace weir::engine

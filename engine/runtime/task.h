@@ -10,13 +10,17 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "checkpoint_types.h"
+#include "runtime/checkpoint_writer.h"
 #include "runtime/execution_plan.h"
 #include "runtime/network/input_gate.h"
 #include "runtime/network/result_partition.h"
@@ -39,6 +43,34 @@ struct TaskMetrics {
   StateTimer backpressured;  // waiting for an output buffer
 };
 
+// How a task takes part in its job's checkpoints.
+struct TaskCheckpointing {
+  bool enabled = false;   // barriers and snapshots
+  bool periodic = false;  // the job checkpoints periodically: wait for a final checkpoint
+  std::filesystem::path job_dir;  // <state.checkpoints.dir>/<job id>
+  bool incremental = true;        // RocksDB: upload only SST files the last checkpoint lacks
+  AsyncCheckpointWriter* writer = nullptr;
+  // Called on the writer's thread once the subtask's part is durable, or when it failed.
+  std::function<void(thrift::CheckpointAck)> acknowledge;
+  std::function<void(std::int64_t checkpoint_id, const std::string& reason)> decline;
+  // Called on the task thread once all its input has ended and it waits for a final checkpoint.
+  std::function<void()> end_of_data;
+};
+
+// Checkpoints as the task sees them (the barrier handler of Flink's stream tasks):
+//   - a source task takes checkpoint n when the coordinator triggers it: it snapshots its chain,
+//     then emits barrier n on every output, so the barrier follows every record the snapshot
+//     covers;
+//   - a task with inputs takes it when barrier n arrived on every input channel (channels that
+//     ended count as having delivered it); a channel that delivered barrier n is held back until
+//     then (alignment), so no record after the barrier enters the snapshot. A newer barrier
+//     abandons an older alignment (that checkpoint is declined);
+//   - the synchronous part snapshots the chain (operator state, heap key groups as bytes) and
+//     takes a local RocksDB checkpoint of each store (hard links); the asynchronous part, on the
+//     job's writer thread, writes files and acknowledges with their handles;
+//   - with checkpointing on, a task whose input ended does not finish at once: it ends its
+//     outputs, tells the coordinator, takes one more checkpoint when triggered, and finishes when
+//     that checkpoint completed, so that two-phase-commit sinks commit their last output.
 class StreamTask final : public TaskEnvironment {
  public:
   struct Options {
@@ -62,8 +94,17 @@ class StreamTask final : public TaskEnvironment {
   const std::atomic<bool>* cancelFlag() const { return &cancelled_; }
   StateTimer* backpressureTimer() { return &metrics_.backpressured; }
 
-  // Instantiates the chain's operators from the program.
+  // Set-up, before init().
+  void setCheckpointing(TaskCheckpointing checkpointing);
+  void setRestore(thrift::TaskRestore restore);
+
+  // Instantiates the chain's operators from the program (and restores their state).
   Status init(const ProgramPtr& program);
+
+  // From any thread: start checkpoint `barrier` at this task (a source, or a task whose input
+  // ended); the checkpoint completed or was aborted. They run on the task thread between records.
+  void triggerCheckpoint(std::shared_ptr<const CheckpointBarrier> barrier);
+  void notifyCheckpoint(std::int64_t checkpoint_id, bool completed);
 
   // The thread body: open, process until end of input or cancellation, close. Calls `on_done`
   // once at the end, on the task thread.
@@ -95,6 +136,27 @@ class StreamTask final : public TaskEnvironment {
   std::size_t openKvStores() const;
 
  private:
+  struct Mail {
+    enum Kind { kTrigger, kComplete, kAbort } kind = kTrigger;
+    std::shared_ptr<const CheckpointBarrier> barrier;
+    std::int64_t checkpoint_id = 0;
+  };
+  void post(Mail mail);
+  Status processMail();
+  bool hasMail() const { return has_mail_.load(std::memory_order_acquire); }
+  // Checkpoints.
+  Status onBarrier(int channel, const std::shared_ptr<const CheckpointBarrier>& barrier);
+  // A channel ended: it no longer holds up an alignment.
+  Status onChannelEnded(int channel);
+  Status finishAlignment();
+  void abandonAlignment(const std::string& reason);
+  Status performCheckpoint(const std::shared_ptr<const CheckpointBarrier>& barrier);
+  // After end of input: waits for the final checkpoint (handling mail) or cancellation.
+  Status awaitFinalCheckpoint();
+  Status restoreChain();
+  const thrift::VertexSubtaskState* restoredState(std::size_t vertex_index) const;
+  std::string vertexUid(std::size_t vertex_index) const;
+
   Status runSource();
   Status runInputs();
   // Hands the chain what the valve says changed.
@@ -119,6 +181,31 @@ class StreamTask final : public TaskEnvironment {
   std::atomic<std::size_t> num_kv_stores_{0};
   ChainPtr chain_;
   bool is_source_ = false;
+
+  // Checkpoints (task thread only, unless noted).
+  TaskCheckpointing checkpointing_;
+  std::optional<thrift::TaskRestore> restore_;
+  std::int64_t last_checkpoint_id_ = 0;  // newest checkpoint taken or abandoned
+  std::shared_ptr<const CheckpointBarrier> aligning_;  // the barrier being aligned, if any
+  std::vector<char> barrier_received_;                 // per input channel, while aligning
+  std::vector<char> channel_ended_;                    // per input channel
+  int barriers_missing_ = 0;
+  Clock::time_point alignment_start_;
+  std::int64_t alignment_ms_ = 0;
+  bool outputs_finished_ = false;
+  bool data_ended_ = false;                 // awaiting the final checkpoint
+  std::int64_t final_checkpoint_id_ = 0;    // the first checkpoint taken after end of data
+  bool final_checkpoint_done_ = false;
+  // RocksDB: the shared files of each store's last completed checkpoint (by vertex id), and of
+  // checkpoints still in flight (written by the writer thread).
+  std::map<int, std::vector<thrift::StateFile>> previous_shared_;
+  std::mutex uploads_mu_;
+  std::map<std::int64_t, std::map<int, std::vector<thrift::StateFile>>> uploaded_shared_;
+
+  std::mutex mail_mu_;
+  std::condition_variable mail_cv_;
+  std::vector<Mail> mail_;  // guarded by mail_mu_
+  std::atomic<bool> has_mail_{false};
 
   std::atomic<bool> cancelled_{false};
   std::atomic<TaskState> state_{TaskState::kCreated};

@@ -407,19 +407,30 @@ Result<std::unique_ptr<RocksDbKvStore>> RocksDbResources::openStore(const std::s
 // ---------------------------------------------------------------------------------------------
 // LazyRocksDbResources
 
-Result<std::unique_ptr<RocksDbKvStore>> LazyRocksDbResources::openStore(const std::string& name) {
-  RocksDbResources* resources = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!resources_) {
-      auto created = RocksDbResources::create(options_);
-      if (!created.isOk()) return created.status();
-      resources_ = std::move(*created);
-      spdlog::info("RocksDB state: working directory {}", resources_->workingDir());
-    }
-    resources = resources_.get();
+Result<RocksDbResources*> LazyRocksDbResources::ensure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!resources_) {
+    auto created = RocksDbResources::create(options_);
+    if (!created.isOk()) return created.status();
+    resources_ = std::move(*created);
+    spdlog::info("RocksDB state: working directory {}", resources_->workingDir());
   }
-  return resources->openStore(name);
+  return resources_.get();
+}
+
+Result<std::unique_ptr<RocksDbKvStore>> LazyRocksDbResources::openStore(const std::string& name) {
+  auto resources = ensure();
+  if (!resources.isOk()) return resources.status();
+  return (*resources)->openStore(name);
+}
+
+Result<std::unique_ptr<RocksDbKvStore>> LazyRocksDbResources::openStoreFrom(
+    const std::string& name, const std::filesystem::path& base,
+    const std::vector<thrift::KeyedStateHandle>& handles, int key_group_start,
+    int key_group_end) {
+  auto resources = ensure();
+  if (!resources.isOk()) return resources.status();
+  return (*resources)->openStoreFrom(name, base, handles, key_group_start, key_group_end);
 }
 
 RocksDbResources* LazyRocksDbResources::resources() const {

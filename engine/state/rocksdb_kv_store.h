@@ -156,11 +156,18 @@ class LazyRocksDbResources {
   explicit LazyRocksDbResources(RocksDbOptions options) : options_(std::move(options)) {}
   // Creates the resources on first use (a failure is returned and retried on the next call).
   Result<std::unique_ptr<RocksDbKvStore>> openStore(const std::string& name);
+  // RocksDbResources::openStoreFrom, creating the resources on first use.
+  Result<std::unique_ptr<RocksDbKvStore>> openStoreFrom(
+      const std::string& name, const std::filesystem::path& base,
+      const std::vector<thrift::KeyedStateHandle>& handles, int key_group_start,
+      int key_group_end);
   // Null until a store was opened.
   RocksDbResources* resources() const;
   const RocksDbOptions& options() const { return options_; }
 
  private:
+  Result<RocksDbResources*> ensure();
+
   const RocksDbOptions options_;
   mutable std::mutex mu_;
   std::unique_ptr<RocksDbResources> resources_;  // guarded by mu_

@@ -16,6 +16,7 @@ TaskExecutor::TaskExecutor(TaskExecutorOptions options) : options_(options) {}
 TaskExecutor::~TaskExecutor() {
   cancel();
   joinAll();
+  writer_.reset();  // finishes the checkpoint work that refers to the tasks
   // Channels on the data plane point into this executor's gates: forget them before the tasks go.
   if (network_ != nullptr) network_->releaseChannels(channel_prefix_);
   tasks_.clear();
@@ -88,10 +89,35 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
 
   std::map<std::pair<int, int>, StreamTask*> by_id;  // (chain, subtask) -> task
   std::vector<std::unique_ptr<StreamTask>> tasks;
+  if (checkpointing_.enabled && !writer_) writer_ = std::make_unique<AsyncCheckpointWriter>();
   for (const TaskDeployment& d : plan.tasks) {
     if (!is_local(d.chain_id, d.subtask)) continue;
     tasks.push_back(std::make_unique<StreamTask>(d, args, task_options));
-    by_id[{d.chain_id, d.subtask}] = tasks.back().get();
+    StreamTask& task = *tasks.back();
+    by_id[{d.chain_id, d.subtask}] = &task;
+    if (auto it = restores_.find({d.chain_id, d.subtask}); it != restores_.end()) {
+      task.setRestore(it->second);
+    }
+    if (!checkpointing_.enabled) continue;
+    TaskCheckpointing c;
+    c.enabled = true;
+    c.periodic = checkpointing_.periodic;
+    c.job_dir = checkpointing_.job_dir;
+    c.incremental = checkpointing_.incremental;
+    c.writer = writer_.get();
+    c.acknowledge = checkpointing_.acknowledge;
+    const int chain = d.chain_id;
+    const int subtask = d.subtask;
+    if (checkpointing_.decline) {
+      c.decline = [cb = checkpointing_.decline, chain, subtask](std::int64_t id,
+                                                               const std::string& reason) {
+        cb(id, chain, subtask, reason);
+      };
+    }
+    if (checkpointing_.end_of_data) {
+      c.end_of_data = [cb = checkpointing_.end_of_data, chain, subtask] { cb(chain, subtask); };
+    }
+    task.setCheckpointing(std::move(c));
   }
   if (tasks.empty()) return Status::invalidArgument("no subtask of the job is placed here");
 
@@ -198,6 +224,40 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
   }
   spdlog::info("deployed {} tasks of job '{}'", tasks_.size(), graph.name);
   return Status::ok();
+}
+
+void TaskExecutor::setCheckpointing(ExecutorCheckpointing checkpointing) {
+  checkpointing_ = std::move(checkpointing);
+}
+
+void TaskExecutor::setRestores(std::map<std::pair<int, int>, thrift::TaskRestore> restores) {
+  restores_ = std::move(restores);
+}
+
+Status TaskExecutor::triggerCheckpoint(const CheckpointBarrier& barrier,
+                                       const std::vector<std::pair<int, int>>& subtasks) {
+  if (!checkpointing_.enabled) return Status::invalidArgument("the job takes no checkpoints");
+  auto shared = std::make_shared<const CheckpointBarrier>(barrier);
+  std::vector<StreamTask*> targets;
+  for (const auto& [chain, subtask] : subtasks) {
+    StreamTask* found = nullptr;
+    for (auto& t : tasks_) {
+      if (t->deployment().chain_id == chain && t->deployment().subtask == subtask) found = t.get();
+    }
+    if (found == nullptr) {
+      return Status::notFound("subtask " + std::to_string(subtask) + " of chain " +
+                              std::to_string(chain) + " does not run here");
+    }
+    targets.push_back(found);
+  }
+  for (StreamTask* t : targets)
+    t->triggerCheckpoint(shared);
+  return Status::ok();
+}
+
+void TaskExecutor::notifyCheckpoint(std::int64_t checkpoint_id, bool completed) {
+  for (auto& t : tasks_)
+    t->notifyCheckpoint(checkpoint_id, completed);
 }
 
 void TaskExecutor::onTaskDone(StreamTask& task) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -60,6 +61,21 @@ struct RemotePlacement {
   std::map<std::pair<int, int>, std::string> locations;
 };
 
+// How a job's tasks take part in checkpoints (see StreamTask). The callbacks identify the subtask;
+// they are called on the executor's checkpoint writer thread (acknowledge, decline) or a task
+// thread (decline, end_of_data).
+struct ExecutorCheckpointing {
+  bool enabled = false;   // barriers and snapshots (savepoints need no more)
+  bool periodic = false;  // periodic checkpoints: tasks wait for a final one (see StreamTask)
+  std::filesystem::path job_dir;
+  bool incremental = true;
+  std::function<void(thrift::CheckpointAck)> acknowledge;
+  std::function<void(std::int64_t checkpoint_id, int chain_id, int subtask,
+                     const std::string& reason)>
+      decline;
+  std::function<void(int chain_id, int subtask)> end_of_data;
+};
+
 // The data plane's name for the channel between two subtasks.
 std::string channelKey(const std::string& job_id, int producer_chain, int producer_subtask,
                        int consumer_chain, int consumer_subtask, int consumer_channel);
@@ -92,6 +108,16 @@ class TaskExecutor {
   ~TaskExecutor();
   TaskExecutor(const TaskExecutor&) = delete;
   TaskExecutor& operator=(const TaskExecutor&) = delete;
+
+  // Set-up, before deploy(): checkpoints, and the state each subtask (chain, subtask) resumes from.
+  void setCheckpointing(ExecutorCheckpointing checkpointing);
+  void setRestores(std::map<std::pair<int, int>, thrift::TaskRestore> restores);
+
+  // Starts a checkpoint at the listed subtasks (chain, subtask) running here.
+  Status triggerCheckpoint(const CheckpointBarrier& barrier,
+                           const std::vector<std::pair<int, int>>& subtasks);
+  // Tells every task that a checkpoint completed (or was aborted).
+  void notifyCheckpoint(std::int64_t checkpoint_id, bool completed);
 
   // Creates and starts every task of `plan` (with `placement`: those placed here). On error
   // nothing is left running.
@@ -126,8 +152,12 @@ class TaskExecutor {
   NetworkEnvironment* network_ = nullptr;
   std::string channel_prefix_;  // of this job's remote channels
   std::vector<std::shared_ptr<RemoteOutputChannel>> remote_outputs_;
+  ExecutorCheckpointing checkpointing_;
+  std::map<std::pair<int, int>, thrift::TaskRestore> restores_;
   std::vector<std::unique_ptr<StreamTask>> tasks_;
   std::vector<std::thread> threads_;
+  // Writes checkpoints while the tasks run; destroyed before them (its work refers to them).
+  std::unique_ptr<AsyncCheckpointWriter> writer_;
 
   mutable std::mutex mu_;
   std::condition_variable done_cv_;

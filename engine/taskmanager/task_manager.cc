@@ -74,9 +74,10 @@ thrift::ExecutionState::type toExecutionState(TaskState s) {
   return thrift::ExecutionState::FAILED;
 }
 
-thrift::TaskStatus toTaskStatus(const std::string& job_id, const TaskSnapshot& snap) {
+thrift::TaskStatus toTaskStatus(const std::string& job_id, int attempt, const TaskSnapshot& snap) {
   thrift::TaskStatus st;
   st.jobId = job_id;
+  st.__set_attempt(attempt);
   st.chainId = snap.chain_id;
   st.subtask = snap.subtask;
   st.state = toExecutionState(snap.state);
@@ -202,7 +203,7 @@ void TaskManager::stop() {
   if (reporter_.joinable()) reporter_.join();
   if (rpc_server_) rpc_server_->stop();
   cancelAllJobs();
-  std::map<std::string, std::shared_ptr<HostedJob>> jobs;
+  std::map<JobKey, std::shared_ptr<HostedJob>> jobs;
   {
     std::lock_guard<std::mutex> lock(mu_);
     jobs.swap(jobs_);
@@ -235,6 +236,7 @@ void TaskManager::jobManagerLost(const std::string& reason) {
     task_manager_id_.clear();
     job_manager_id_.clear();
     reports_.clear();  // the next JobManager does not know these jobs
+    calls_.clear();
   }
   job_manager_.close();
   reporter_client_.close();
@@ -243,7 +245,7 @@ void TaskManager::jobManagerLost(const std::string& reason) {
 
 void TaskManager::cancelAllJobs() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, job] : jobs_) {
+  for (auto& [key, job] : jobs_) {
     job->cancelled.store(true);
     if (job->executor) job->executor->cancel();
   }
@@ -257,15 +259,18 @@ Status TaskManager::deployTasks(const std::string& job_manager_id,
     return Status::notFound("this TaskManager is not registered with JobManager " + job_manager_id);
   }
   if (deployment.tasks.empty()) return Status::invalidArgument("a deployment without subtasks");
-  if (jobs_.count(deployment.jobId) != 0) {
-    return Status::invalidArgument("job " + deployment.jobId + " already runs here");
+  const JobKey key{deployment.jobId, deployment.attempt};
+  if (jobs_.count(key) != 0) {
+    return Status::invalidArgument("job " + deployment.jobId + " (attempt " +
+                                   std::to_string(deployment.attempt) + ") already runs here");
   }
   auto job = std::make_shared<HostedJob>();
   job->deployment = deployment;
-  jobs_.emplace(deployment.jobId, job);
+  jobs_.emplace(key, job);
   for (const auto& t : deployment.tasks) {
     thrift::TaskStatus st;
     st.jobId = deployment.jobId;
+    st.__set_attempt(deployment.attempt);
     st.chainId = t.chainId;
     st.subtask = t.subtask;
     st.state = thrift::ExecutionState::DEPLOYING;
@@ -283,11 +288,12 @@ Status TaskManager::cancelJob(const std::string& job_manager_id, const std::stri
   if (task_manager_id_.empty() || job_manager_id != job_manager_id_) {
     return Status::notFound("this TaskManager is not registered with JobManager " + job_manager_id);
   }
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return Status::ok();
-  spdlog::info("cancelling the subtasks of job {}", job_id);
-  it->second->cancelled.store(true);
-  if (it->second->executor) it->second->executor->cancel();
+  for (auto& [key, job] : jobs_) {
+    if (key.first != job_id) continue;
+    spdlog::info("cancelling the subtasks of job {} (attempt {})", job_id, key.second);
+    job->cancelled.store(true);
+    if (job->executor) job->executor->cancel();
+  }
   return Status::ok();
 }
 
@@ -303,6 +309,7 @@ void TaskManager::prepare(const std::shared_ptr<HostedJob>& job) {
     for (const auto& t : job->deployment.tasks) {
       thrift::TaskStatus st;
       st.jobId = job_id;
+      st.__set_attempt(job->deployment.attempt);
       st.chainId = t.chainId;
       st.subtask = t.subtask;
       st.state = cancelled ? thrift::ExecutionState::CANCELED : thrift::ExecutionState::FAILED;
@@ -313,7 +320,7 @@ void TaskManager::prepare(const std::shared_ptr<HostedJob>& job) {
     return;
   }
   for (const TaskSnapshot& snap : executor->snapshot()) {
-    thrift::TaskStatus st = toTaskStatus(job_id, snap);
+    thrift::TaskStatus st = toTaskStatus(job_id, job->deployment.attempt, snap);
     if (st.state == thrift::ExecutionState::DEPLOYING) st.state = thrift::ExecutionState::RUNNING;
     reports_.push_back(std::move(st));
   }
@@ -352,7 +359,8 @@ Status TaskManager::startJob(HostedJob& job, std::unique_ptr<TaskExecutor>& exec
   const ExecutionPlan plan = planExecution(d.graph);
 
   RemotePlacement placement;
-  placement.job_id = d.jobId;
+  // Channels and RocksDB stores of a restarted job must not meet those of its failed attempt.
+  placement.job_id = d.jobId + "#" + std::to_string(d.attempt);
   placement.network = network_.get();
   placement.local_address = network_->address();
   auto place = [&](int chain, int subtask, const std::string& address) -> Status {
@@ -415,10 +423,49 @@ Status TaskManager::startJob(HostedJob& job, std::unique_ptr<TaskExecutor>& exec
   if (job.cancelled.load()) return Status::cancelled();
   executor = std::make_unique<TaskExecutor>(executor_options_);
   const std::string job_id = d.jobId;
-  executor->on_task_done = [this, job_id](const StreamTask& task) {
+  const int attempt = d.attempt;
+  executor->on_task_done = [this, job_id, attempt](const StreamTask& task) {
     std::fflush(stdout);  // what print sinks wrote reaches the TaskManager's log now
-    report(toTaskStatus(job_id, TaskExecutor::snapshotOf(task)));
+    report(toTaskStatus(job_id, attempt, TaskExecutor::snapshotOf(task)));
   };
+  if (d.__isset.checkpointing) {
+    ExecutorCheckpointing c;
+    c.enabled = true;
+    c.periodic = d.checkpointing.periodic;
+    c.job_dir = d.checkpointing.jobDir;
+    c.incremental = d.checkpointing.incremental;
+    c.acknowledge = [this, job_id, attempt](thrift::CheckpointAck ack) {
+      ack.jobId = job_id;
+      ack.attempt = attempt;
+      callJobManager([ack = std::move(ack)](thrift::JobManagerServiceClient& c,
+                                            const std::string& tm_id) {
+        c.acknowledgeCheckpoint(tm_id, ack);
+      });
+    };
+    c.decline = [this, job_id, attempt](std::int64_t id, int chain, int subtask,
+                                         const std::string& reason) {
+      spdlog::warn("job {}: subtask {} of chain {} declines checkpoint {}: {}", job_id, subtask,
+                   chain, id, reason);
+      callJobManager([=](thrift::JobManagerServiceClient& c, const std::string& tm_id) {
+        c.declineCheckpoint(tm_id, job_id, attempt, id, chain, subtask, reason);
+      });
+    };
+    TaskExecutor* exec = executor.get();
+    c.end_of_data = [this, job_id, attempt, exec](int chain, int subtask) {
+      for (const TaskSnapshot& snap : exec->snapshot()) {
+        if (snap.chain_id != chain || snap.subtask != subtask) continue;
+        thrift::TaskStatus st = toTaskStatus(job_id, attempt, snap);
+        st.__set_endOfData(true);
+        report(std::move(st));
+      }
+    };
+    executor->setCheckpointing(std::move(c));
+  }
+  std::map<std::pair<int, int>, thrift::TaskRestore> restores;
+  for (const auto& t : d.tasks) {
+    if (t.__isset.restore) restores[{t.chainId, t.subtask}] = t.restore;
+  }
+  executor->setRestores(std::move(restores));
   s = executor->deploy(job.program, d.graph, plan, &placement);
   if (!s.isOk()) executor.reset();
   return s;
@@ -434,10 +481,10 @@ void TaskManager::report(thrift::TaskStatus status) {
 
 std::vector<thrift::TaskStatus> TaskManager::runningStatuses() const {
   std::vector<thrift::TaskStatus> out;
-  for (const auto& [id, job] : jobs_) {
+  for (const auto& [key, job] : jobs_) {
     if (!job->executor) continue;
     for (const TaskSnapshot& snap : job->executor->snapshot()) {
-      out.push_back(toTaskStatus(id, snap));
+      out.push_back(toTaskStatus(key.first, key.second, snap));
     }
   }
   return out;
@@ -447,10 +494,12 @@ void TaskManager::reporterLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     reporter_wake_.wait_for(lock, std::chrono::milliseconds(200),
-                            [&] { return stopping_ || !reports_.empty(); });
+                            [&] { return stopping_ || !reports_.empty() || !calls_.empty(); });
     if (stopping_) break;
     std::vector<thrift::TaskStatus> batch(reports_.begin(), reports_.end());
     reports_.clear();
+    std::deque<JobManagerCall> calls;
+    calls.swap(calls_);
     const std::string tm_id = task_manager_id_;
     // Jobs whose subtasks have all ended leave once their last reports are out.
     std::vector<std::shared_ptr<HostedJob>> ended;
@@ -473,6 +522,12 @@ void TaskManager::reporterLoop() {
       Status s = reporter_client_.call(
           [&](thrift::JobManagerServiceClient& c) { c.updateTaskStatus(tm_id, batch); });
       if (!s.isOk()) spdlog::warn("cannot report task states to the JobManager: {}", s.message());
+    }
+    // After the states: an end of data is known before the acknowledgements that follow it.
+    for (auto& call : calls) {
+      if (tm_id.empty()) break;
+      Status s = reporter_client_.call([&](thrift::JobManagerServiceClient& c) { call(c, tm_id); });
+      if (!s.isOk()) spdlog::warn("cannot send a checkpoint message to the JobManager: {}", s.message());
     }
     for (auto& job : ended) {
       if (job->preparer.joinable()) job->preparer.join();
@@ -561,14 +616,51 @@ void TaskManager::connectionLoop() {
 
 namespace weir::engine {
 
-Status TaskManager::triggerCheckpoint(const std::string&, const std::string&, int,
-                                      const thrift::CheckpointTrigger&,
-                                      const std::vector<thrift::SubtaskId>&) {
-  return Status::failed("checkpoints are not wired in yet");
+void TaskManager::callJobManager(JobManagerCall call) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(std::move(call));
+  }
+  reporter_wake_.notify_all();
 }
 
-Status TaskManager::notifyCheckpoint(const std::string&, const std::string&, int, std::int64_t,
-                                     bool) {
+Result<std::shared_ptr<TaskManager::HostedJob>> TaskManager::runningJob(
+    const std::string& job_manager_id, const std::string& job_id, int attempt) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (task_manager_id_.empty() || job_manager_id != job_manager_id_) {
+    return Status::notFound("this TaskManager is not registered with JobManager " + job_manager_id);
+  }
+  auto it = jobs_.find(JobKey{job_id, attempt});
+  if (it == jobs_.end() || !it->second->executor) {
+    return Status::notFound("job " + job_id + " (attempt " + std::to_string(attempt) +
+                            ") does not run here");
+  }
+  return it->second;
+}
+
+Status TaskManager::triggerCheckpoint(const std::string& job_manager_id, const std::string& job_id,
+                                      int attempt, const thrift::CheckpointTrigger& trigger,
+                                      const std::vector<thrift::SubtaskId>& subtasks) {
+  auto job = runningJob(job_manager_id, job_id, attempt);
+  if (!job.isOk()) return job.status();
+  CheckpointBarrier barrier;
+  barrier.id = trigger.checkpointId;
+  barrier.timestamp_ms = trigger.timestampMs;
+  barrier.savepoint = trigger.savepoint;
+  barrier.stop = trigger.stop;
+  barrier.drain = trigger.drain;
+  barrier.target_dir = trigger.targetDir;
+  std::vector<std::pair<int, int>> targets;
+  for (const auto& s : subtasks)
+    targets.emplace_back(s.chainId, s.subtask);
+  return (*job)->executor->triggerCheckpoint(barrier, targets);
+}
+
+Status TaskManager::notifyCheckpoint(const std::string& job_manager_id, const std::string& job_id,
+                                     int attempt, std::int64_t checkpoint_id, bool completed) {
+  auto job = runningJob(job_manager_id, job_id, attempt);
+  if (!job.isOk()) return Status::ok();  // its tasks have ended here
+  (*job)->executor->notifyCheckpoint(checkpoint_id, completed);
   return Status::ok();
 }
 

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,6 +84,14 @@ class TaskManager {
     bool failed_to_deploy = false;           // guarded by mu_
   };
 
+  using JobKey = std::pair<std::string, int>;  // job id, attempt
+  using JobManagerCall =
+      std::function<void(thrift::JobManagerServiceClient& client, const std::string& tm_id)>;
+
+  // Queues a call to the JobManager for the reporter thread (after the pending state reports).
+  void callJobManager(JobManagerCall call);
+  Result<std::shared_ptr<HostedJob>> runningJob(const std::string& job_manager_id,
+                                                const std::string& job_id, int attempt);
   void connectionLoop();
   void reporterLoop();
   void jobManagerLost(const std::string& reason);
@@ -114,8 +123,9 @@ class TaskManager {
   std::chrono::milliseconds heartbeat_timeout_{10000};  // guarded by mu_, from the JobManager
   Clock::time_point last_response_;                     // guarded by mu_: our heartbeat answered
   Clock::time_point last_jm_heartbeat_;  // guarded by mu_: the JobManager's heartbeat
-  std::map<std::string, std::shared_ptr<HostedJob>> jobs_;  // guarded by mu_, by job id
-  std::deque<thrift::TaskStatus> reports_;                  // guarded by mu_
+  std::map<JobKey, std::shared_ptr<HostedJob>> jobs_;  // guarded by mu_
+  std::deque<thrift::TaskStatus> reports_;             // guarded by mu_
+  std::deque<JobManagerCall> calls_;                   // guarded by mu_
   std::condition_variable reporter_wake_;
   std::thread connection_;
   std::thread reporter_;
