@@ -169,6 +169,20 @@ void CheckpointCoordinator::endOfData(int attempt, int chain_id, int subtask) {
     return;
   }
   const bool inserted = ended_.insert({chain_id, subtask}).second;
+  if (inserted) {
+    for (const auto& [id, pending] : pending_) {
+      if (pending.phase != Phase::kTriggered || pending.acks.count({chain_id, subtask}) > 0) {
+        continue;
+      }
+      LateTrigger late;
+      late.attempt = attempt;
+      late.trigger = pending.trigger;
+      late.subtask.chainId = chain_id;
+      late.subtask.subtask = subtask;
+      late_triggers_.push_back(std::move(late));
+      wake_.notify_all();
+    }
+  }
   if (inserted && ended_.size() == tasks_.size() && options_.settings.enabled()) {
     spdlog::info("job {}: every subtask of attempt {} ended its data; checkpointing at once",
                  options_.job_id, attempt);
@@ -361,6 +375,17 @@ bool CheckpointCoordinator::doWork(std::unique_lock<std::mutex>& lock) {
     return true;
   }
 
+  if (!late_triggers_.empty()) {
+    std::vector<LateTrigger> late = std::move(late_triggers_);
+    late_triggers_.clear();
+    lock.unlock();
+    for (const auto& t : late) {
+      if (callbacks_.trigger) callbacks_.trigger(t.attempt, t.trigger, {t.subtask});
+    }
+    lock.lock();
+    return true;
+  }
+
   for (auto& [id, pending] : pending_) {
     if (pending.phase == Phase::kCompleting && !pending.completion_started) {
       completePending(lock, id);
@@ -471,6 +496,7 @@ void CheckpointCoordinator::triggerPending(std::unique_lock<std::mutex>& lock, s
   trigger.__set_stop(pending.stop);
   trigger.__set_drain(pending.drain);
   trigger.targetDir = dir->string();
+  pending.trigger = trigger;
   std::vector<thrift::SubtaskId> targets;
   for (const auto& task : tasks_) {
     if (task.source || ended_.count({task.chain_id, task.subtask}) > 0) {

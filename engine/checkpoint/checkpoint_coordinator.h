@@ -144,6 +144,7 @@ class CheckpointCoordinator {
     Clock::time_point triggered_at;
     std::int64_t triggered_at_ms = 0;  // unix time
     std::filesystem::path dir;         // once created
+    thrift::CheckpointTrigger trigger;  // once triggered
     std::set<SubtaskKey> expected;     // every subtask of the attempt
     std::map<SubtaskKey, thrift::CheckpointAck> acks;
     SavepointPromise promise;  // savepoints only
@@ -219,6 +220,14 @@ class CheckpointCoordinator {
   std::deque<SavepointRequest> savepoint_requests_;
   std::vector<Aborted> aborted_;
   std::vector<std::string> fail_job_reasons_;
+  // Subtasks whose input ended while a checkpoint was in flight: no barrier of it reaches them
+  // any more, so the thread triggers them directly.
+  struct LateTrigger {
+    int attempt = 0;
+    thrift::CheckpointTrigger trigger;
+    thrift::SubtaskId subtask;
+  };
+  std::vector<LateTrigger> late_triggers_;
   std::deque<thrift::CheckpointInfo> finished_;  // newest first
   std::set<std::int64_t> retained_ids_;
 
