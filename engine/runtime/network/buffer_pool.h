@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace weir::engine {
@@ -91,12 +92,25 @@ class NetworkMemory {
   std::size_t reserved_ = 0;  // guarded by mu_
 };
 
+// A checkpoint barrier: travels in every channel of the data plane, ordered with the records, and
+// separates what belongs to checkpoint `id` (before it) from what comes after. One object is shared
+// by every channel a producer emits it on; it is never modified once emitted.
+struct CheckpointBarrier {
+  std::int64_t id = 0;
+  std::int64_t timestamp_ms = 0;
+  bool savepoint = false;
+  bool stop = false;       // stop-with-savepoint
+  bool drain = false;      // stop-with-savepoint --drain
+  std::string target_dir;  // absolute directory for this checkpoint's own files
+  bool operator==(const CheckpointBarrier&) const = default;
+};
+
 // A unit handed from producer to consumer: a data segment holding record frames, or an event
-// (end of input, a watermark, a watermark status). Move-only; a data buffer returns its segment
-// to its pool when destroyed.
+// (end of input, a watermark, a watermark status, a checkpoint barrier). Move-only; a data buffer
+// returns its segment to its pool when destroyed.
 class Buffer {
  public:
-  enum class Kind : std::uint8_t { kData, kEndOfInput, kWatermark, kWatermarkStatus };
+  enum class Kind : std::uint8_t { kData, kEndOfInput, kWatermark, kWatermarkStatus, kBarrier };
 
   Buffer() = default;
   static Buffer data(std::shared_ptr<BufferPool> pool, std::uint8_t* segment, std::size_t size) {
@@ -125,6 +139,13 @@ class Buffer {
     b.value_ = idle ? 1 : 0;
     return b;
   }
+  // Needs no buffer from a pool: emitting a barrier never waits for back-pressure to clear.
+  static Buffer barrier(std::shared_ptr<const CheckpointBarrier> b) {
+    Buffer buffer;
+    buffer.kind_ = Kind::kBarrier;
+    buffer.barrier_ = std::move(b);
+    return buffer;
+  }
 
   Buffer(Buffer&& o) noexcept { *this = std::move(o); }
   Buffer& operator=(Buffer&& o) noexcept {
@@ -133,6 +154,7 @@ class Buffer {
       kind_ = o.kind_;
       value_ = o.value_;
       pool_ = std::move(o.pool_);
+      barrier_ = std::move(o.barrier_);
       segment_ = o.segment_;
       size_ = o.size_;
       o.segment_ = nullptr;
@@ -148,17 +170,21 @@ class Buffer {
   std::int64_t value() const { return value_; }
   const std::uint8_t* bytes() const { return segment_; }
   std::size_t size() const { return size_; }
+  // The barrier of a kBarrier event; null for every other kind.
+  const std::shared_ptr<const CheckpointBarrier>& barrier() const { return barrier_; }
 
  private:
   void release() {
     if (segment_ != nullptr && pool_) pool_->recycle(segment_);
     segment_ = nullptr;
     pool_.reset();
+    barrier_.reset();
   }
 
   Kind kind_ = Kind::kEndOfInput;
   std::int64_t value_ = 0;
   std::shared_ptr<BufferPool> pool_;
+  std::shared_ptr<const CheckpointBarrier> barrier_;
   std::uint8_t* segment_ = nullptr;
   std::size_t size_ = 0;
 };

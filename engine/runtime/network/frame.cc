@@ -20,6 +20,8 @@ const char* kindName(std::uint8_t kind) {
       return "watermark";
     case static_cast<std::uint8_t>(FrameKind::kWatermarkStatus):
       return "watermark-status";
+    case static_cast<std::uint8_t>(FrameKind::kBarrier):
+      return "barrier";
   }
   return "unknown";
 }
@@ -75,6 +77,14 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
       bound = size;
       break;
     }
+    case static_cast<std::uint8_t>(FrameKind::kBarrier):
+      if (h.length < kBarrierFixedPayload) {
+        return Status::corruption("barrier frame of " + std::to_string(h.length) +
+                                  " bytes (at least " + std::to_string(kBarrierFixedPayload) +
+                                  " expected)");
+      }
+      bound = kMaxControlPayload;
+      break;
     default:
       return Status::corruption("unknown frame kind " + std::to_string(kind));
   }
@@ -85,6 +95,56 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
   }
   h.kind = static_cast<FrameKind>(kind);
   return h;
+}
+
+namespace {
+
+constexpr std::uint8_t kBarrierSavepoint = 1;
+constexpr std::uint8_t kBarrierStop = 2;
+constexpr std::uint8_t kBarrierDrain = 4;
+
+}  // namespace
+
+Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier) {
+  if (barrier.target_dir.size() > kMaxControlPayload - kBarrierFixedPayload) {
+    return Status::invalidArgument(
+        "checkpoint " + std::to_string(barrier.id) + ": its target directory of " +
+        std::to_string(barrier.target_dir.size()) + " bytes is longer than a barrier can carry (" +
+        std::to_string(kMaxControlPayload - kBarrierFixedPayload) + " bytes)");
+  }
+  std::string out(kBarrierFixedPayload, '\0');
+  auto* p = reinterpret_cast<std::uint8_t*>(out.data());
+  storeU64(p, static_cast<std::uint64_t>(barrier.id));
+  storeU64(p + 8, static_cast<std::uint64_t>(barrier.timestamp_ms));
+  p[16] = static_cast<std::uint8_t>((barrier.savepoint ? kBarrierSavepoint : 0) |
+                                    (barrier.stop ? kBarrierStop : 0) |
+                                    (barrier.drain ? kBarrierDrain : 0));
+  storeU32(p + 17, static_cast<std::uint32_t>(barrier.target_dir.size()));
+  out += barrier.target_dir;
+  return out;
+}
+
+Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size_t size) {
+  if (size < kBarrierFixedPayload || size > kMaxControlPayload) {
+    return Status::corruption("barrier payload of " + std::to_string(size) + " bytes");
+  }
+  const std::uint8_t flags = in[16];
+  if ((flags & ~(kBarrierSavepoint | kBarrierStop | kBarrierDrain)) != 0) {
+    return Status::corruption("barrier with unknown flags " + std::to_string(flags));
+  }
+  const std::uint32_t dir_length = loadU32(in + 17);
+  if (dir_length != size - kBarrierFixedPayload) {
+    return Status::corruption("barrier target directory of " + std::to_string(dir_length) +
+                              " bytes in a payload of " + std::to_string(size) + " bytes");
+  }
+  CheckpointBarrier b;
+  b.id = static_cast<std::int64_t>(loadU64(in));
+  b.timestamp_ms = static_cast<std::int64_t>(loadU64(in + 8));
+  b.savepoint = (flags & kBarrierSavepoint) != 0;
+  b.stop = (flags & kBarrierStop) != 0;
+  b.drain = (flags & kBarrierDrain) != 0;
+  b.target_dir.assign(reinterpret_cast<const char*>(in + kBarrierFixedPayload), dir_length);
+  return b;
 }
 
 }  // namespace weir::engine

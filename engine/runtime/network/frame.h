@@ -8,28 +8,41 @@
 //         12       payload
 //
 // DATA carries one buffer of record frames (weir/task_api.h) for an input channel of the receiver;
-// END_OF_INPUT closes one channel; WATERMARK (payload i64) and WATERMARK_STATUS (payload u8: 1 idle,
-// 0 active) are events of one channel, ordered with its data; CREDIT (payload u32 n) lets the producer send n more buffers on
-// a channel; REQUEST (payload u32 credits + channel key) opens a channel: the consumer names the
-// producer's output channel it wants and the id the producer must put on its frames; HELLO
-// (payload: the sender's data address) is the first frame on a connection. A frame that breaks
-// these rules closes the connection.
+// END_OF_INPUT closes one channel; WATERMARK (payload i64) and WATERMARK_STATUS (payload u8: 1
+// idle, 0 active) are events of one channel, ordered with its data; BARRIER is a checkpoint barrier
+// of one channel, ordered with its data, with the payload (little endian)
+//
+//   offset 0  i64  checkpoint id
+//          8  i64  timestamp (ms since the epoch)
+//         16  u8   flags: bit 0 savepoint, bit 1 stop (stop-with-savepoint), bit 2 drain; the
+//                  other bits are 0
+//         17  u32  n, the length of the target directory
+//         21       n bytes: the target directory
+//
+// (21 + n bytes in all, at most kMaxControlPayload). Events need no credit. CREDIT (payload u32 n)
+// lets the producer send n more buffers on a channel; REQUEST (payload u32 credits + channel key)
+// opens a channel: the consumer names the producer's output channel it wants and the id the
+// producer must put on its frames; HELLO (payload: the sender's data address) is the first frame
+// on a connection. A frame that breaks these rules closes the connection.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "runtime/network/buffer_pool.h"
 #include "weir/status.h"
 
 namespace weir::engine {
 
-inline constexpr std::uint8_t kFrameVersion = 2;
+inline constexpr std::uint8_t kFrameVersion = 3;
 inline constexpr std::size_t kFrameHeaderBytes = 12;
-// Largest payload of a control frame (REQUEST, HELLO, CREDIT).
+// Largest payload of a control frame (REQUEST, HELLO, CREDIT) and of a BARRIER.
 inline constexpr std::uint32_t kMaxControlPayload = 4096;
 inline constexpr std::uint32_t kWatermarkPayload = 8;
 inline constexpr std::uint32_t kWatermarkStatusPayload = 1;
+// A BARRIER's payload without its target directory.
+inline constexpr std::uint32_t kBarrierFixedPayload = 21;
 
 enum class FrameKind : std::uint8_t {
   kHello = 1,
@@ -39,6 +52,7 @@ enum class FrameKind : std::uint8_t {
   kEndOfInput = 5,
   kWatermark = 6,
   kWatermarkStatus = 7,
+  kBarrier = 8,
 };
 
 struct FrameHeader {
@@ -52,6 +66,12 @@ void encodeFrameHeader(const FrameHeader& h, std::uint8_t* out);
 // Decodes and checks a header: version, kind, and the payload bound for its kind (`max_data` for
 // DATA). The error says what is wrong, for the log line that closes the connection.
 Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_data);
+
+// A BARRIER frame's payload; an error when the target directory makes it longer than
+// kMaxControlPayload.
+Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier);
+// Decodes and checks a BARRIER frame's payload of `size` bytes.
+Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size_t size);
 
 inline void storeU32(std::uint8_t* p, std::uint32_t v) {
   p[0] = static_cast<std::uint8_t>(v);

@@ -1,5 +1,7 @@
 #include "runtime/network/input_gate.h"
 
+#include <algorithm>
+
 namespace weir::engine {
 
 void InputGate::push(int channel, Buffer buffer) {
@@ -12,18 +14,22 @@ void InputGate::push(int channel, Buffer buffer) {
       q.back() = std::move(buffer);  // a newer watermark supersedes one not yet read
       return;
     }
-    if (q.empty()) available_.push_back(channel);
+    const bool was_empty = q.empty();
     q.push_back(std::move(buffer));
+    if (!was_empty || blocked_[static_cast<std::size_t>(channel)]) return;
+    available_.push_back(channel);
     notify = waiting_;
   }
   if (notify) cv_.notify_one();
 }
 
 std::optional<InputGate::Item> InputGate::poll(std::chrono::steady_clock::time_point deadline,
-                                               const std::atomic<bool>& cancelled) {
+                                               const std::atomic<bool>& cancelled,
+                                               const std::atomic<bool>* interrupt) {
   std::unique_lock<std::mutex> lock(mu_);
   while (available_.empty()) {
     if (cancelled.load(std::memory_order_acquire)) return std::nullopt;
+    if (interrupt != nullptr && interrupt->load(std::memory_order_acquire)) return std::nullopt;
     waiting_ = true;
     if (deadline == std::chrono::steady_clock::time_point::max()) {
       cv_.wait(lock);  // wait_until(max) overflows inside libstdc++
@@ -42,9 +48,48 @@ std::optional<InputGate::Item> InputGate::poll(std::chrono::steady_clock::time_p
   return item;
 }
 
+void InputGate::blockChannel(int channel) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto index = static_cast<std::size_t>(channel);
+  if (blocked_.at(index)) return;
+  blocked_[index] = true;
+  ++num_blocked_;
+  if (!queues_[index].empty()) {
+    available_.erase(std::find(available_.begin(), available_.end(), channel));
+  }
+}
+
+void InputGate::unblockAll() {
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (num_blocked_ == 0) return;
+    for (std::size_t ch = 0; ch < blocked_.size(); ++ch) {
+      if (!blocked_[ch]) continue;
+      blocked_[ch] = false;
+      if (!queues_[ch].empty()) {
+        available_.push_back(static_cast<int>(ch));
+        notify = waiting_;
+      }
+    }
+    num_blocked_ = 0;
+  }
+  if (notify) cv_.notify_one();
+}
+
+bool InputGate::isBlocked(int channel) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return blocked_.at(static_cast<std::size_t>(channel));
+}
+
 void InputGate::wake() {
   { std::lock_guard<std::mutex> lock(mu_); }
   cv_.notify_all();
+}
+
+bool InputGate::waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_;
 }
 
 std::size_t InputGate::queued() const {

@@ -3,6 +3,11 @@
 //
 // Producers (any thread) push; the owning task thread polls. One mutex per gate, taken once per
 // buffer. The consumer is only signalled when it is actually waiting.
+//
+// Barrier alignment: the task holds back a channel that delivered a checkpoint barrier until the
+// barrier has arrived on every channel. A held-back (blocked) channel keeps receiving into its
+// queue but is not in the list of readable channels, so poll() neither returns its buffers nor
+// spins over it.
 #pragma once
 
 #include <atomic>
@@ -20,7 +25,9 @@ namespace weir::engine {
 
 class InputGate {
  public:
-  explicit InputGate(int num_channels) : queues_(static_cast<std::size_t>(num_channels)) {}
+  explicit InputGate(int num_channels)
+      : queues_(static_cast<std::size_t>(num_channels)),
+        blocked_(static_cast<std::size_t>(num_channels), false) {}
 
   int numChannels() const { return static_cast<int>(queues_.size()); }
 
@@ -30,21 +37,36 @@ class InputGate {
     int channel;
     Buffer buffer;
   };
-  // The next buffer, waiting until `deadline` at the latest; nullopt on timeout or when `cancelled`
-  // is set (see wake()).
+  // The next buffer of a channel that is not blocked, waiting until `deadline` at the latest;
+  // nullopt on timeout, or when nothing is readable and `cancelled` or `*interrupt` (when given)
+  // is set. Both flags belong to the caller, who sets one and then calls wake().
   std::optional<Item> poll(std::chrono::steady_clock::time_point deadline,
-                           const std::atomic<bool>& cancelled);
+                           const std::atomic<bool>& cancelled,
+                           const std::atomic<bool>* interrupt = nullptr);
+  // Makes a waiting poll() re-check its flags.
   void wake();
 
-  // Buffers queued over all channels (for tests and metrics).
+  // Holds back channel `channel`: poll() skips it (its buffers stay queued) until unblockAll().
+  void blockChannel(int channel);
+  // Releases every held-back channel; those with queued buffers become readable again, in channel
+  // order.
+  void unblockAll();
+  bool isBlocked(int channel) const;
+
+  // Buffers queued over all channels, blocked ones included (for tests and metrics).
   std::size_t queued() const;
+  // True while the consumer waits in poll() (for tests).
+  bool waiting() const;
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::deque<Buffer>> queues_;  // guarded by mu_
-  std::deque<int> available_;               // guarded by mu_: channels with a non-empty queue
-  bool waiting_ = false;                    // guarded by mu_
+  // guarded by mu_: the channels with a non-empty queue that are not blocked, each once
+  std::deque<int> available_;
+  std::vector<bool> blocked_;  // guarded by mu_
+  int num_blocked_ = 0;        // guarded by mu_
+  bool waiting_ = false;       // guarded by mu_
 };
 
 }  // namespace weir::engine

@@ -226,6 +226,7 @@ void RemoteOutputChannel::push(Buffer buffer) {
     queue_.back() = std::move(buffer);  // a newer watermark supersedes one not yet sent
     return;
   }
+  // Anything else, barriers included, is queued as it is, in order.
   queue_.push_back(std::move(buffer));
   notifyLocked(lock);
 }
@@ -492,6 +493,7 @@ void Connection::writeLoop() {
     FrameHeader h{FrameKind::kData, id, 0};
     std::uint8_t event[kWatermarkPayload];
     const void* payload = event;
+    std::string barrier_payload;
     switch (buffer.kind()) {
       case Buffer::Kind::kData:
         h.length = static_cast<std::uint32_t>(buffer.size());
@@ -510,6 +512,22 @@ void Connection::writeLoop() {
         h.length = kWatermarkStatusPayload;
         event[0] = static_cast<std::uint8_t>(buffer.value() != 0 ? 1 : 0);
         break;
+      case Buffer::Kind::kBarrier: {
+        auto encoded = encodeBarrierPayload(*buffer.barrier());
+        if (!encoded.isOk()) {
+          // Only this channel's producer is at fault: the connection and its other channels go on.
+          spdlog::error("data connection to TaskManager at {}: cannot send a barrier: {}", peer_,
+                        encoded.status().message());
+          std::lock_guard<std::mutex> callbacks(callbacks_mu_);
+          channel->fail(encoded.status());
+          continue;
+        }
+        barrier_payload = std::move(*encoded);
+        h.kind = FrameKind::kBarrier;
+        h.length = static_cast<std::uint32_t>(barrier_payload.size());
+        payload = barrier_payload.data();
+        break;
+      }
     }
     if (!sendFrame(fd_, h, payload)) {
       writeFailed();
@@ -623,6 +641,24 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
       } else {
         it->second.gate->push(it->second.gate_channel, Buffer::watermarkStatus(payload[0] == 1));
       }
+      return Status::ok();
+    }
+    case FrameKind::kBarrier: {
+      scratch.resize(h.length);
+      if (Status s = readFully(fd_, scratch.data(), h.length); !s.isOk()) return s;
+      auto decoded = decodeBarrierPayload(scratch.data(), h.length);
+      if (!decoded.isOk()) {
+        return Status::corruption("channel " + std::to_string(h.channel) + ": " +
+                                  decoded.status().message());
+      }
+      auto barrier = std::make_shared<const CheckpointBarrier>(std::move(*decoded));
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = inputs_.find(h.channel);
+      if (it == inputs_.end() || it->second.ended) {
+        return Status::corruption("barrier for unknown channel " + std::to_string(h.channel));
+      }
+      if (it->second.gate == nullptr) return Status::ok();  // released
+      it->second.gate->push(it->second.gate_channel, Buffer::barrier(std::move(barrier)));
       return Status::ok();
     }
     case FrameKind::kCredit:

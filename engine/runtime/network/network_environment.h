@@ -13,11 +13,12 @@
 //
 // Connections. The TaskManager with the smaller data address connects; the other waits for it. A
 // connection runs a reader and a writer thread. A frame that breaks the protocol (wrong version,
-// unknown kind, oversized length, data or end of input for an unknown channel, data beyond credit)
-// closes the connection with a logged error, and every channel on it fails: its tasks fail with
-// the reason, the TaskManager keeps going. Credit for an unknown channel is ignored: it may be for
-// a channel released here whose consumer still returns buffers. An accepted socket's hello is read
-// on a thread of its own, so a peer that connects and says nothing holds up no one.
+// unknown kind, oversized length, data, an event or end of input for an unknown channel, data
+// beyond credit, a barrier that does not decode) closes the connection with a logged error, and
+// every channel on it fails: its tasks fail with the reason, the TaskManager keeps going. Credit
+// for an unknown channel is ignored: it may be for a channel released here whose consumer still
+// returns buffers. An accepted socket's hello is read on a thread of its own, so a peer that
+// connects and says nothing holds up no one.
 //
 // Threads: the acceptor; per connection a reader and a writer; short-lived helpers that connect or
 // read a hello. stop() ends and joins all of them. Failure handlers run on those threads or on the

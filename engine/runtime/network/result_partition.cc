@@ -74,6 +74,12 @@ void ResultPartition::emitWatermarkStatus(bool idle) noexcept {
   broadcastEvent(Buffer::Kind::kWatermarkStatus, idle ? 1 : 0);
 }
 
+void ResultPartition::emitBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier) {
+  flushAll();
+  for (const auto& t : targets_)
+    t->push(Buffer::barrier(barrier));
+}
+
 void ResultPartition::finish() {
   flushAll();
   for (const auto& t : targets_)

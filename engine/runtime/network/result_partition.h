@@ -37,6 +37,9 @@ class ResultPartition final : public OutputGate {
   // Hands every partly filled buffer to its consumer.
   void flushAll();
   bool hasPendingData() const;
+  // Flushes every channel, then sends `barrier` (the one object, shared) on each. Takes nothing
+  // from the pool, so it never waits on back-pressure.
+  void emitBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier);
   // Flushes, then sends end-of-input on every channel.
   void finish();
   // Drops current buffers without sending them (after failure or cancellation).

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -381,6 +382,87 @@ TEST_CASE("frame header: decode rejects what breaks the protocol, saying why") {
   reject({FrameKind::kData, 1, 1u << 31}, "version 9", 9, 77);
 }
 
+TEST_CASE("frame: a barrier round-trips through its frame") {
+  const CheckpointBarrier cases[] = {
+      {},
+      {1, 1700000000000, false, false, false, "/var/weir/checkpoints/job/chk-1"},
+      {42, -5, true, false, false, "/sp"},
+      {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min(), true,
+       true, false, "/dir with spaces/\xc3\xa9"},
+      {-1, 0, true, true, true, std::string(kMaxControlPayload - kBarrierFixedPayload, 'd')},
+      {7, 8, false, false, true, ""},
+      {7, 8, false, true, false, std::string("/a\0b", 4)},
+  };
+  for (const CheckpointBarrier& b : cases) {
+    auto payload = encodeBarrierPayload(b);
+    REQUIRE_MESSAGE(payload.isOk(), payload.status().message());
+    CHECK(payload->size() == kBarrierFixedPayload + b.target_dir.size());
+    const std::string bytes = frame(FrameKind::kBarrier, 9, *payload);
+    auto h = decodeFrameHeader(reinterpret_cast<const std::uint8_t*>(bytes.data()), kSegment);
+    REQUIRE_MESSAGE(h.isOk(), h.status().message());
+    CHECK(h->kind == FrameKind::kBarrier);
+    CHECK(h->channel == 9);
+    CHECK(h->length == payload->size());
+    auto decoded = decodeBarrierPayload(
+        reinterpret_cast<const std::uint8_t*>(bytes.data()) + kFrameHeaderBytes, h->length);
+    REQUIRE_MESSAGE(decoded.isOk(), decoded.status().message());
+    CHECK(*decoded == b);
+  }
+  // The layout: little-endian id and timestamp, then the flags, then the directory's length.
+  auto p = encodeBarrierPayload({0x0102030405060708, 2, true, false, true, "/x"});
+  REQUIRE(p.isOk());
+  CHECK(static_cast<std::uint8_t>((*p)[0]) == 0x08);
+  CHECK(static_cast<std::uint8_t>((*p)[7]) == 0x01);
+  CHECK(static_cast<std::uint8_t>((*p)[8]) == 2);
+  CHECK(static_cast<std::uint8_t>((*p)[16]) == 0x5);
+  CHECK(p->substr(17) == u32(2) + "/x");
+  CHECK(kFrameVersion == 3);
+  CHECK(static_cast<int>(FrameKind::kBarrier) == 8);
+}
+
+TEST_CASE("frame: malformed barriers are refused, saying why") {
+  auto rejectHeader = [](std::uint32_t length, const std::string& expected) {
+    std::uint8_t bytes[kFrameHeaderBytes];
+    encodeFrameHeader({FrameKind::kBarrier, 1, length}, bytes);
+    auto d = decodeFrameHeader(bytes, kSegment);
+    REQUIRE_FALSE(d.isOk());
+    CHECK(d.status().code() == Status::Code::kCorruption);
+    CHECK_MESSAGE(d.status().message().find(expected) != std::string::npos, d.status().message());
+  };
+  rejectHeader(0, "barrier frame of 0 bytes");
+  rejectHeader(kBarrierFixedPayload - 1, "barrier frame of 20 bytes");
+  rejectHeader(kMaxControlPayload + 1, "exceeds the limit of 4096");
+  rejectHeader(0xffffffff, "exceeds the limit of 4096");
+
+  auto valid = encodeBarrierPayload({5, 6, true, false, false, "/chk"});
+  REQUIRE(valid.isOk());
+  auto rejectPayload = [](const std::string& bytes, const std::string& expected) {
+    auto d =
+        decodeBarrierPayload(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    REQUIRE_FALSE(d.isOk());
+    CHECK(d.status().code() == Status::Code::kCorruption);
+    CHECK_MESSAGE(d.status().message().find(expected) != std::string::npos, d.status().message());
+  };
+  std::string bad = *valid;
+  bad[16] = 8;
+  rejectPayload(bad, "unknown flags 8");
+  bad = *valid;
+  bad.replace(17, 4, u32(5));
+  rejectPayload(bad, "target directory of 5 bytes in a payload of 25 bytes");
+  bad.replace(17, 4, u32(0xffffffff));
+  rejectPayload(bad, "target directory of 4294967295 bytes");
+  rejectPayload(valid->substr(0, 20), "barrier payload of 20 bytes");
+  rejectPayload(*valid + std::string(kMaxControlPayload, 'x'), "barrier payload of");
+
+  // A directory too long for a frame is refused when encoding.
+  CheckpointBarrier long_dir{
+      1, 1, false, false, false, std::string(kMaxControlPayload - kBarrierFixedPayload + 1, 'd')};
+  auto e = encodeBarrierPayload(long_dir);
+  REQUIRE_FALSE(e.isOk());
+  CHECK_MESSAGE(e.status().message().find("longer than a barrier can carry") != std::string::npos,
+                e.status().message());
+}
+
 TEST_CASE("network environment: data and end of input arrive in order, request before channel") {
   Env a, b;
   auto [low, high] = lowHigh(a, b);
@@ -595,6 +677,29 @@ TEST_CASE("network environment: malformed input closes that connection only") {
     expectDropped(hello + frame(FrameKind::kRequest, 1, std::string(kMaxControlPayload + 1, 'k')),
                   "exceeds the limit of 4096");
   }
+  SUBCASE("a barrier frame too short") {
+    expectDropped(hello + frame(FrameKind::kBarrier, 1, std::string(8, '\0')),
+                  "barrier frame of 8 bytes");
+  }
+  SUBCASE("a barrier whose directory length disagrees with its frame") {
+    auto p = encodeBarrierPayload({1, 2, false, false, false, "/chk-1"});
+    REQUIRE(p.isOk());
+    std::string bad = *p;
+    bad.replace(17, 4, u32(100));
+    expectDropped(hello + frame(FrameKind::kBarrier, 1, bad), "barrier target directory of 100");
+  }
+  SUBCASE("a barrier with unknown flags") {
+    auto p = encodeBarrierPayload({1, 2, false, false, false, "/chk-1"});
+    REQUIRE(p.isOk());
+    std::string bad = *p;
+    bad[16] = static_cast<char>(0x80);
+    expectDropped(hello + frame(FrameKind::kBarrier, 1, bad), "unknown flags 128");
+  }
+  SUBCASE("a barrier for a channel nobody opened") {
+    auto p = encodeBarrierPayload({1, 2, false, false, false, "/chk-1"});
+    REQUIRE(p.isOk());
+    expectDropped(hello + frame(FrameKind::kBarrier, 78, *p), "barrier for unknown channel 78");
+  }
   SUBCASE("data for a channel nobody opened") {
     expectDropped(hello + frame(FrameKind::kData, 77, "hello?"), "unknown channel 77");
   }
@@ -780,4 +885,122 @@ TEST_CASE("network environment: stopping with channels open is quick and leaves 
   producer.join();
   CHECK(failures.size() >= 2);
   CHECK(eventually([&] { return threadCount() == threads_before; }, milliseconds(2000)));
+}
+
+namespace {
+
+std::shared_ptr<const CheckpointBarrier> makeBarrier(std::int64_t id, bool savepoint, bool stop,
+                                                     bool drain, std::string dir) {
+  return std::make_shared<const CheckpointBarrier>(
+      CheckpointBarrier{id, 1700000000000 + id, savepoint, stop, drain, std::move(dir)});
+}
+
+// A readable account of what a gate delivered: data as its bytes, events by kind and fields.
+std::string describe(const Buffer& b) {
+  switch (b.kind()) {
+    case Buffer::Kind::kData:
+      return bytesOf(b);
+    case Buffer::Kind::kEndOfInput:
+      return "end";
+    case Buffer::Kind::kWatermark:
+      return "watermark " + std::to_string(b.value());
+    case Buffer::Kind::kWatermarkStatus:
+      return "status " + std::to_string(b.value());
+    case Buffer::Kind::kBarrier:
+      return "barrier " + std::to_string(b.barrier()->id);
+  }
+  return "?";
+}
+
+}  // namespace
+
+TEST_CASE("network environment: barriers cross in order with the data, without needing credit") {
+  constexpr int kCredits = 2;
+  Env a(testOptions(kCredits)), b(testOptions(kCredits));
+  FailureLog failures;
+  InputGate gate(1);
+  auto pool = std::make_shared<BufferPool>(kSegment, 4);
+  auto out = a.net.createOutputChannel("barrier/0", b.net.address(), failures.handler());
+  b.net.openInputChannel("barrier/0", a.net.address(), &gate, 0, failures.handler());
+
+  const auto first = makeBarrier(7, false, false, false, "/var/weir/chk/job-1/chk-7");
+  const auto second = makeBarrier(8, true, true, true, std::string(3000, 's') + "/sp-8");
+  // Two buffers use up the credit (nobody reads the gate); the events behind them still cross,
+  // the data behind those waits at the producer, and so does the barrier behind that data.
+  pushNow(*out, pool, "d0");
+  pushNow(*out, pool, "d1");
+  out->push(Buffer::watermark(100));
+  out->push(Buffer::barrier(first));
+  out->push(Buffer::watermark(200));  // not merged with the one before the barrier
+  out->push(Buffer::barrier(first));  // the same barrier twice is sent twice
+  pushNow(*out, pool, "d2");
+  out->push(Buffer::barrier(second));
+  pushNow(*out, pool, "d3");
+  out->push(Buffer::endOfInput());
+  CHECK(eventually([&] { return gate.queued() == 6 && out->queued() == 4; }, kWait));
+  CHECK_FALSE(eventually([&] { return gate.queued() > 6; }, milliseconds(100)));
+
+  std::vector<std::string> got;
+  std::vector<std::shared_ptr<const CheckpointBarrier>> barriers;
+  for (;;) {
+    auto item = next(gate);
+    REQUIRE(item.has_value());
+    CHECK(item->channel == 0);
+    got.push_back(describe(item->buffer));
+    if (item->buffer.kind() == Buffer::Kind::kBarrier) {
+      CHECK(item->buffer.isEvent());
+      barriers.push_back(item->buffer.barrier());
+    }
+    if (item->buffer.kind() == Buffer::Kind::kEndOfInput) break;
+  }
+  CHECK(got == std::vector<std::string>{"d0", "d1", "watermark 100", "barrier 7", "watermark 200",
+                                        "barrier 7", "d2", "barrier 8", "d3", "end"});
+  REQUIRE(barriers.size() == 3);
+  CHECK(*barriers[0] == *first);
+  CHECK(*barriers[1] == *first);
+  CHECK(*barriers[2] == *second);
+  CHECK(barriers[2]->savepoint);
+  CHECK(barriers[2]->stop);
+  CHECK(barriers[2]->drain);
+  CHECK(barriers[2]->timestamp_ms == 1700000000008);
+  CHECK(barriers[2]->target_dir.size() == 3005);
+  CHECK(eventually([&] { return pool->inUse() == 0 && out->queued() == 0; }, kWait));
+  CHECK(failures.reasons().empty());
+  b.net.releaseChannels("barrier/");
+  a.net.releaseChannels("barrier/");
+}
+
+TEST_CASE("network environment: a barrier too large to send fails its own channel only") {
+  LogCapture log;  // before the environments: it must outlive their threads
+  Env a, b;
+  FailureLog bad_failures, good_failures;
+  InputGate gate(2);
+  auto pool = std::make_shared<BufferPool>(kSegment, 4);
+  auto bad = a.net.createOutputChannel("huge/0", b.net.address(), bad_failures.handler());
+  auto good = a.net.createOutputChannel("huge/1", b.net.address(), good_failures.handler());
+  b.net.openInputChannel("huge/0", a.net.address(), &gate, 0, good_failures.handler());
+  b.net.openInputChannel("huge/1", a.net.address(), &gate, 1, good_failures.handler());
+  pushNow(*bad, pool, "before");
+  REQUIRE(eventually([&] { return gate.queued() == 1; }, kWait));
+  bad->push(
+      Buffer::barrier(makeBarrier(1, false, false, false, std::string(kMaxControlPayload, 'x'))));
+  CHECK(eventually([&] { return bad_failures.size() == 1; }, kWait));
+  CHECK_MESSAGE(
+      bad_failures.reasons().at(0).find("longer than a barrier can carry") != std::string::npos,
+      bad_failures.reasons().at(0));
+  CHECK(log.hasError("cannot send a barrier"));
+  // The connection and its other channel go on.
+  pushNow(*good, pool, "still here");
+  good->push(Buffer::barrier(makeBarrier(2, false, false, false, "/ok")));
+  std::vector<std::string> got;
+  while (got.size() < 3) {
+    auto item = next(gate);
+    REQUIRE(item.has_value());
+    got.push_back(std::to_string(item->channel) + ":" + describe(item->buffer));
+  }
+  CHECK(got == std::vector<std::string>{"0:before", "1:still here", "1:barrier 2"});
+  CHECK(good_failures.reasons().empty());
+  CHECK(a.net.connectionCount() == 1);
+  b.net.releaseChannels("huge/");
+  a.net.releaseChannels("huge/");
 }

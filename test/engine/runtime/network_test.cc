@@ -3,6 +3,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -207,4 +211,206 @@ TEST_CASE("result partition: flush hands over partial buffers, and back-pressure
   pool->wakeAll();
   blocked.join();
   CHECK_FALSE(advanced);
+}
+
+namespace {
+
+// An event tagged with `id`, told apart from others by that id (unlike watermarks, barriers are
+// never coalesced).
+Buffer tagged(std::int64_t id) {
+  auto b = std::make_shared<CheckpointBarrier>();
+  b->id = id;
+  return Buffer::barrier(std::move(b));
+}
+
+// (channel, tag) of everything poll() returns at once, until it returns nothing.
+std::vector<std::pair<int, std::int64_t>> pollAll(InputGate& gate) {
+  const std::atomic<bool> cancelled{false};
+  std::vector<std::pair<int, std::int64_t>> out;
+  while (auto item = gate.poll(Clock::now(), cancelled)) {
+    REQUIRE(item->buffer.kind() == Buffer::Kind::kBarrier);
+    out.emplace_back(item->channel, item->buffer.barrier()->id);
+  }
+  return out;
+}
+
+using Polled = std::vector<std::pair<int, std::int64_t>>;
+
+}  // namespace
+
+TEST_CASE("buffer: a barrier is an event and moves with its barrier") {
+  auto barrier = std::make_shared<const CheckpointBarrier>(
+      CheckpointBarrier{7, 1234, true, true, false, "/data/chk-7"});
+  Buffer b = Buffer::barrier(barrier);
+  CHECK(b.kind() == Buffer::Kind::kBarrier);
+  CHECK(b.isEvent());
+  CHECK(b.barrier() == barrier);
+  CHECK(b.size() == 0);
+  Buffer moved(std::move(b));
+  CHECK(moved.barrier() == barrier);
+  Buffer assigned;
+  assigned = std::move(moved);
+  CHECK(assigned.barrier() == barrier);
+  CHECK(barrier.use_count() == 2);
+  assigned = Buffer::watermark(5);
+  CHECK(assigned.barrier() == nullptr);
+  CHECK(barrier.use_count() == 1);
+  CHECK(Buffer::endOfInput().barrier() == nullptr);
+}
+
+TEST_CASE("input gate: a blocked channel is held back until unblockAll") {
+  const std::atomic<bool> cancelled{false};
+  InputGate gate(3);
+  gate.push(0, tagged(1));
+  gate.push(0, tagged(2));
+  gate.push(1, tagged(10));
+  gate.push(2, tagged(20));
+  CHECK_FALSE(gate.isBlocked(0));
+  gate.blockChannel(0);
+  gate.blockChannel(0);  // twice is once
+  CHECK(gate.isBlocked(0));
+  CHECK_FALSE(gate.isBlocked(1));
+  CHECK(pollAll(gate) == Polled{{1, 10}, {2, 20}});
+
+  // A blocked channel keeps receiving, but what it receives does not make it readable.
+  gate.push(0, tagged(3));
+  gate.push(1, tagged(11));
+  CHECK(gate.queued() == 4);
+  CHECK(pollAll(gate) == Polled{{1, 11}});
+  CHECK(gate.queued() == 3);
+
+  gate.blockChannel(2);  // blocked while empty
+  gate.blockChannel(1);
+  gate.push(2, tagged(21));
+  gate.push(2, tagged(22));
+  CHECK(gate.isBlocked(2));
+  const auto start = Clock::now();
+  CHECK_FALSE(gate.poll(start + std::chrono::milliseconds(20), cancelled).has_value());
+  CHECK(Clock::now() - start >= std::chrono::milliseconds(20));
+  CHECK(gate.queued() == 5);
+
+  // Released in channel order, then served round robin as usual; channel 1 has nothing.
+  gate.unblockAll();
+  for (int ch = 0; ch < 3; ++ch)
+    CHECK_FALSE(gate.isBlocked(ch));
+  CHECK(pollAll(gate) == Polled{{0, 1}, {2, 21}, {0, 2}, {2, 22}, {0, 3}});
+  CHECK(gate.queued() == 0);
+  gate.unblockAll();  // nothing blocked: no effect
+
+  // Blocking the channel just read (the usual case: it delivered a barrier) keeps the rest of its
+  // queue back, other channels go on.
+  gate.push(0, tagged(4));
+  gate.push(0, tagged(5));
+  gate.push(1, tagged(12));
+  auto first = gate.poll(Clock::now(), cancelled);
+  REQUIRE(first.has_value());
+  CHECK(first->channel == 0);
+  gate.blockChannel(0);
+  CHECK(pollAll(gate) == Polled{{1, 12}});
+  gate.unblockAll();
+  CHECK(pollAll(gate) == Polled{{0, 5}});
+}
+
+TEST_CASE("input gate: an interrupt ends a waiting poll at once") {
+  const std::atomic<bool> cancelled{false};
+  std::atomic<bool> interrupt{false};
+  InputGate gate(2);
+
+  // Set before the call: nothing is readable, so poll returns at once, even without a deadline.
+  interrupt = true;
+  CHECK_FALSE(gate.poll(Clock::time_point::max(), cancelled, &interrupt).has_value());
+  // What is readable is still returned, as with `cancelled`.
+  gate.push(1, tagged(1));
+  auto item = gate.poll(Clock::time_point::max(), cancelled, &interrupt);
+  REQUIRE(item.has_value());
+  CHECK(item->channel == 1);
+  // A blocked channel's buffers do not count as readable.
+  gate.push(0, tagged(2));
+  gate.blockChannel(0);
+  CHECK_FALSE(gate.poll(Clock::time_point::max(), cancelled, &interrupt).has_value());
+  gate.unblockAll();
+  CHECK(gate.poll(Clock::now(), cancelled, &interrupt).has_value());
+  interrupt = false;
+
+  // Set from another thread while poll waits: it returns nullopt long before its deadline.
+  for (auto deadline : {Clock::now() + std::chrono::seconds(60), Clock::time_point::max()}) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    bool got_item = true;
+    std::thread consumer([&] {
+      const bool got = gate.poll(deadline, cancelled, &interrupt).has_value();
+      std::lock_guard<std::mutex> lock(mu);
+      got_item = got;
+      done = true;
+      cv.notify_all();
+    });
+    const auto wait_start = Clock::now();
+    while (!gate.waiting() && Clock::now() - wait_start < std::chrono::seconds(10))
+      std::this_thread::yield();
+    CHECK(gate.waiting());
+    const auto start = Clock::now();
+    interrupt = true;
+    gate.wake();
+    bool returned = false;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      returned = cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; });
+    }
+    CHECK(returned);
+    if (!returned) gate.push(0, tagged(99));  // let the consumer return so that the test ends
+    consumer.join();
+    CHECK_FALSE(got_item);
+    CHECK(Clock::now() - start < std::chrono::seconds(5));
+    CHECK_FALSE(gate.waiting());
+    interrupt = false;
+  }
+
+  // The two-argument poll knows nothing of interrupts.
+  gate.push(1, tagged(3));
+  CHECK(gate.poll(Clock::now(), cancelled).has_value());
+}
+
+TEST_CASE("result partition: emitBarrier flushes partial buffers, then sends one barrier to all") {
+  std::atomic<bool> cancelled{false};
+  StateTimer backpressured;
+  InputGate gate(3);
+  // Two segments, both taken by partly filled buffers: the barrier must not need a third.
+  auto pool = std::make_shared<BufferPool>(128, 2);
+  std::vector<std::shared_ptr<ChannelSink>> sinks;
+  for (int i = 0; i < 3; ++i)
+    sinks.push_back(std::make_shared<LocalChannelSink>(&gate, i));
+  ResultPartition partition(pool, sinks, &cancelled, &backpressured);
+  REQUIRE(partition.advance(0));
+  REQUIRE(partition.advance(2));
+  *partition.cursors()[0].pos++ = 10;
+  *partition.cursors()[2].pos++ = 20;
+  *partition.cursors()[2].pos++ = 21;
+  CHECK(pool->tryRequest() == nullptr);
+
+  auto barrier = std::make_shared<const CheckpointBarrier>(
+      CheckpointBarrier{3, 99, false, false, false, "/chk/3"});
+  partition.emitBarrier(barrier);
+  CHECK_FALSE(partition.hasPendingData());
+  CHECK(gate.queued() == 5);
+
+  std::vector<std::vector<std::string>> got(3);
+  while (auto item = gate.poll(Clock::now(), cancelled)) {
+    auto& seen = got[static_cast<std::size_t>(item->channel)];
+    if (item->buffer.kind() == Buffer::Kind::kBarrier) {
+      CHECK(item->buffer.barrier() == barrier);  // the same object on every channel
+      seen.push_back("barrier");
+    } else {
+      REQUIRE(item->buffer.kind() == Buffer::Kind::kData);
+      std::string bytes;
+      for (std::size_t i = 0; i < item->buffer.size(); ++i)
+        bytes += std::to_string(item->buffer.bytes()[i]) + " ";
+      seen.push_back(bytes);
+    }
+  }
+  CHECK(got[0] == std::vector<std::string>{"10 ", "barrier"});
+  CHECK(got[1] == std::vector<std::string>{"barrier"});
+  CHECK(got[2] == std::vector<std::string>{"20 21 ", "barrier"});
+  CHECK(pool->inUse() == 0);
+  CHECK(barrier.use_count() == 1);
 }
