@@ -67,6 +67,10 @@ class RuntimeContext {
     return operatorStateStore().getListState(descriptor, detail::OperatorStateMode::kUnion);
   }
 
+  // Whether the job takes checkpoints (ChainSpec::checkpointing). Without them, output that must
+  // not be seen twice (a two-phase-commit sink's) is committed when the input ends.
+  bool isCheckpointingEnabled() const { return internals_.checkpointing; }
+
   // The TaskManager's wall clock, in milliseconds since the Unix epoch.
   std::int64_t currentProcessingTime() const {
     return env_ != nullptr ? env_->currentProcessingTime() : 0;
@@ -79,6 +83,7 @@ class RuntimeContext {
     std::int64_t auto_watermark_interval_ms = 0;
     StateBackendKind state_backend = StateBackendKind::kHeap;
     bool timers_in_kv_store = false;
+    bool checkpointing = false;
   };
   void setInternals(const Internals& internals) {
     internals_ = internals;

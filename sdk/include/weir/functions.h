@@ -4,9 +4,22 @@
 // (map, filter, flatMap, reduce, processElement, invoke) or use operator(); it may also declare
 //   void open(const weir::RuntimeContext&)   called once per parallel instance before any record
 //   void close()                             called once after the last record (also on failure)
+// and, for checkpoints (Flink's CheckpointedFunction and CheckpointListener), on the task thread
+// between records:
+//   void snapshotState(const weir::CheckpointOptions&)   in the synchronous part of a checkpoint,
+//                                        before the operator's state is written: bring operator
+//                                        state (ctx.getOperatorListState) up to date here
+//   void notifyCheckpointComplete(std::int64_t id)       checkpoint `id` (and every earlier one)
+//                                        is durable for the whole job
+//   void notifyCheckpointAborted(std::int64_t id)        checkpoint `id` was given up
+// Sources, map, flatMap, filter, keyed process and keyed reduce functions, window process
+// functions and sinks may declare them (a window's reduce or aggregate function is not asked). A
+// sink may also declare
+//   void endInput()                          all its input has arrived (before close)
 // Each parallel instance gets its own copy of the function object given to the builder.
 #pragma once
 
+#include <cstdint>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -84,6 +97,28 @@ void openFunction(F& f, const RuntimeContext& ctx) {
 template <class F>
 void closeFunction(F& f) {
   if constexpr (requires { f.close(); }) f.close();
+}
+template <class F>
+void endInputFunction(F& f) {
+  if constexpr (requires { f.endInput(); }) f.endInput();
+}
+
+// Checkpoint hooks, called when the function declares them.
+template <class F>
+void snapshotFunctionState(F& f, const CheckpointOptions& options) {
+  if constexpr (requires { f.snapshotState(options); }) f.snapshotState(options);
+}
+template <class F>
+void notifyFunctionCheckpointComplete(F& f, std::int64_t checkpoint_id) {
+  if constexpr (requires { f.notifyCheckpointComplete(checkpoint_id); }) {
+    f.notifyCheckpointComplete(checkpoint_id);
+  }
+}
+template <class F>
+void notifyFunctionCheckpointAborted(F& f, std::int64_t checkpoint_id) {
+  if constexpr (requires { f.notifyCheckpointAborted(checkpoint_id); }) {
+    f.notifyCheckpointAborted(checkpoint_id);
+  }
 }
 
 // ---- map: R map(const T&) ----

@@ -37,6 +37,7 @@
 #include "weir/serde.h"
 #include "weir/sinks.h"
 #include "weir/sources.h"
+#include "weir/two_phase_commit.h"
 #include "weir/watermarks.h"
 #include "weir/windows.h"
 
@@ -268,16 +269,27 @@ class DataStream : public detail::VertexConfig<DataStream<T>> {
   DataStream<T> broadcast() const { return withPartitioner(Partitioner::kBroadcast); }
   DataStream<T> forward() const { return withPartitioner(Partitioner::kForward); }
 
-  // void invoke(const T&)
+  // void invoke(const T&), or a class derived from weir::TwoPhaseCommitSink<T, Txn> (exactly-once
+  // output, see weir/two_phase_commit.h).
   template <class F>
   DataStreamSink addSink(F fn, std::string name = "Sink") {
-    static_assert(SinkFunction<F, T>,
-                  "addSink(f): f must be callable as `void f(const T&)` (or a class with `void "
-                  "invoke(const T&)`)");
-    const int id = addOneInput<void>("sink", std::move(name), false, [fn] {
-      return std::make_unique<detail::SinkOperator<T, F>>(fn);
-    });
-    return DataStreamSink(this->state_, id);
+    if constexpr (TwoPhaseCommitSinkClass<F>) {
+      static_assert(std::is_same_v<typename F::RecordType, T>,
+                    "addSink(sink): the TwoPhaseCommitSink's record type is not the stream's");
+      using Fn = detail::TwoPhaseCommitFunction<F>;
+      const int id = addOneInput<void>("sink", std::move(name), false, [fn] {
+        return std::make_unique<detail::SinkOperator<T, Fn>>(Fn(fn));
+      });
+      return DataStreamSink(this->state_, id);
+    } else {
+      static_assert(SinkFunction<F, T>,
+                    "addSink(f): f must be callable as `void f(const T&)` (or a class with `void "
+                    "invoke(const T&)`)");
+      const int id = addOneInput<void>("sink", std::move(name), false, [fn] {
+        return std::make_unique<detail::SinkOperator<T, F>>(fn);
+      });
+      return DataStreamSink(this->state_, id);
+    }
   }
 
   DataStreamSink print() { return addSink(PrintSink<T>{}, "Print to Std. Out"); }

@@ -3,6 +3,7 @@
 
 #include "weir/collector.h"
 #include "weir/context.h"
+#include "weir/file_sink.h"
 #include "weir/format.h"
 #include "weir/functions.h"
 #include "weir/job_args.h"
@@ -13,4 +14,5 @@
 #include "weir/sources.h"
 #include "weir/state.h"
 #include "weir/stream.h"
+#include "weir/two_phase_commit.h"
 #include "weir/watermarks.h"

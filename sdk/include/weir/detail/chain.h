@@ -337,6 +337,7 @@ class Program final : public JobProgram {
       internals.auto_watermark_interval_ms = spec.auto_watermark_interval_ms;
       internals.state_backend = spec.state_backend;
       internals.timers_in_kv_store = spec.timers_in_kv_store;
+      internals.checkpointing = spec.checkpointing;
       chain.contexts_.back().setInternals(internals);
       chain.operator_states_.push_back(std::make_unique<OperatorStateStore>());
       chain.contexts_.back().setOperatorStateStore(chain.operator_states_.back().get());

@@ -264,6 +264,16 @@ class OneInputOperator : public OperatorInstance, public BatchConsumer<In> {
     outputs_.finish(out_, &counters);
     side_outputs_.bind(&counters);
   }
+  // The user function's checkpoint hooks; an operator overriding these calls them too.
+  void snapshotState(const CheckpointOptions& options) override {
+    snapshotFunctionState(fn_, options);
+  }
+  void notifyCheckpointComplete(std::int64_t checkpoint_id) override {
+    notifyFunctionCheckpointComplete(fn_, checkpoint_id);
+  }
+  void notifyCheckpointAborted(std::int64_t checkpoint_id) override {
+    notifyFunctionCheckpointAborted(fn_, checkpoint_id);
+  }
 
   void consume(const RecordBatch<In>& batch) final {
     counters.addIn(batch.size());
@@ -420,6 +430,18 @@ class SinkOperator final : public OperatorInstance, public BatchConsumer<T> {
   BatchConsumerBase* inputPort() override { return static_cast<BatchConsumer<T>*>(this); }
   void addOutput(BatchConsumerBase*) override {}
   void finishWiring() override {}
+  void endInput() override {
+    guarded(name, [&] { endInputFunction(fn_); });
+  }
+  void snapshotState(const CheckpointOptions& options) override {
+    snapshotFunctionState(fn_, options);
+  }
+  void notifyCheckpointComplete(std::int64_t checkpoint_id) override {
+    notifyFunctionCheckpointComplete(fn_, checkpoint_id);
+  }
+  void notifyCheckpointAborted(std::int64_t checkpoint_id) override {
+    notifyFunctionCheckpointAborted(fn_, checkpoint_id);
+  }
   void consumeWatermark(std::int64_t watermark) override { processWatermark(watermark); }
   void consumeWatermarkStatus(bool idle) override { processWatermarkStatus(idle); }
 
@@ -453,6 +475,15 @@ class SourceOperator final : public SourceOperatorBase {
   }
   void addOutput(BatchConsumerBase* c) override { outputs_.add(c); }
   void finishWiring() override { outputs_.finish(out_, &counters); }
+  void snapshotState(const CheckpointOptions& options) override {
+    snapshotFunctionState(fn_, options);
+  }
+  void notifyCheckpointComplete(std::int64_t checkpoint_id) override {
+    notifyFunctionCheckpointComplete(fn_, checkpoint_id);
+  }
+  void notifyCheckpointAborted(std::int64_t checkpoint_id) override {
+    notifyFunctionCheckpointAborted(fn_, checkpoint_id);
+  }
 
   SourceStatus poll() override {
     SourceStatus status = SourceStatus::kEndOfInput;
