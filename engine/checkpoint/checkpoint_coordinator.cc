@@ -169,7 +169,10 @@ void CheckpointCoordinator::endOfData(int attempt, int chain_id, int subtask) {
     return;
   }
   const bool inserted = ended_.insert({chain_id, subtask}).second;
-  if (inserted) {
+  const bool source = std::any_of(tasks_.begin(), tasks_.end(), [&](const CoordinatorTask& t) {
+    return t.chain_id == chain_id && t.subtask == subtask && t.source;
+  });
+  if (inserted && !source) {  // sources got the trigger of every checkpoint in flight
     for (const auto& [id, pending] : pending_) {
       if (pending.phase != Phase::kTriggered || pending.acks.count({chain_id, subtask}) > 0) {
         continue;

@@ -1,8 +1,8 @@
 // A job's checkpoint and restart settings: the cluster's defaults (the JobManager's
 // configuration), overridden per job by job arguments of the same keys:
 //
-//   weir submit job.so --arg restart-strategy.type=fixed-delay \
-//                      --arg restart-strategy.fixed-delay.attempts=5 \
+//   weir submit job.so --arg restart-strategy.type=fixed-delay
+//                      --arg restart-strategy.fixed-delay.attempts=5
 //                      --arg execution.checkpointing.interval=10s
 //
 // The keys are the options `restart-strategy.*`, `execution.checkpointing.*`,
@@ -10,7 +10,7 @@
 // `state.backend.incremental` (see ops/config.yaml). A job argument under `restart-strategy.` or
 // `execution.checkpointing.` that is not one of them is refused, as is a value of the wrong
 // form; other job arguments belong to the job. The JobManager checks them at submission; they are
-// not yet acted on by its job state machine.
+// acted on by the JobManager (restarts, the checkpoint coordinator).
 #pragma once
 
 #include <chrono>

@@ -67,7 +67,7 @@ Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submissio
   const std::map<std::string, std::string> job_args(graph.jobArgs.begin(), graph.jobArgs.end());
   Status s = validateJobStateArgs(job_args);
   if (!s.isOk()) return s;
-  // Checkpoint and restart settings: checked against this cluster's (not yet acted on).
+  // Checkpoint and restart settings: the job's arguments over this cluster's defaults.
   JobSettings settings = JobSettings::fromConfig(config_);
   s = settings.applyJobArgs(job_args);
   if (!s.isOk()) return s;

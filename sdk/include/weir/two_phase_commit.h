@@ -24,11 +24,10 @@
 //     recorded for it, and aborts the transaction that was current then (records written after the
 //     checkpoint are replayed by the sources). After rescaling, the transactions of an old subtask
 //     s are recovered by the new subtask s % parallelism;
-//   - without checkpointing (RuntimeContext::isCheckpointingEnabled() false) there is no such
-//     guarantee: the current transaction is pre-committed and committed when the input ends, or
-//     at close() when the task stops without reaching the end;
-//   - with checkpointing, close() without end of input (cancellation, failure) commits nothing and
-//     aborts the current transaction, best effort. After the end of input the engine takes a final
+//   - without checkpointing (RuntimeContext::isCheckpointingEnabled() false) the current
+//     transaction is pre-committed and committed when the input ends;
+//   - close() without end of input (cancellation, failure) commits nothing and aborts the current
+//     transaction, best effort. With checkpointing, after the end of input the engine takes a final
 //     checkpoint, which pre-commits the last transaction, and notifies its completion before
 //     close().
 // The framework methods (open, invoke(value), endInput, snapshotState, notifyCheckpointComplete,
@@ -159,9 +158,9 @@ class TwoPhaseCommitSink {
   void notifyCheckpointAborted(std::int64_t /*checkpoint_id*/) {}
 
   void close() {
-    if (has_current_ && !checkpointing_) {
-      commitCurrentDirectly();
-    } else if (has_current_) {
+    // Input that did not end (cancellation, failure) is never committed: without checkpoints the
+    // output appears only when the input ended; with them, only what a checkpoint covered.
+    if (has_current_) {
       has_current_ = false;
       try {
         abort(current_);
