@@ -383,11 +383,20 @@ Status writeSavepointMetadata(const fs::path& savepoint_dir,
   if (!metadata.isSavepoint) {
     return Status::invalidArgument("savepoint metadata must have isSavepoint set");
   }
+  // Self-contained: every file lies inside the savepoint's directory. RocksDB table files keep
+  // their place among the handle's shared files (their names say which table file they are), but
+  // they are the savepoint's own copies.
   Status status;
-  forEachStateFile(metadata, [&](const thrift::StateFile& f, bool shared) {
-    if (status.isOk() && shared) {
-      status = Status::invalidArgument("savepoint references shared file '" + f.path +
-                                       "'; a savepoint must be self-contained");
+  forEachStateFile(metadata, [&](const thrift::StateFile& f, bool) {
+    const fs::path p(f.path);
+    bool inside = !p.empty() && p.is_relative();
+    for (const auto& part : p) {
+      if (part == "..") inside = false;
+    }
+    if (status.isOk() && !inside) {
+      status = Status::invalidArgument("savepoint references '" + f.path +
+                                       "' outside its directory; a savepoint must be "
+                                       "self-contained");
     }
   });
   if (!status) return status;

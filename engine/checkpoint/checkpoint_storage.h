@@ -88,8 +88,8 @@ class CheckpointStorage {
 Result<std::filesystem::path> createSavepointDir(std::string_view target_uri,
                                                  const std::string& job_id);
 // Writes the savepoint's `_metadata`. Refuses metadata that is not marked as a savepoint or that
-// references files outside the savepoint directory, or shared files (a savepoint is
-// self-contained).
+// references a file outside the savepoint directory (a savepoint is self-contained: its RocksDB
+// table files are its own copies, even where a handle lists them as shared files).
 Status writeSavepointMetadata(const std::filesystem::path& savepoint_dir,
                               const thrift::CheckpointMetadata& metadata);
 // Loads a savepoint given its directory or its `_metadata` file (URI or absolute path).

@@ -253,10 +253,6 @@ Result<std::string> JobManager::triggerSavepoint(const std::string& job_id,
                                                                     : "") +
                             "; a savepoint needs every subtask running");
     }
-    if (stop) {
-      return Status::failed("stop-with-savepoint is not available yet; take a savepoint, then "
-                            "cancel the job");
-    }
     coordinator = job.coordinator;
     timeout = job.settings.checkpoint.timeout + std::chrono::seconds(10);
   }

@@ -180,8 +180,10 @@ Status StreamTask::openKvStore(int vertex_id, KvStore*& out) noexcept {
       store = options_.rocksdb->openStoreFrom(name, restore_->baseDir, restored->keyed,
                                               range.start, range.end);
       // Incremental checkpoints build on the restored files when the store is the very one that
-      // was checkpointed (same key groups); after rescaling the first checkpoint uploads all.
+      // was checkpointed (same key groups) into this job's checkpoint directory; after rescaling,
+      // or from a savepoint, the first checkpoint uploads all.
       if (store.isOk() && restored->keyed.size() == 1 &&
+          std::filesystem::path(restore_->baseDir) == checkpointing_.job_dir &&
           restored->keyed[0].keyGroupStart == range.start &&
           restored->keyed[0].keyGroupEnd == range.end) {
         previous_shared_[vertex_id] = restored->keyed[0].sharedFiles;
@@ -267,8 +269,10 @@ void StreamTask::run() {
   state_.store(TaskState::kRunning, std::memory_order_release);
   Status s = chain_->open();
   if (s.isOk()) s = is_source_ ? runSource() : runInputs();
-  if (s.isOk()) s = chain_->endInput();
-  if (s.isOk() && checkpointing_.periodic && !cancelled_.load(std::memory_order_acquire)) {
+  // Stopped with a savepoint: the input did not end, unless the stop drains it.
+  if (s.isOk() && (!stopped_ || stop_drain_)) s = chain_->endInput();
+  if (s.isOk() && !stopped_ && checkpointing_.periodic &&
+      !cancelled_.load(std::memory_order_acquire)) {
     // Downstream tasks may end too; this one stays until a checkpoint covers all it did.
     finishOutputs();
     outputs_finished_ = true;
@@ -287,7 +291,10 @@ void StreamTask::run() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!external_failure_.isOk()) s = external_failure_;
   }
-  if (s.isOk()) {
+  if (s.isOk() && stopped_ && !stop_drain_) {
+    for (auto& o : outputs_)
+      o->discard();  // every task of the job stops at the same savepoint
+  } else if (s.isOk()) {
     if (!outputs_finished_) finishOutputs();
   } else {
     for (auto& o : outputs_)
@@ -316,6 +323,11 @@ Status StreamTask::runSource() {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
     if (hasMail()) {
       if (Status s = processMail(); !s.isOk()) return s;
+    }
+    if (stop_pending_ != 0) {
+      if (Status s = awaitStopOutcome(); !s.isOk()) return s;
+      if (stopped_) return Status::ok();
+      continue;
     }
     if (Clock::now() >= timer_deadline) {
       if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
@@ -373,6 +385,11 @@ Status StreamTask::runInputs() {
     }
     if (hasMail()) {
       if (Status s = processMail(); !s.isOk()) return s;
+    }
+    if (stop_pending_ != 0) {
+      if (Status s = awaitStopOutcome(); !s.isOk()) return s;
+      if (stopped_) return Status::ok();
+      continue;
     }
     metrics_.idle.begin(wait_start);
     auto item = gate_->poll(std::min(flush_deadline, timer_deadline), cancelled_, &has_mail_);
@@ -473,6 +490,11 @@ Status StreamTask::processMail() {
       case Mail::kTrigger:
         // Taken already (its barrier came first), or superseded by a newer one.
         if (m.barrier->id <= last_checkpoint_id_ || aligning_ != nullptr) break;
+        if (m.barrier->stop && m.barrier->drain && is_source_ && !data_ended_) {
+          // Draining: event time ends before the savepoint, so every timer and window fires
+          // and the barrier follows their output.
+          if (Status s = chain_->processWatermark(kMaxWatermark); !s.isOk()) return s;
+        }
         if (Status s = performCheckpoint(m.barrier); !s.isOk()) return s;
         break;
       case Mail::kComplete: {
@@ -489,6 +511,7 @@ Status StreamTask::processMail() {
         if (final_checkpoint_id_ != 0 && m.checkpoint_id >= final_checkpoint_id_) {
           final_checkpoint_done_ = true;
         }
+        if (stop_pending_ != 0 && m.checkpoint_id >= stop_pending_) stopped_ = true;
         break;
       }
       case Mail::kAbort: {
@@ -501,6 +524,15 @@ Status StreamTask::processMail() {
         }
         last_checkpoint_id_ = std::max(last_checkpoint_id_, m.checkpoint_id);
         if (Status s = chain_->notifyCheckpointAborted(m.checkpoint_id); !s.isOk()) return s;
+        if (stop_pending_ == m.checkpoint_id) {
+          if (stop_drain_) {
+            // Event time already ended here: records after it would all be late.
+            return Status::failed("the savepoint of stop-with-savepoint --drain (checkpoint " +
+                                  std::to_string(m.checkpoint_id) +
+                                  ") was aborted after event time ended");
+          }
+          stop_pending_ = 0;  // not stopping after all: processing resumes
+        }
         break;
       }
     }
@@ -634,6 +666,10 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
       o->emitBarrier(barrier);
   }
   if (data_ended_ && final_checkpoint_id_ == 0) final_checkpoint_id_ = id;
+  if (barrier->stop && !data_ended_) {
+    stop_pending_ = id;
+    stop_drain_ = barrier->drain;
+  }
   const auto sync_end = Clock::now();
   metrics_.busy.end(sync_end);
   const std::int64_t sync_ms =
@@ -742,20 +778,31 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
   return Status::ok();
 }
 
-Status StreamTask::awaitFinalCheckpoint() {
-  for (;;) {
-    if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
-    if (final_checkpoint_done_) return Status::ok();
-    if (hasMail()) {
-      if (Status s = processMail(); !s.isOk()) return s;
-      continue;
-    }
+Status StreamTask::waitForMail() {
+  if (!hasMail()) {
     std::unique_lock<std::mutex> lock(mail_mu_);
     mail_cv_.wait(lock, [&] {
       return has_mail_.load(std::memory_order_acquire) ||
              cancelled_.load(std::memory_order_acquire);
     });
   }
+  if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
+  return processMail();
+}
+
+Status StreamTask::awaitFinalCheckpoint() {
+  while (!final_checkpoint_done_) {
+    if (Status s = waitForMail(); !s.isOk()) return s;
+  }
+  return Status::ok();
+}
+
+Status StreamTask::awaitStopOutcome() {
+  flushOutputs();  // the barrier went out already; nothing is pending, but be sure
+  while (stop_pending_ != 0 && !stopped_) {
+    if (Status s = waitForMail(); !s.isOk()) return s;
+  }
+  return Status::ok();
 }
 
 }  // namespace weir::engine

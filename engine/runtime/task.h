@@ -153,6 +153,11 @@ class StreamTask final : public TaskEnvironment {
   Status performCheckpoint(const std::shared_ptr<const CheckpointBarrier>& barrier);
   // After end of input: waits for the final checkpoint (handling mail) or cancellation.
   Status awaitFinalCheckpoint();
+  // After a stop-with-savepoint snapshot: waits until the savepoint completed (stopped_) or was
+  // aborted (processing resumes), handling mail.
+  Status awaitStopOutcome();
+  // Waits for mail (or cancellation) and handles it.
+  Status waitForMail();
   Status restoreChain();
   const thrift::VertexSubtaskState* restoredState(std::size_t vertex_index) const;
   std::string vertexUid(std::size_t vertex_index) const;
@@ -196,6 +201,11 @@ class StreamTask final : public TaskEnvironment {
   bool data_ended_ = false;                 // awaiting the final checkpoint
   std::int64_t final_checkpoint_id_ = 0;    // the first checkpoint taken after end of data
   bool final_checkpoint_done_ = false;
+  // Stop-with-savepoint: the savepoint this task took part in; no record follows it unless it is
+  // aborted. Once it completed the task ends (with drain: after ending its input normally).
+  std::int64_t stop_pending_ = 0;
+  bool stop_drain_ = false;
+  bool stopped_ = false;
   // RocksDB: the shared files of each store's last completed checkpoint (by vertex id), and of
   // checkpoints still in flight (written by the writer thread).
   std::map<int, std::vector<thrift::StateFile>> previous_shared_;

@@ -227,10 +227,14 @@ TEST_CASE("checkpoint storage: savepoints are self-contained in their own direct
   CHECK(weir::engine::writeSavepointMetadata(*dir, md).code() ==
         Status::Code::kInvalidArgument);  // not marked as a savepoint
   md.isSavepoint = true;
-  auto with_shared = md;
-  with_shared.operators[0].subtasks[0].keyed[0].sharedFiles.push_back(
-      writeStateFile(*dir, "x.sst", "sst"));
-  auto refused = weir::engine::writeSavepointMetadata(*dir, with_shared);
+  auto outside = md;
+  auto file = writeStateFile(*dir, "x.sst", "sst");
+  file.path = "../shared/x.sst";
+  outside.operators[0].subtasks[0].keyed[0].sharedFiles.push_back(file);
+  auto refused = weir::engine::writeSavepointMetadata(*dir, outside);
+  CHECK(refused.message().find("self-contained") != std::string::npos);
+  outside.operators[0].subtasks[0].keyed[0].sharedFiles.back().path = "/abs/x.sst";
+  refused = weir::engine::writeSavepointMetadata(*dir, outside);
   CHECK(refused.message().find("self-contained") != std::string::npos);
   REQUIRE(weir::engine::writeSavepointMetadata(*dir, md).isOk());
 

@@ -1,0 +1,163 @@
+// Savepoints on a real cluster: `weir savepoint` of a running job, `weir stop --savepoint`, and
+// `weir submit --from-savepoint` at another parallelism (2 -> 3 -> 1), with the exactly-once
+// counting job (test/plugins/exactly_once_job.cc): the committed output over all three runs is
+// exactly the expected one, so keyed state, source positions and the sink's pending transactions
+// were all carried over and redistributed.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cluster_util.h"
+
+using weir::testing::awaitState;
+using weir::testing::Cluster;
+using weir::testing::CommandResult;
+using weir::testing::eventually;
+using weir::testing::jobIdOf;
+using JobState = weir::thrift::JobState;
+
+namespace {
+
+const std::string kJob = WEIR_TEST_BAD_PLUGIN_DIR "/exactly_once_job.so";
+
+std::vector<std::string> committedLines(const std::filesystem::path& dir) {
+  std::vector<std::string> lines;
+  if (!std::filesystem::exists(dir)) return lines;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind("part-", 0) != 0) continue;
+    std::ifstream in(entry.path());
+    for (std::string l; std::getline(in, l);)
+      lines.push_back(l);
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+std::vector<std::string> expectedLines(std::int64_t count, std::int64_t keys) {
+  std::vector<std::string> lines;
+  for (std::int64_t k = 0; k < keys; ++k) {
+    const std::int64_t n = count / keys + (k < count % keys ? 1 : 0);
+    for (std::int64_t c = 1; c <= n; ++c)
+      lines.push_back(std::to_string(k) + "," + std::to_string(c));
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// Waits until every subtask of the job runs (a savepoint needs them all).
+void awaitAllRunning(Cluster& c, const std::string& job) {
+  awaitState(c, job, JobState::RUNNING);
+  REQUIRE(eventually(
+      [&] {
+        for (const auto& v : c.jobDetails(job).vertices) {
+          for (const auto& s : v.subtasks) {
+            if (s.state != weir::thrift::ExecutionState::RUNNING) return false;
+          }
+        }
+        return true;
+      },
+      std::chrono::seconds(30)));
+}
+
+// The path `weir savepoint` or `weir stop` printed.
+std::string savepointPath(const CommandResult& r) {
+  const std::string marker = "Savepoint completed. Path: ";
+  const auto at = r.out.find(marker);
+  REQUIRE_MESSAGE(at != std::string::npos, r.out << r.err);
+  std::string path = r.out.substr(at + marker.size());
+  return path.substr(0, path.find('\n'));
+}
+
+}  // namespace
+
+TEST_CASE("savepoints: stop with a savepoint and resume at parallelism 2, 3 and 1 exactly") {
+  constexpr std::int64_t kCount = 48000;
+  constexpr std::int64_t kKeys = 16;
+  Cluster c;
+  c.startJobManager();
+  c.startTaskManager(3);
+  REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
+  const std::string out = c.dir.file("out");
+  const std::string savepoints = c.dir.file("savepoints");
+  const std::vector<std::string> common = {
+      "--arg", "count=" + std::to_string(kCount), "--arg", "keys=" + std::to_string(kKeys),
+      "--arg", "rate=6000", "--arg", "out=" + out, "--arg",
+      "execution.checkpointing.interval=100 ms", "--arg",
+      "state.checkpoints.dir=" + c.dir.file("checkpoints")};
+  auto submit = [&](int parallelism, const std::string& from) {
+    std::vector<std::string> args = {"submit", kJob, "-p", std::to_string(parallelism), "-d"};
+    args.insert(args.end(), common.begin(), common.end());
+    if (!from.empty()) {
+      args.push_back("--from-savepoint");
+      args.push_back(from);
+    }
+    auto r = c.weir(args);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return jobIdOf(r);
+  };
+  // Stops the job with a savepoint once it committed some output, but before it is done.
+  auto stop = [&](const std::string& job) {
+    awaitAllRunning(c, job);
+    const std::size_t before = committedLines(out).size();
+    const bool progressed = eventually(
+        [&] { return committedLines(out).size() > before + 2000; }, std::chrono::seconds(60));
+    if (!progressed) {
+      auto listed = c.weir({"checkpoints", job});
+      FAIL("no progress: " << listed.out << "\n" << c.jobmanager->err().substr(
+                                  c.jobmanager->err().size() > 6000 ? c.jobmanager->err().size() - 6000 : 0));
+    }
+    auto r = c.weir({"stop", job, "--savepoint", savepoints});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
+    awaitState(c, job, JobState::FINISHED);
+    return savepointPath(r);
+  };
+
+  const std::string first = submit(2, "");
+  awaitAllRunning(c, first);
+  // A savepoint of a running job, which goes on running.
+  auto taken = c.weir({"savepoint", first, savepoints});
+  REQUIRE_MESSAGE(taken.exit_code == 0, taken.out << taken.err);
+  CHECK(std::filesystem::exists(savepointPath(taken) + "/_metadata"));
+  CHECK(c.jobState(first) == JobState::RUNNING);
+
+  const std::string at2 = stop(first);
+  CHECK(std::filesystem::exists(at2 + "/_metadata"));
+  const auto after_first = committedLines(out);
+  CHECK(after_first.size() < static_cast<std::size_t>(kCount));
+
+  const std::string second = submit(2, at2);
+  const std::string at3 = stop(second);
+  CHECK(committedLines(out).size() > after_first.size());
+
+  const std::string third = submit(2, at3);
+  awaitState(c, third, JobState::FINISHED, std::chrono::seconds(120));
+  CHECK(committedLines(out) == expectedLines(kCount, kKeys));
+
+  // The savepoints are listed with the job that took them.
+  auto listed = c.weir({"checkpoints", second, "--output", "json"});
+  REQUIRE_MESSAGE(listed.exit_code == 0, listed.err);
+  bool found = false;
+  for (const auto& h : nlohmann::json::parse(listed.out)) {
+    if (h.at("savepoint") == true && h.at("status") == "COMPLETED") found = true;
+  }
+  CHECK(found);
+}
+
+TEST_CASE("savepoints: resuming with another max parallelism or unknown operators is refused") {
+  Cluster c;
+  c.startJobManager();
+  c.startTaskManager(2);
+  REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
+  auto missing = c.weir({"submit", kJob, "-d", "--arg", "out=" + c.dir.file("out"),
+                         "--from-savepoint", c.dir.file("no-such-savepoint")});
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.err.find("no-such-savepoint") != std::string::npos);
+  auto flag_only = c.weir({"submit", kJob, "-d", "--arg", "out=" + c.dir.file("out"),
+                           "--allow-non-restored-state"});
+  CHECK(flag_only.exit_code == 2);
+  CHECK(flag_only.err.find("--from-savepoint") != std::string::npos);
+}
