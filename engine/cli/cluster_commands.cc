@@ -112,6 +112,8 @@ nlohmann::json toJson(const thrift::JobSummary& j) {
                         {"tasksFinished", j.tasksFinished},
                         {"plugin", j.plugin}};
   if (j.__isset.failure) out["failure"] = j.failure;
+  out["restarts"] = j.restarts;
+  out["lastCheckpointId"] = j.lastCheckpointId;
   return out;
 }
 
@@ -196,6 +198,10 @@ int runStatus(const ClusterOptions& options, const std::string& job_id) {
               thrift::to_string(j.state).c_str(), seconds(j.durationMs).c_str());
   std::printf("plugin %s, %d slots, %d/%d subtasks running, %d finished\n", j.plugin.c_str(),
               j.parallelism, j.tasksRunning, j.tasksTotal, j.tasksFinished);
+  if (j.restarts > 0 || j.lastCheckpointId > 0) {
+    std::printf("restarts %d, last completed checkpoint %s\n", j.restarts,
+                j.lastCheckpointId > 0 ? std::to_string(j.lastCheckpointId).c_str() : "none");
+  }
   if (j.__isset.failure) std::printf("failure: %s\n", j.failure.c_str());
   for (const auto& v : d.vertices) {
     std::printf("\n%s (uid %s), parallelism %d\n", v.name.c_str(), v.uid.c_str(), v.parallelism);

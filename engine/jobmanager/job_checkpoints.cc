@@ -100,6 +100,7 @@ void JobManager::runPendingCall(PendingCall& call, const std::shared_ptr<TaskMan
   });
   lock.lock();
   if (s.isOk()) return;
+  markLostIfGoneLocked(call.task_manager, s);
   auto job = jobs_.find(call.job);
   if (call.kind == PendingCall::kTrigger && job != jobs_.end() && job->second.coordinator &&
       !call.subtasks.empty()) {

@@ -161,6 +161,8 @@ class JobManager {
   void schedulerLoop();
   void wakeSchedulerLocked();
   void markLostLocked(TaskManagerEntry& tm, const std::string& reason);
+  // After a failed call: marks the TaskManager lost when the failure says its process is gone.
+  void markLostIfGoneLocked(const std::string& task_manager, const Status& failure);
   // Tries to place a waiting job; queues its deployments when it fits.
   bool tryScheduleLocked(JobEntry& job);
   void applyStatusLocked(JobEntry& job, const std::string& task_manager,

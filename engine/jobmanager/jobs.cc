@@ -321,6 +321,7 @@ void JobManager::schedulerLoop() {
         spdlog::warn("job {}: {} on {} failed: {}", call.job,
                      call.deployment ? "deployment" : "cancellation", call.task_manager,
                      s.message());
+        markLostIfGoneLocked(call.task_manager, s);
         auto job = jobs_.find(call.job);
         if (job != jobs_.end() && call.deployment &&
             job->second.state == thrift::JobState::RUNNING &&
@@ -336,6 +337,19 @@ void JobManager::schedulerLoop() {
       return stopping_ || !pending_calls_.empty() || scheduler_woken_;
     });
     scheduler_woken_ = false;
+  }
+}
+
+void JobManager::markLostIfGoneLocked(const std::string& task_manager, const Status& failure) {
+  // A refused or reset connection means the process is gone: declare it lost now rather than at
+  // the next heartbeat, so that a restart does not choose it again. A timeout decides nothing.
+  if (failure.code() != Status::Code::kIoError ||
+      failure.message().find("timed out") != std::string::npos) {
+    return;
+  }
+  auto it = task_managers_.find(task_manager);
+  if (it != task_managers_.end() && it->second.info.state == thrift::TaskManagerState::ALIVE) {
+    markLostLocked(it->second, "connection lost: " + failure.message());
   }
 }
 
