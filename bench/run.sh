@@ -9,6 +9,17 @@
 #   bench/run.sh ysb [--events N] [--runs R] [--backend heap|rocksdb|both]
 #                                                    the YSB-like job on one thread next to a
 #                                                    hash-map loop (weir_ysb_bench)
+#   bench/run.sh checkpoint [--size-mb M]... [--change-percent P]
+#                                                    RocksDB state checkpoints (full, incremental)
+#                                                    and restore next to plain copies
+#                                                    (weir_checkpoint_bench; default 100 MB)
+#   bench/run.sh ysb-checkpoint [--events N] [--rocksdb-events M] [--backend B] [--runs R]
+#                                                    the ysb example through `weir local` without
+#                                                    and with checkpoints every 1 s
+#                                                    (bench/ysb_checkpoint.sh)
+#   bench/run.sh recovery [--runs R] [--backend heap|rocksdb] [-D key=value]...
+#                                                    time to recover from kill -9 of a TaskManager
+#                                                    (weir_recovery_bench)
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default <repo>/build-bench).
 set -euo pipefail
@@ -27,6 +38,18 @@ elif [[ $# -gt 0 && "$1" == "ysb" ]]; then
   shift
   target=weir_ysb_bench
   args=("$@")
+elif [[ $# -gt 0 && "$1" == "checkpoint" ]]; then
+  shift
+  target=weir_checkpoint_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "recovery" ]]; then
+  shift
+  target=weir_recovery_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "ysb-checkpoint" ]]; then
+  shift
+  target=ysb-checkpoint
+  args=("$@")
 elif [[ $# -gt 0 && "$1" == "--" ]]; then
   shift
   args=("$@")
@@ -38,8 +61,15 @@ fi
 
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIR_BUILD_TESTS=OFF \
   -DWEIR_BUILD_BENCH=ON >/dev/null
-cmake --build "$BUILD_DIR" --target "$target" -j "$JOBS"
+if [[ "$target" == "ysb-checkpoint" ]]; then
+  cmake --build "$BUILD_DIR" --target weir ysb -j "$JOBS"
+else
+  cmake --build "$BUILD_DIR" --target "$target" -j "$JOBS"
+fi
 
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+if [[ "$target" == "ysb-checkpoint" ]]; then
+  BUILD_DIR="$BUILD_DIR" exec "$ROOT/bench/ysb_checkpoint.sh" "${args[@]+"${args[@]}"}"
+fi
 exec "$BUILD_DIR/bin/$target" "${args[@]+"${args[@]}"}"
