@@ -85,8 +85,21 @@ std::vector<std::uint64_t> offsetOf(OperatorStateStore& store) {
   return ctx.getOperatorListState(ListStateDescriptor<std::uint64_t>("offset")).get();
 }
 
+std::vector<weir::GeneratorStride> stridesOf(OperatorStateStore& store) {
+  RuntimeContext ctx = contextFor(store);
+  return ctx.getOperatorListState(ListStateDescriptor<weir::GeneratorStride>("strides")).get();
+}
+
 auto identity = [](std::uint64_t i) { return static_cast<std::int64_t>(i); };
 using Generator = weir::GeneratorSource<std::int64_t, decltype(identity)>;
+using Collection = weir::CollectionSource<std::int64_t>;
+
+std::shared_ptr<const std::vector<std::int64_t>> numbers(std::int64_t n) {
+  auto items = std::make_shared<std::vector<std::int64_t>>();
+  for (std::int64_t i = 0; i < n; ++i)
+    items->push_back(i);
+  return items;
+}
 
 }  // namespace
 
@@ -257,24 +270,25 @@ TEST_CASE("operator state: redistribution splits list state and gives union stat
   CHECK_THROWS_AS(redistributeOperatorState(clash, 1), std::invalid_argument);
 }
 
-TEST_CASE("sources: the generator keeps the index of its next element in the offset state") {
+TEST_CASE("sources: the generator keeps its stride, next index and step, in the strides state") {
+  using Strides = std::vector<weir::GeneratorStride>;
   SUBCASE("parallelism 1") {
     OperatorStateStore store;
     SourceDriver<std::int64_t, Generator> source(Generator(identity, 5000), store);
     source.open();
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{0});
+    CHECK(stridesOf(store) == Strides{{0, 1}});
     source.poll();
     const auto n = source.records().size();
     REQUIRE(n > 0);
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{n});
+    CHECK(stridesOf(store) == Strides{{n, 1}});
     source.poll();
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{source.records().size()});
+    CHECK(stridesOf(store) == Strides{{source.records().size(), 1}});
     source.drain();
     CHECK(source.records().size() == 5000);
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{5000});
+    CHECK(stridesOf(store).empty());  // finished strides are dropped
     const auto states = store.states();
     REQUIRE(states.size() == 1);
-    CHECK(states[0].name == weir::kSourceOffsetState);
+    CHECK(states[0].name == weir::kSourceStridesState);
     CHECK(states[0].mode == OperatorStateMode::kSplitDistribute);
   }
   SUBCASE("subtask 1 of 3: after N records the next index is 1 + 3N") {
@@ -285,7 +299,15 @@ TEST_CASE("sources: the generator keeps the index of its next element in the off
     const auto n = source.records().size();
     REQUIRE(n > 0);
     CHECK(source.records().back() == static_cast<std::int64_t>(1 + 3 * (n - 1)));
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{1 + 3 * n});
+    CHECK(stridesOf(store) == Strides{{1 + 3 * n, 3}});
+  }
+  SUBCASE("a subtask beyond the count has nothing to emit") {
+    OperatorStateStore store;
+    SourceDriver<std::int64_t, Generator> source(Generator(identity, 2), store, 3, 4);
+    source.open();
+    CHECK(stridesOf(store).empty());
+    CHECK(source.poll() == weir::SourceStatus::kEndOfInput);
+    CHECK(source.records().empty());
   }
 }
 
@@ -315,9 +337,10 @@ TEST_CASE("sources: a generator restored from its snapshot resumes exactly where
   }
 }
 
-TEST_CASE("sources: restoring a position at another parallelism is refused") {
+TEST_CASE("sources: restoring a collection's position at another parallelism is refused") {
+  const auto items = numbers(3000);
   OperatorStateStore first_store;
-  SourceDriver<std::int64_t, Generator> first(Generator(identity, 3000), first_store, 1, 2);
+  SourceDriver<std::int64_t, Collection> first(Collection(items), first_store, 1, 2);
   first.open();
   first.poll();
   const auto snapshot = first_store.snapshot();
@@ -325,7 +348,7 @@ TEST_CASE("sources: restoring a position at another parallelism is refused") {
   SUBCASE("an index of another subtask") {
     OperatorStateStore store;
     store.restore(snapshot);
-    SourceDriver<std::int64_t, Generator> source(Generator(identity, 3000), store, 0, 2);
+    SourceDriver<std::int64_t, Collection> source(Collection(items), store, 0, 2);
     CHECK_THROWS_WITH_AS(source.open(),
                          doctest::Contains("which belongs to another subtask: changing the "
                                            "parallelism of this source is not supported"),
@@ -335,19 +358,19 @@ TEST_CASE("sources: restoring a position at another parallelism is refused") {
     auto two = weir::detail::redistributeOperatorState({snapshot}, 2);
     OperatorStateStore store;
     store.restore(two[1]);
-    SourceDriver<std::int64_t, Generator> source(Generator(identity, 3000), store, 1, 2);
+    SourceDriver<std::int64_t, Collection> source(Collection(items), store, 1, 2);
     CHECK_THROWS_WITH_AS(source.open(),
                          doctest::Contains("restored with 0 positions instead of one"),
                          std::runtime_error);
   }
   SUBCASE("two positions (scaled in)") {
     OperatorStateStore other;
-    SourceDriver<std::int64_t, Generator> zero(Generator(identity, 3000), other, 0, 2);
+    SourceDriver<std::int64_t, Collection> zero(Collection(items), other, 0, 2);
     zero.open();
     auto one = weir::detail::redistributeOperatorState({other.snapshot(), snapshot}, 1);
     OperatorStateStore store;
     store.restore(one[0]);
-    SourceDriver<std::int64_t, Generator> source(Generator(identity, 3000), store, 0, 1);
+    SourceDriver<std::int64_t, Collection> source(Collection(items), store, 0, 1);
     CHECK_THROWS_WITH_AS(source.open(), doctest::Contains("restored with 2 positions"),
                          std::runtime_error);
   }
@@ -467,7 +490,7 @@ TEST_CASE("operator state: every operator of a chain gives its function its own 
     FAIL("vertex " << vertex << " has no state " << name);
     return std::vector<std::string>{};
   };
-  CHECK(elements(0, "offset") == encoded<std::uint64_t>({2500}));
+  CHECK(elements(0, "strides").empty());  // the generator's only stride finished
   CHECK(elements(1, "seen") == encoded<std::int64_t>({2500}));
   CHECK(runtime.operatorState(2)->states().empty());  // the filter keeps none
   CHECK(elements(3, "last") == encoded<std::int64_t>({2498}));

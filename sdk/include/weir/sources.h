@@ -1,12 +1,21 @@
 // Sources that ship with the SDK. Each parallel subtask runs its own copy and takes its share of
 // the input by subtask index, so the union of all subtasks' output is the whole input exactly once.
 //
-// The generator, collection and text file sources keep their position in operator list state
-// named "offset" (kSourceOffsetState; see weir/detail/operator_state.h): one element, updated
-// after every poll, so that a checkpoint taken between polls holds where the subtask stands. The
-// generator and collection sources store the index of the next element this subtask emits, the
-// text file source the number of lines it has read. A subtask restored with such a position
-// resumes there; restoring at another parallelism is refused with a clear error.
+// Every built-in source keeps its position in split-distributed operator list state (see
+// weir/detail/operator_state.h), updated after every poll, so that a checkpoint taken between
+// polls holds exactly where the subtask stands:
+//   - the sequence source (SequenceSource, fromSequence) in "splits" (kSourceSplitsState): one
+//     SequenceSplit {next, end} per sub-range the subtask still has to emit;
+//   - the generator (GeneratorSource, fromGenerator) in "strides" (kSourceStridesState): one
+//     GeneratorStride {next, step} per arithmetic progression of indices it still has to emit;
+//   - the collection and text file sources in "offset" (kSourceOffsetState): one element, the
+//     index of the next element this subtask emits, or the number of lines it has read.
+// The sequence and generator sources can be restored at another parallelism: the engine pools the
+// elements of all old subtasks and hands each new subtask a share, and a subtask emits exactly the
+// splits or strides it was given (possibly several, possibly none), so every number or index is
+// still emitted exactly once across the job. A subtask given none ends at once. The collection and
+// text file sources resume at their position when restored at the same parallelism; restoring
+// them at another parallelism is refused with a clear error.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +32,7 @@
 
 #include "weir/collector.h"
 #include "weir/context.h"
+#include "weir/serde.h"
 #include "weir/state.h"
 #include "weir/task_api.h"
 
@@ -56,8 +66,28 @@ class UnboundedSource {
   bool bounded() const { return false; }
 };
 
-// The operator list state in which the built-in sources keep their position.
+// The operator list states in which the built-in sources keep their position (see above).
 inline constexpr const char* kSourceOffsetState = "offset";
+inline constexpr const char* kSourceStridesState = "strides";
+inline constexpr const char* kSourceSplitsState = "splits";
+
+// What a generator still has to emit of one progression of indices: next, next + step, ... below
+// the generator's count.
+struct GeneratorStride {
+  std::uint64_t next = 0;
+  std::uint64_t step = 1;
+  bool operator==(const GeneratorStride&) const = default;
+  WEIR_SERDE_FIELDS(next, step)
+};
+
+// What a sequence source still has to emit of one of its splits: the numbers from next to end,
+// both included (never empty: a finished split is dropped).
+struct SequenceSplit {
+  std::int64_t next = 0;
+  std::int64_t end = 0;
+  bool operator==(const SequenceSplit&) const = default;
+  WEIR_SERDE_FIELDS(next, end)
+};
 
 namespace source_detail {
 
@@ -95,60 +125,187 @@ inline void checkStride(const RuntimeContext& ctx, std::uint64_t next) {
 // the task checks for cancellation and flush deadlines often.
 inline constexpr int kSourceRecordsPerPoll = 1024;
 
-// Emits fn(i) for every index i in [0, count) (or forever when count is kUnbounded). Subtask s of p
-// emits the indices congruent to s modulo p, in increasing order.
+// Emits fn(i) for every index i in [0, count) (or forever when count is kUnbounded). At a fresh
+// start subtask s of p has one stride {s, p}: it emits the indices congruent to s modulo p, in
+// increasing order. Restored, it emits from the strides it was given, round robin: one poll's worth
+// of records from one stride, then the next (a stride that ends within a poll leaves the rest of
+// the poll to the next one); a finished stride is dropped, and the source ends when it has none
+// left. Strides are never split, so after scaling out some subtasks may have none.
 template <class T, class F>
 class GeneratorSource {
  public:
   GeneratorSource(F fn, std::uint64_t count) : fn_(std::move(fn)), count_(count) {}
 
   void open(const RuntimeContext& ctx) {
-    next_ = source_detail::openOffset(ctx, offset_, static_cast<std::uint64_t>(ctx.subtaskIndex()));
-    source_detail::checkStride(ctx, next_);
-    step_ = static_cast<std::uint64_t>(ctx.parallelism());
-    savePosition();
+    state_ = &ctx.getOperatorListState(ListStateDescriptor<GeneratorStride>(kSourceStridesState));
+    strides_ = state_->get();
+    if (strides_.empty() && !ctx.operatorStateStore().isRestored()) {
+      strides_.push_back({static_cast<std::uint64_t>(ctx.subtaskIndex()),
+                          static_cast<std::uint64_t>(ctx.parallelism())});
+    }
+    for (const GeneratorStride& stride : strides_) {
+      if (stride.step == 0) {
+        throw std::runtime_error("generator subtask " + std::to_string(ctx.subtaskIndex()) +
+                                 " was restored with a stride of step 0");
+      }
+    }
+    std::erase_if(strides_, [this](const GeneratorStride& s) { return s.next >= count_; });
+    current_ = 0;
+    state_->update(strides_);
   }
 
   SourceStatus pollNext(Collector<T>& out) {
-    // Locals, not members: a store of a record may alias the members and force a reload per record.
-    std::uint64_t next = next_;
-    const std::uint64_t step = step_;
-    const std::uint64_t count = count_;
     std::size_t left = kSourceRecordsPerPoll;
-    while (left > 0 && next < count) {
-      std::size_t room = 0;
-      std::int64_t* ts = nullptr;
-      T* dst = out.reserve(room, ts);
-      std::size_t k = std::min(room, left);
-      const std::uint64_t remaining = (count - next - 1) / step + 1;
-      if (remaining < k) k = static_cast<std::size_t>(remaining);
-      for (std::size_t i = 0; i < k; ++i) {
-        dst[i] = fn_(next);
-        ts[i] = kNoTimestamp;
-        next += step;
+    while (left > 0 && !strides_.empty()) {
+      GeneratorStride& stride = strides_[current_];
+      // Locals, not members: a store of a record may alias the members and force a reload per
+      // record.
+      std::uint64_t next = stride.next;
+      const std::uint64_t step = stride.step;
+      const std::uint64_t count = count_;
+      while (left > 0 && next < count) {
+        std::size_t room = 0;
+        std::int64_t* ts = nullptr;
+        T* dst = out.reserve(room, ts);
+        std::size_t k = std::min(room, left);
+        const std::uint64_t remaining = (count - next - 1) / step + 1;
+        if (remaining < k) k = static_cast<std::size_t>(remaining);
+        for (std::size_t i = 0; i < k; ++i) {
+          dst[i] = fn_(next);
+          ts[i] = kNoTimestamp;
+          next += step;
+        }
+        out.commitReserved(k);
+        left -= k;
       }
-      out.commitReserved(k);
-      left -= k;
+      stride.next = next;
+      if (next >= count) {
+        strides_.erase(strides_.begin() + static_cast<std::ptrdiff_t>(current_));
+      } else {
+        ++current_;
+      }
+      if (current_ >= strides_.size()) current_ = 0;
     }
-    next_ = next;
-    savePosition();
-    return next_ >= count_ ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
+    state_->update(strides_);
+    return strides_.empty() ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
   }
 
   bool bounded() const { return count_ != kUnbounded; }
 
  private:
-  void savePosition() {
-    position_[0] = next_;
-    offset_->update(position_);
-  }
-
   F fn_;
   std::uint64_t count_;
-  std::uint64_t next_ = 0;
-  std::uint64_t step_ = 1;
-  ListState<std::uint64_t>* offset_ = nullptr;
-  std::vector<std::uint64_t> position_ = {0};
+  std::vector<GeneratorStride> strides_;
+  std::size_t current_ = 0;  // the stride the next poll starts with
+  ListState<GeneratorStride>* state_ = nullptr;
+};
+
+// Emits the numbers from `from` to `to`, both included (nothing when from > to), like Flink's
+// NumberSequenceSource. At a fresh start the range is cut into
+//   n = min(to - from + 1, max(max parallelism, parallelism))
+// contiguous splits whose sizes differ by at most one (the first ones are the longer), so that any
+// later parallelism up to the max parallelism can still give every subtask work. Subtask s of p
+// takes a contiguous run of them, as the engine's redistribution would: the first n mod p subtasks
+// n / p + 1 splits, the others n / p. A subtask emits its splits in order, each in increasing
+// order; its state holds the rest of every split it has not finished.
+class SequenceSource {
+ public:
+  SequenceSource(std::int64_t from, std::int64_t to) : from_(from), to_(to) {}
+
+  void open(const RuntimeContext& ctx) {
+    state_ = &ctx.getOperatorListState(ListStateDescriptor<SequenceSplit>(kSourceSplitsState));
+    splits_ = state_->get();
+    if (splits_.empty() && !ctx.operatorStateStore().isRestored()) {
+      initialSplits(ctx.subtaskIndex(), ctx.parallelism(),
+                    std::max(ctx.maxParallelism(), ctx.parallelism()));
+    }
+    for (const SequenceSplit& split : splits_) {
+      if (split.next > split.end) {
+        throw std::runtime_error("sequence subtask " + std::to_string(ctx.subtaskIndex()) +
+                                 " was restored with an empty split [" +
+                                 std::to_string(split.next) + ", " + std::to_string(split.end) +
+                                 "]");
+      }
+    }
+    state_->update(splits_);
+  }
+
+  SourceStatus pollNext(Collector<std::int64_t>& out) {
+    std::size_t left = kSourceRecordsPerPoll;
+    std::size_t done = 0;  // splits finished in this poll, at the front
+    while (left > 0 && done < splits_.size()) {
+      SequenceSplit& split = splits_[done];
+      // Unsigned arithmetic: a split may span the whole int64 range.
+      auto next = static_cast<std::uint64_t>(split.next);
+      // The split's size minus one, which always fits.
+      std::uint64_t last = static_cast<std::uint64_t>(split.end) - next;
+      bool finished = false;
+      while (left > 0) {
+        std::size_t room = 0;
+        std::int64_t* ts = nullptr;
+        std::int64_t* dst = out.reserve(room, ts);
+        std::size_t k = std::min(room, left);
+        if (last < k) k = static_cast<std::size_t>(last) + 1;
+        for (std::size_t i = 0; i < k; ++i) {
+          dst[i] = static_cast<std::int64_t>(next + i);
+          ts[i] = kNoTimestamp;
+        }
+        out.commitReserved(k);
+        left -= k;
+        if (last < k) {
+          finished = true;
+          break;
+        }
+        next += k;
+        last -= k;
+      }
+      if (!finished) {
+        split.next = static_cast<std::int64_t>(next);
+        break;
+      }
+      ++done;
+    }
+    splits_.erase(splits_.begin(), splits_.begin() + static_cast<std::ptrdiff_t>(done));
+    state_->update(splits_);
+    return splits_.empty() ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
+  }
+
+  bool bounded() const { return true; }
+
+ private:
+  // The splits subtask `subtask` of `parallelism` starts with, of `max_splits` at most in all.
+  void initialSplits(int subtask, int parallelism, int max_splits) {
+    splits_.clear();
+    if (from_ > to_) return;
+    // The number of values is last + 1, up to 2^64: quotient and remainder of last + 1 by n.
+    const std::uint64_t last = static_cast<std::uint64_t>(to_) - static_cast<std::uint64_t>(from_);
+    const std::uint64_t n = last < static_cast<std::uint64_t>(max_splits - 1)
+                                ? last + 1
+                                : static_cast<std::uint64_t>(max_splits);
+    std::uint64_t base = last / n;
+    std::uint64_t longer = last % n + 1;  // splits of base + 1 values
+    if (longer == n) {
+      ++base;
+      longer = 0;
+    }
+    const auto p = static_cast<std::uint64_t>(parallelism);
+    const auto s = static_cast<std::uint64_t>(subtask);
+    const std::uint64_t first = s * (n / p) + std::min(s, n % p);
+    const std::uint64_t end = first + n / p + (s < n % p ? 1 : 0);
+    splits_.reserve(static_cast<std::size_t>(end - first));
+    for (std::uint64_t i = first; i < end; ++i) {
+      const std::uint64_t start = i * base + std::min(i, longer);
+      const std::uint64_t size = base + (i < longer ? 1 : 0);
+      const std::uint64_t begin = static_cast<std::uint64_t>(from_) + start;
+      splits_.push_back(
+          {static_cast<std::int64_t>(begin), static_cast<std::int64_t>(begin + size - 1)});
+    }
+  }
+
+  std::int64_t from_;
+  std::int64_t to_;
+  std::vector<SequenceSplit> splits_;
+  ListState<SequenceSplit>* state_ = nullptr;
 };
 
 // Emits the elements of a collection; element i goes to subtask i mod parallelism.

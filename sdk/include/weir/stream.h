@@ -624,6 +624,13 @@ class JobBuilder {
     return addSource<T>(GeneratorSource<T, F>(std::move(fn), count), "Source: Generator");
   }
 
+  // The numbers from `from` to `to`, both included (none when from > to); bounded. Its position is
+  // kept per split of the range, so a job may resume it at another parallelism (see
+  // SequenceSource in weir/sources.h).
+  DataStream<std::int64_t> fromSequence(std::int64_t from, std::int64_t to) {
+    return addSource<std::int64_t>(SequenceSource(from, to), "Source: Sequence");
+  }
+
   template <class T>
   DataStream<T> fromCollection(std::vector<T> items) {
     return addSource<T>(
