@@ -352,12 +352,24 @@ bool CheckpointCoordinator::doWork(std::unique_lock<std::mutex>& lock) {
     }
     for (std::int64_t id : expired) {
       const Pending& pending = pending_.at(id);
+      std::string missing;
+      int named = 0;
+      for (const auto& key : pending.expected) {
+        if (pending.acks.count(key) > 0) continue;
+        if (named++ == 4) {
+          missing += ", ...";
+          break;
+        }
+        missing += (missing.empty() ? "" : ", ") + std::string("chain ") +
+                   std::to_string(key.first) + " subtask " + std::to_string(key.second);
+      }
       abortLocked(id,
                   std::string(kindName(pending.savepoint)) + " " + std::to_string(id) +
                       " expired before completing (timeout " +
                       std::to_string(options_.settings.timeout.count()) + " ms; " +
                       std::to_string(pending.acks.size()) + "/" +
-                      std::to_string(pending.expected.size()) + " subtasks acknowledged)",
+                      std::to_string(pending.expected.size()) +
+                      " subtasks acknowledged; missing: " + missing + ")",
                   /*counted=*/true, /*notify=*/true);
     }
   }
@@ -426,6 +438,9 @@ std::optional<std::int64_t> CheckpointCoordinator::nextTriggerLocked(Clock::time
   } else {
     return std::nullopt;
   }
+  // Once every subtask ended its data, a checkpoint is the job's last: it carries `stop`, and the
+  // subtasks finish when it completed.
+  if (!pending.savepoint && ended_.size() == tasks_.size()) pending.stop = true;
   pending.id = next_id_++;
   pending.attempt = attempt_;
   pending.triggered_at = now;

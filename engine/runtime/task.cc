@@ -665,7 +665,9 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
     for (auto& o : outputs_)
       o->emitBarrier(barrier);
   }
-  if (data_ended_ && final_checkpoint_id_ == 0) final_checkpoint_id_ = id;
+  // The job's last checkpoint (every subtask ended its data) or a stop-with-savepoint: this task
+  // finishes once it completed. Earlier ones it only takes part in, with its final state.
+  if (data_ended_ && barrier->stop && final_checkpoint_id_ == 0) final_checkpoint_id_ = id;
   if (barrier->stop && !data_ended_) {
     stop_pending_ = id;
     stop_drain_ = barrier->drain;

@@ -69,8 +69,10 @@ struct TaskCheckpointing {
 //     takes a local RocksDB checkpoint of each store (hard links); the asynchronous part, on the
 //     job's writer thread, writes files and acknowledges with their handles;
 //   - with checkpointing on, a task whose input ended does not finish at once: it ends its
-//     outputs, tells the coordinator, takes one more checkpoint when triggered, and finishes when
-//     that checkpoint completed, so that two-phase-commit sinks commit their last output.
+//     outputs, tells the coordinator, and takes part in every checkpoint until the job's last one
+//     (triggered once every subtask ended its data, marked `stop`) completed, so that
+//     two-phase-commit sinks commit their last output and a restore from any checkpoint finds the
+//     state of every subtask.
 class StreamTask final : public TaskEnvironment {
  public:
   struct Options {
@@ -199,7 +201,7 @@ class StreamTask final : public TaskEnvironment {
   std::int64_t alignment_ms_ = 0;
   bool outputs_finished_ = false;
   bool data_ended_ = false;                 // awaiting the final checkpoint
-  std::int64_t final_checkpoint_id_ = 0;    // the first checkpoint taken after end of data
+  std::int64_t final_checkpoint_id_ = 0;    // the job's last checkpoint, once taken
   bool final_checkpoint_done_ = false;
   // Stop-with-savepoint: the savepoint this task took part in; no record follows it unless it is
   // aborted. Once it completed the task ends (with drain: after ending its input normally).

@@ -86,7 +86,8 @@ TEST_CASE("savepoints: stop with a savepoint and resume at parallelism 2, 3 and 
   const std::vector<std::string> common = {
       "--arg", "count=" + std::to_string(kCount), "--arg", "keys=" + std::to_string(kKeys),
       "--arg", "rate=6000", "--arg", "out=" + out, "--arg",
-      "execution.checkpointing.interval=100 ms", "--arg",
+      "execution.checkpointing.interval=100 ms", "--arg", "execution.checkpointing.timeout=4 s",
+      "--arg", "execution.checkpointing.tolerable-failed-checkpoints=100", "--arg",
       "state.checkpoints.dir=" + c.dir.file("checkpoints")};
   auto submit = [&](int parallelism, const std::string& from) {
     std::vector<std::string> args = {"submit", kJob, "-p", std::to_string(parallelism), "-d"};
@@ -111,7 +112,14 @@ TEST_CASE("savepoints: stop with a savepoint and resume at parallelism 2, 3 and 
                                   c.jobmanager->err().size() > 6000 ? c.jobmanager->err().size() - 6000 : 0));
     }
     auto r = c.weir({"stop", job, "--savepoint", savepoints});
-    REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
+    if (r.exit_code != 0) {
+      const std::string log = c.jobmanager->err();
+      const std::string tm_log = c.taskmanagers[0]->err();
+      FAIL("weir stop failed: " << r.out << r.err << "\nJobManager:\n"
+                                << log.substr(log.size() > 8000 ? log.size() - 8000 : 0)
+                                << "\nTaskManager:\n"
+                                << tm_log.substr(tm_log.size() > 8000 ? tm_log.size() - 8000 : 0));
+    }
     awaitState(c, job, JobState::FINISHED);
     return savepointPath(r);
   };
@@ -129,11 +137,11 @@ TEST_CASE("savepoints: stop with a savepoint and resume at parallelism 2, 3 and 
   const auto after_first = committedLines(out);
   CHECK(after_first.size() < static_cast<std::size_t>(kCount));
 
-  const std::string second = submit(2, at2);
+  const std::string second = submit(3, at2);
   const std::string at3 = stop(second);
   CHECK(committedLines(out).size() > after_first.size());
 
-  const std::string third = submit(2, at3);
+  const std::string third = submit(1, at3);
   awaitState(c, third, JobState::FINISHED, std::chrono::seconds(120));
   CHECK(committedLines(out) == expectedLines(kCount, kKeys));
 
