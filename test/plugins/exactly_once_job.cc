@@ -7,7 +7,9 @@
 //
 // Arguments: count (default 20000), keys (16), rate (records per second per subtask, 20000),
 // out (the sink's directory, required), fail_marker (optional: the first subtask that sees
-// record fail_at creates this file and throws; with the file present nothing throws again).
+// record fail_at creates this file and throws; with the file present nothing throws again),
+// max_parallelism (optional), counter_uid (the keyed counter's uid, default "count": another
+// name makes a different job for savepoints).
 #include <weir/weir.h>
 
 #include <chrono>
@@ -68,13 +70,17 @@ void build(weir::JobBuilder& job) {
   if (out.empty()) throw std::invalid_argument("exactly_once_job needs --arg out=DIR");
 
   job.name("exactly-once counts");
+  if (const std::int64_t max = args.getInt("max_parallelism", 0); max > 0) {
+    job.maxParallelism(static_cast<int>(max));
+  }
+  const std::string counter_uid = args.get("counter_uid", "count");
   job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(i); }, count)
       .uid("numbers")
       .map(throttle)
       .uid("throttle")
       .keyBy([keys](const std::int64_t& v) { return v % keys; })
       .process(CountPerKey{})
-      .uid("count")
+      .uid(counter_uid)
       .addSink(weir::ExactlyOnceFileSink<std::string>(out), "Counts to files")
       .uid("files");
 }

@@ -155,17 +155,76 @@ TEST_CASE("savepoints: stop with a savepoint and resume at parallelism 2, 3 and 
   CHECK(found);
 }
 
-TEST_CASE("savepoints: resuming with another max parallelism or unknown operators is refused") {
+TEST_CASE("savepoints: stop with drain, then resume exactly") {
+  constexpr std::int64_t kCount = 24000;
   Cluster c;
   c.startJobManager();
   c.startTaskManager(2);
   REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
-  auto missing = c.weir({"submit", kJob, "-d", "--arg", "out=" + c.dir.file("out"),
-                         "--from-savepoint", c.dir.file("no-such-savepoint")});
+  const std::string out = c.dir.file("out");
+  const std::vector<std::string> args = {
+      "--arg", "count=" + std::to_string(kCount), "--arg", "keys=8", "--arg", "rate=6000",
+      "--arg", "out=" + out, "--arg", "execution.checkpointing.interval=100 ms", "--arg",
+      "state.checkpoints.dir=" + c.dir.file("checkpoints")};
+  std::vector<std::string> first = {"submit", kJob, "-p", "2", "-d"};
+  first.insert(first.end(), args.begin(), args.end());
+  auto r = c.weir(first);
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string job = jobIdOf(r);
+  awaitAllRunning(c, job);
+  REQUIRE(eventually([&] { return committedLines(out).size() > 1000; }, std::chrono::seconds(60)));
+  auto stopped = c.weir({"stop", job, "--savepoint", c.dir.file("savepoints"), "--drain"});
+  REQUIRE_MESSAGE(stopped.exit_code == 0, stopped.out << stopped.err);
+  awaitState(c, job, JobState::FINISHED);
+  CHECK(committedLines(out).size() < static_cast<std::size_t>(kCount));
+
+  std::vector<std::string> second = {"submit", kJob, "-p", "2", "-d", "--from-savepoint",
+                                     savepointPath(stopped)};
+  second.insert(second.end(), args.begin(), args.end());
+  r = c.weir(second);
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  awaitState(c, jobIdOf(r), JobState::FINISHED, std::chrono::seconds(120));
+  CHECK(committedLines(out) == expectedLines(kCount, 8));
+}
+
+TEST_CASE("savepoints: another max parallelism or unknown operators are refused at submission") {
+  Cluster c;
+  c.startJobManager();
+  c.startTaskManager(2);
+  REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
+  const std::string out = c.dir.file("out");
+  auto r = c.weir({"submit", kJob, "-d", "--arg", "count=100000", "--arg", "rate=5000", "--arg",
+                   "out=" + out, "--arg", "max_parallelism=64"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string job = jobIdOf(r);
+  awaitAllRunning(c, job);
+  auto taken = c.weir({"savepoint", job, c.dir.file("savepoints")});
+  REQUIRE_MESSAGE(taken.exit_code == 0, taken.out << taken.err);
+  const std::string savepoint = savepointPath(taken);
+  auto cancelled = c.weir({"cancel", job});
+  REQUIRE_MESSAGE(cancelled.exit_code == 0, cancelled.err);
+
+  auto other_max = c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--arg",
+                           "max_parallelism=128", "--from-savepoint", savepoint});
+  CHECK(other_max.exit_code != 0);
+  CHECK(other_max.err.find("max parallelism") != std::string::npos);
+
+  auto renamed = c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--arg",
+                         "max_parallelism=64", "--arg", "counter_uid=renamed",
+                         "--from-savepoint", savepoint});
+  CHECK(renamed.exit_code != 0);
+  CHECK(renamed.err.find("count") != std::string::npos);
+  auto allowed = c.weir({"submit", kJob, "-d", "--arg", "count=100", "--arg", "out=" + out,
+                         "--arg", "max_parallelism=64", "--arg", "counter_uid=renamed",
+                         "--from-savepoint", savepoint, "--allow-non-restored-state"});
+  CHECK_MESSAGE(allowed.exit_code == 0, allowed.err);
+
+  auto missing = c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--from-savepoint",
+                         c.dir.file("no-such-savepoint")});
   CHECK(missing.exit_code != 0);
   CHECK(missing.err.find("no-such-savepoint") != std::string::npos);
-  auto flag_only = c.weir({"submit", kJob, "-d", "--arg", "out=" + c.dir.file("out"),
-                           "--allow-non-restored-state"});
+  auto flag_only =
+      c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--allow-non-restored-state"});
   CHECK(flag_only.exit_code == 2);
   CHECK(flag_only.err.find("--from-savepoint") != std::string::npos);
 }
