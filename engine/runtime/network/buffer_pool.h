@@ -102,6 +102,9 @@ struct CheckpointBarrier {
   bool stop = false;       // stop-with-savepoint
   bool drain = false;      // stop-with-savepoint --drain
   std::string target_dir;  // absolute directory for this checkpoint's own files
+  // An unaligned checkpoint: the barrier travels as a priority event, overtaking the data buffers
+  // queued before it, which the consumer persists as in-flight state.
+  bool unaligned = false;
   bool operator==(const CheckpointBarrier&) const = default;
 };
 
@@ -140,10 +143,13 @@ class Buffer {
     return b;
   }
   // Needs no buffer from a pool: emitting a barrier never waits for back-pressure to clear.
-  static Buffer barrier(std::shared_ptr<const CheckpointBarrier> b) {
+  // `overtaken`: for a priority (unaligned) barrier, how many data buffers of its channel, sent
+  // before it, it overtook on the way so far.
+  static Buffer barrier(std::shared_ptr<const CheckpointBarrier> b, std::int64_t overtaken = 0) {
     Buffer buffer;
     buffer.kind_ = Kind::kBarrier;
     buffer.barrier_ = std::move(b);
+    buffer.value_ = overtaken;
     return buffer;
   }
 
@@ -166,8 +172,12 @@ class Buffer {
 
   Kind kind() const { return kind_; }
   bool isEvent() const { return kind_ != Kind::kData; }
-  // The watermark of a kWatermark event; for kWatermarkStatus, 1 = idle, 0 = active.
+  // The watermark of a kWatermark event; for kWatermarkStatus, 1 = idle, 0 = active; for
+  // kBarrier, the number of data buffers the barrier overtook (see overtaken()).
   std::int64_t value() const { return value_; }
+  // A priority barrier: the data buffers of its channel sent before it that it overtook.
+  std::int64_t overtaken() const { return kind_ == Kind::kBarrier ? value_ : 0; }
+  void addOvertaken(std::int64_t n) { value_ += n; }
   const std::uint8_t* bytes() const { return segment_; }
   std::size_t size() const { return size_; }
   // The barrier of a kBarrier event; null for every other kind.

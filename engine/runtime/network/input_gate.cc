@@ -1,6 +1,7 @@
 #include "runtime/network/input_gate.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace weir::engine {
 
@@ -21,6 +22,70 @@ void InputGate::push(int channel, Buffer buffer) {
     notify = waiting_;
   }
   if (notify) cv_.notify_one();
+}
+
+void InputGate::pushPriority(int channel, Buffer barrier) {
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& q = queues_.at(static_cast<std::size_t>(channel));
+    auto at = q.end();
+    while (at != q.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier)
+      --at;
+    std::int64_t overtaken = 0;
+    for (auto it = at; it != q.end(); ++it)
+      overtaken += it->kind() == Buffer::Kind::kData ? 1 : 0;
+    barrier.addOvertaken(overtaken);
+    const bool was_empty = q.empty();
+    q.insert(at, std::move(barrier));
+    if (!was_empty || blocked_[static_cast<std::size_t>(channel)]) return;
+    available_.push_back(channel);
+    notify = waiting_;
+  }
+  if (notify) cv_.notify_one();
+}
+
+int InputGate::promoteBarriers(std::int64_t cutoff_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int promoted = 0;
+  for (std::size_t ch = 0; ch < queues_.size(); ++ch) {
+    if (blocked_[ch]) continue;
+    auto& q = queues_[ch];
+    for (auto it = q.begin(); it != q.end(); ++it) {
+      if (it->kind() != Buffer::Kind::kBarrier) continue;
+      const auto& b = it->barrier();
+      if (b->unaligned || b->savepoint || b->timestamp_ms > cutoff_ms) continue;
+      // Moves forward to just after the barrier before it (the queue's front when none).
+      auto at = it;
+      std::int64_t overtaken = 0;
+      while (at != q.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier) {
+        --at;
+        overtaken += at->kind() == Buffer::Kind::kData ? 1 : 0;
+      }
+      if (overtaken == 0) continue;
+      auto copy = std::make_shared<CheckpointBarrier>(*b);
+      copy->unaligned = true;
+      const auto index = at - q.begin();
+      q.erase(it);
+      q.insert(q.begin() + index, Buffer::barrier(std::move(copy), overtaken));
+      ++promoted;
+      break;
+    }
+  }
+  return promoted;
+}
+
+std::int64_t InputGate::copyQueued(int channel, std::int64_t max,
+                                   const std::function<void(const Buffer&)>& copy) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::int64_t n = 0;
+  for (const Buffer& b : queues_.at(static_cast<std::size_t>(channel))) {
+    if (n >= max || b.kind() == Buffer::Kind::kBarrier) break;
+    if (b.kind() != Buffer::Kind::kData) continue;
+    copy(b);
+    ++n;
+  }
+  return n;
 }
 
 std::optional<InputGate::Item> InputGate::poll(std::chrono::steady_clock::time_point deadline,

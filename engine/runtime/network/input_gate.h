@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -32,6 +33,21 @@ class InputGate {
   int numChannels() const { return static_cast<int>(queues_.size()); }
 
   void push(int channel, Buffer buffer);
+  // A barrier of an unaligned checkpoint: queued after the last barrier in the channel's queue (at
+  // its front when there is none), overtaking the data buffers behind that point; their number is
+  // added to the barrier's overtaken count. A blocked channel stays blocked.
+  void pushPriority(int channel, Buffer barrier);
+  // The aligned-checkpoint timeout: every barrier of a checkpoint (not a savepoint) triggered at
+  // or before `cutoff_ms` (ms since the epoch) that still waits behind data in the queue of a
+  // channel that is not blocked becomes a barrier of an unaligned checkpoint: a copy marked
+  // unaligned moves forward as if pushed with pushPriority, counting the data it overtakes.
+  // Returns how many moved.
+  int promoteBarriers(std::int64_t cutoff_ms);
+  // Calls `copy` on the first data buffers queued on `channel`, at most `max` of them, stopping at
+  // a barrier (other events are skipped); returns how many. The buffers stay queued. Consumer
+  // thread only (what it copies is what its next polls of the channel return).
+  std::int64_t copyQueued(int channel, std::int64_t max,
+                          const std::function<void(const Buffer&)>& copy) const;
 
   struct Item {
     int channel;
