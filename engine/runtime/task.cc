@@ -383,6 +383,8 @@ Status StreamTask::replayChannelState() {
           return chain_->processInput(channel, data, size);
         });
     if (!s.isOk()) return s.withContext("replaying the in-flight state " + file.path);
+    spdlog::info("task {}: replayed {} bytes of in-flight input from checkpoint {}",
+                 deployment_.task_name, file.size, restore_->checkpointId);
   }
   restored_channel_state_.clear();
   return Status::ok();

@@ -149,7 +149,7 @@ TEST_CASE("unaligned checkpoints complete under back-pressure where aligned ones
 }
 
 TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kill -9 exactly") {
-  constexpr std::int64_t kCount = 30000;
+  constexpr std::int64_t kCount = 60000;
   constexpr std::int64_t kKeys = 16;
   Cluster c;
   c.startJobManager();
@@ -197,7 +197,7 @@ TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kil
       std::chrono::seconds(60)));
   const auto before = c.jobDetails(job).summary;
   MESSAGE("killing the TaskManager after checkpoint " << before.lastCheckpointId);
-  c.startTaskManager(4);
+  auto* second = &c.startTaskManager(4);
   first->signal(SIGKILL);
   REQUIRE(eventually(
       [&] {
@@ -207,6 +207,9 @@ TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kil
       std::chrono::seconds(30)));
   awaitState(c, job, JobState::FINISHED, std::chrono::seconds(120));
   CHECK(c.jobDetails(job).summary.restarts >= 1);
+  // The restored count subtasks replayed the buffers their checkpoint had overtaken.
+  const std::string log = second->out() + second->err();
+  CHECK_MESSAGE(log.find("bytes of in-flight input from checkpoint") != std::string::npos, log);
   const auto lines = committedLines(out);
   const auto expected = expectedLines(kCount, kKeys);
   CHECK(lines.size() == expected.size());
