@@ -148,13 +148,21 @@ TEST_CASE("unaligned checkpoints complete under back-pressure where aligned ones
   }
 }
 
-TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kill -9 exactly") {
-  constexpr std::int64_t kCount = 60000;
+// Runs the exactly-once job (parallelism 2, its counting function back-pressured) with unaligned
+// checkpoints on `task_managers` TaskManagers of `slots` slots each, kills the first one with
+// SIGKILL once checkpoints with in-flight data completed (a replacement starts first), and checks
+// that the restored job replayed in-flight data and committed exactly the expected output.
+namespace {
+
+void runKilled(int task_managers, int slots, std::int64_t count, int slow_us) {
   constexpr std::int64_t kKeys = 16;
+  const std::int64_t kCount = count;
   Cluster c;
   c.startJobManager();
-  // One TaskManager for the job, a second one to take over after the kill.
-  auto* first = &c.startTaskManager(4);
+  std::vector<weir::testing::Process*> tms;
+  for (int i = 0; i < task_managers; ++i)
+    tms.push_back(&c.startTaskManager(slots));
+  auto* first = tms.front();
   const std::string out = c.dir.file("out");
   const std::string checkpoints = c.dir.file("checkpoints");
   auto submitted = c.weir({"submit",
@@ -169,7 +177,7 @@ TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kil
                            "--arg",
                            "rate=20000",
                            "--arg",
-                           "slow_us=150",
+                           "slow_us=" + std::to_string(slow_us),
                            "--arg",
                            "out=" + out,
                            "--arg",
@@ -197,7 +205,7 @@ TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kil
       std::chrono::seconds(60)));
   const auto before = c.jobDetails(job).summary;
   MESSAGE("killing the TaskManager after checkpoint " << before.lastCheckpointId);
-  auto* second = &c.startTaskManager(4);
+  tms.push_back(&c.startTaskManager(slots));
   first->signal(SIGKILL);
   REQUIRE(eventually(
       [&] {
@@ -208,10 +216,24 @@ TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kil
   awaitState(c, job, JobState::FINISHED, std::chrono::seconds(120));
   CHECK(c.jobDetails(job).summary.restarts >= 1);
   // The restored count subtasks replayed the buffers their checkpoint had overtaken.
-  const std::string log = second->out() + second->err();
+  std::string log;
+  for (std::size_t i = 1; i < tms.size(); ++i)
+    log += tms[i]->out() + tms[i]->err();
   CHECK_MESSAGE(log.find("bytes of in-flight input from checkpoint") != std::string::npos, log);
   const auto lines = committedLines(out);
   const auto expected = expectedLines(kCount, kKeys);
   CHECK(lines.size() == expected.size());
   CHECK(lines == expected);
+}
+
+}  // namespace
+
+TEST_CASE("unaligned checkpoints: a back-pressured exactly-once job survives kill -9 exactly") {
+  // All subtasks on one TaskManager: local channels.
+  runKilled(1, 4, 60000, 150);
+}
+
+TEST_CASE("unaligned checkpoints: kill -9 with channels between TaskManagers") {
+  // One slot each: the job spans two TaskManagers, half its keyed channels cross the network.
+  runKilled(2, 1, 80000, 100);
 }
