@@ -286,6 +286,7 @@ void StreamTask::run() {
     // The task ends with an unaligned checkpoint's in-flight data incomplete: it never completes.
     if (capture_->discard) capture_->discard();
     capture_.reset();
+    if (gate_) gate_->cancelArrivals();
   }
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
@@ -441,6 +442,7 @@ Status StreamTask::runInputs() {
           Clock::now() +
           std::min<Clock::duration>(checkpointing_.aligned_timeout, std::chrono::milliseconds(50));
     }
+    if (capture_) checkArrivals();
     if (const auto switch_at = alignmentDeadline(); Clock::now() >= switch_at) {
       // The alignment took too long: the checkpoint goes on unaligned.
       std::shared_ptr<const CheckpointBarrier> barrier = std::move(aligning_);
@@ -487,7 +489,10 @@ Status StreamTask::runInputs() {
         s = forward(valve.onStatus(ch, item->buffer.value() != 0));
         break;
       case Buffer::Kind::kData:
-        if (capture_) captureData(ch, item->buffer);
+        if (capture_) {
+          captureData(ch, item->buffer);
+          if (capture_) checkArrivals();
+        }
         s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
         break;
     }
@@ -715,6 +720,7 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
   capture.ahead.assign(n, 0);
   capture.complete.assign(n, 0);
   capture.channels.resize(n);
+  capture.arrived.resize(n);
   for (std::size_t ch = 0; ch < n; ++ch) {
     capture.complete[ch] = channel_ended_[ch] || (ch < received.size() && received[ch]) ? 1 : 0;
   }
@@ -751,12 +757,34 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
 void StreamTask::captureBarrier(int channel, std::int64_t overtaken) {
   const auto index = static_cast<std::size_t>(channel);
   std::string& out = capture_->channels[index];
-  const std::int64_t copied = gate_->copyQueued(channel, overtaken, [&](const Buffer& b) {
-    appendChannelBuffer(out, channel, b.bytes(), b.size());
-  });
-  capture_->ahead[index] = copied;
-  capture_->remaining[index] = overtaken - copied;
-  if (capture_->remaining[index] == 0) completeChannel(channel);
+  // What the barrier overtook is copied now from the gate's queue, and what is still on its way
+  // from the producer as it arrives; none of it when read.
+  auto arrived = std::make_shared<std::string>();
+  const std::int64_t copied = gate_->captureOvertaken(
+      channel, overtaken,
+      [&](const Buffer& b) { appendChannelBuffer(out, channel, b.bytes(), b.size()); },
+      [arrived, channel](const Buffer& b) {
+        appendChannelBuffer(*arrived, channel, b.bytes(), b.size());
+      });
+  const std::int64_t left = overtaken - copied;
+  capture_->ahead[index] = overtaken;
+  capture_->remaining[index] = left;
+  if (left == 0) {
+    completeChannel(channel);
+    return;
+  }
+  capture_->arrived[index] = std::move(arrived);
+  checkArrivals();
+}
+
+void StreamTask::checkArrivals() {
+  for (std::size_t ch = 0; capture_ && ch < capture_->arrived.size(); ++ch) {
+    if (!capture_->arrived[ch] || gate_->pendingArrivals(static_cast<int>(ch)) > 0) continue;
+    capture_->channels[ch] += *capture_->arrived[ch];
+    capture_->arrived[ch].reset();
+    capture_->remaining[ch] = 0;
+    completeChannel(static_cast<int>(ch));
+  }
 }
 
 void StreamTask::captureData(int channel, const Buffer& buffer) {
@@ -776,6 +804,7 @@ void StreamTask::completeChannel(int channel) {
   if (channel >= 0) capture_->complete[static_cast<std::size_t>(channel)] = 1;
   if (--capture_->incomplete > 0) return;
   // Every channel is complete: the in-flight state goes to the asynchronous part.
+  gate_->cancelArrivals();
   std::string& body = *capture_->body;
   for (auto& bytes : capture_->channels) {
     body += bytes;
@@ -789,6 +818,7 @@ void StreamTask::abandonCapture(const std::string& reason) {
   const std::int64_t id = capture_->id;
   if (capture_->discard) capture_->discard();
   capture_.reset();
+  gate_->cancelArrivals();
   if (checkpointing_.decline) checkpointing_.decline(id, reason);
 }
 

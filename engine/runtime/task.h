@@ -175,6 +175,8 @@ class StreamTask final : public TaskEnvironment {
   // Copies a data buffer of `channel` into the in-flight state when the channel is being captured.
   void captureData(int channel, const Buffer& buffer);
   void completeChannel(int channel);
+  // Completes the channels whose overtaken buffers have all arrived (see captureArrivals).
+  void checkArrivals();
   void abandonCapture(const std::string& reason);
   // When the alignment in progress switches to unaligned (max() when it never does): the aligned
   // timeout counts from the checkpoint's trigger time.
@@ -241,6 +243,8 @@ class StreamTask final : public TaskEnvironment {
     std::vector<char> complete;
     int incomplete = 0;
     std::vector<std::string> channels;  // per channel: buffers in channel_state_file.h's format
+    // Per channel: what InputGate::captureArrivals copies (read once no arrival is pending).
+    std::vector<std::shared_ptr<std::string>> arrived;
     std::shared_ptr<std::string> body;  // read by the asynchronous part once complete
     std::function<void()> async_part;   // submitted to the writer once complete
     std::function<void()> discard;      // drops the synchronous part's local files

@@ -124,6 +124,16 @@ class Buffer {
     b.size_ = size;
     return b;
   }
+  // A data buffer holding a heap copy of `size` bytes (no pool segment).
+  static Buffer heapCopy(const std::uint8_t* data, std::size_t size) {
+    Buffer b;
+    b.kind_ = Kind::kData;
+    b.heap_ = std::make_unique<std::uint8_t[]>(size == 0 ? 1 : size);
+    std::copy(data, data + size, b.heap_.get());
+    b.segment_ = b.heap_.get();
+    b.size_ = size;
+    return b;
+  }
   static Buffer endOfInput() {
     Buffer b;
     b.kind_ = Kind::kEndOfInput;
@@ -161,6 +171,7 @@ class Buffer {
       value_ = o.value_;
       pool_ = std::move(o.pool_);
       barrier_ = std::move(o.barrier_);
+      heap_ = std::move(o.heap_);
       segment_ = o.segment_;
       size_ = o.size_;
       o.segment_ = nullptr;
@@ -188,6 +199,7 @@ class Buffer {
     if (segment_ != nullptr && pool_) pool_->recycle(segment_);
     segment_ = nullptr;
     pool_.reset();
+    heap_.reset();
     barrier_.reset();
   }
 
@@ -195,6 +207,7 @@ class Buffer {
   std::int64_t value_ = 0;
   std::shared_ptr<BufferPool> pool_;
   std::shared_ptr<const CheckpointBarrier> barrier_;
+  std::unique_ptr<std::uint8_t[]> heap_;  // heapCopy()
   std::uint8_t* segment_ = nullptr;
   std::size_t size_ = 0;
 };

@@ -614,13 +614,14 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         return s;
       }
       Buffer buffer = Buffer::data(std::move(pool), segment, h.length);
+      Buffer spilled;  // released after the lock (declared before it)
       // The gate is looked up again under the lock: the channel may have been released while
       // the payload was read, and its gate destroyed with its task. A buffer not delivered is
       // recycled after the lock is released (recycling grants credit, which takes mu_).
       std::lock_guard<std::mutex> lock(mu_);
       auto it = inputs_.find(h.channel);
       if (it != inputs_.end() && it->second.gate != nullptr) {
-        it->second.gate->push(it->second.gate_channel, std::move(buffer));
+        it->second.gate->push(it->second.gate_channel, std::move(buffer), &spilled);
       }
       return Status::ok();
     }

@@ -417,8 +417,8 @@ TEST_CASE("input gate: a priority barrier overtakes queued data and counts it") 
   got.clear();
   while (auto item = gate.poll(Clock::now(), cancelled))
     got.push_back(describe(*item));
-  CHECK(got == std::vector<std::string>{"1:b1/1", "1:b2/2", "1:11", "1:12", "1:13"});
-  // copyQueued sees the data at the front without taking it, up to a barrier.
+  CHECK(got == std::vector<std::string>{"1:b1/1", "1:b2/3", "1:11", "1:12", "1:13"});
+  // copyQueued sees the data at the front without taking it, events skipped.
   gate.push(0, data(3));
   gate.push(0, Buffer::watermark(8));
   gate.push(0, data(4));
@@ -426,8 +426,8 @@ TEST_CASE("input gate: a priority barrier overtakes queued data and counts it") 
   gate.push(0, data(5));
   std::string copied;
   CHECK(gate.copyQueued(0, 10, [&](const Buffer& b) { copied += std::to_string(b.bytes()[0]); }) ==
-        2);
-  CHECK(copied == "34");
+        3);
+  CHECK(copied == "345");
   CHECK(gate.copyQueued(0, 1, [](const Buffer&) {}) == 1);
   CHECK(gate.queued() == 5);
 }
@@ -485,6 +485,43 @@ TEST_CASE("exchange: a record cut at a snapshot is reassembled from its partial 
     for (std::size_t i = 0; i < records.size(); ++i)
       CHECK(stamps[i] == (i % 2 == 0 ? weir::kNoTimestamp : static_cast<std::int64_t>(i)));
   }
+}
+
+TEST_CASE("input gate: overtaken buffers still on their way are captured as they arrive") {
+  const std::atomic<bool> cancelled{false};
+  InputGate gate(1);
+  auto pool = std::make_shared<BufferPool>(16, 8);
+  auto data = [&](std::uint8_t value) {
+    std::uint8_t* segment = pool->tryRequest();
+    segment[0] = value;
+    return Buffer::data(pool, segment, 1);
+  };
+  gate.push(0, data(1));
+  std::string queued;
+  std::string arrived;
+  const auto n = gate.captureOvertaken(
+      0, 3, [&](const Buffer& b) { queued += std::to_string(b.bytes()[0]); },
+      [&](const Buffer& b) { arrived += std::to_string(b.bytes()[0]); });
+  CHECK(n == 1);
+  CHECK(queued == "1");
+  CHECK(gate.pendingArrivals(0) == 2);
+  // An arrival is copied and queued as a heap copy; its network buffer goes back to the caller.
+  Buffer spilled;
+  gate.push(0, data(2), &spilled);
+  CHECK(spilled.kind() == Buffer::Kind::kData);
+  CHECK(pool->inUse() == 2);
+  spilled = Buffer();
+  CHECK(pool->inUse() == 1);
+  gate.push(0, data(3));  // a local push keeps its buffer
+  CHECK(gate.pendingArrivals(0) == 0);
+  gate.push(0, data(4), &spilled);  // after the capture: untouched
+  CHECK(spilled.kind() == Buffer::Kind::kEndOfInput);
+  CHECK(arrived == "23");
+  std::string got;
+  while (auto item = gate.poll(Clock::now(), cancelled))
+    got += std::to_string(item->buffer.bytes()[0]);
+  CHECK(got == "1234");
+  CHECK(pool->inUse() == 0);
 }
 
 TEST_CASE("input gate: barriers waiting too long behind data are promoted to unaligned ones") {
