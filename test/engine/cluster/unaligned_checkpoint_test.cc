@@ -48,11 +48,11 @@ History history(Cluster& c, const std::string& job) {
 // Submits the back-pressured job (a source rebalanced into a sink that needs about 0.6 s per
 // network buffer, about 7 s for the buffers queued before it) with a checkpoint timeout of 2 s.
 std::string submitBackpressured(Cluster& c, const std::string& name,
-                                const std::vector<std::string>& extra) {
+                                const std::vector<std::string>& extra, int parallelism = 1) {
   std::vector<std::string> args = {"submit",
                                    kClusterJob,
                                    "-p",
-                                   "1",
+                                   std::to_string(parallelism),
                                    "-d",
                                    "--arg",
                                    "mode=backpressured",
@@ -152,6 +152,21 @@ TEST_CASE("unaligned checkpoints complete under back-pressure where aligned ones
 // checkpoints on `task_managers` TaskManagers of `slots` slots each, kills the first one with
 // SIGKILL once checkpoints with in-flight data completed (a replacement starts first), and checks
 // that the restored job replayed in-flight data and committed exactly the expected output.
+TEST_CASE("unaligned checkpoints complete under back-pressure across TaskManagers") {
+  Cluster c;
+  c.startJobManager();
+  // One slot each: each source subtask feeds one sink subtask here and one over the network,
+  // whose buffers mostly wait at the producer for credit.
+  c.startTaskManager(1);
+  c.startTaskManager(1);
+  const std::string job =
+      submitBackpressured(c, "remote", {"execution.checkpointing.unaligned=true"}, 2);
+  REQUIRE(eventually([&] { return history(c, job).completed >= 2; }, std::chrono::seconds(30)));
+  CHECK(history(c, job).completed_state_size > 0);
+  auto cancelled = c.weir({"cancel", job});
+  CHECK_MESSAGE(cancelled.exit_code == 0, cancelled.err);
+}
+
 namespace {
 
 void runKilled(int task_managers, int slots, std::int64_t count, int slow_us) {
