@@ -48,19 +48,10 @@ void InputGate::pushPriority(int channel, Buffer barrier) {
     for (auto it = at; it != q.end(); ++it)
       overtaken += it->kind() == Buffer::Kind::kData ? 1 : 0;
     barrier.addOvertaken(overtaken);
-    const bool front = at == q.begin();
     const bool was_empty = q.empty();
     q.insert(at, std::move(barrier));
-    if (blocked_[static_cast<std::size_t>(channel)]) return;
-    if (front) {
-      // Served next, ahead of the other channels' data: the checkpoint waits for nothing else.
-      if (!was_empty) available_.erase(std::find(available_.begin(), available_.end(), channel));
-      available_.push_front(channel);
-    } else if (was_empty) {
-      available_.push_back(channel);
-    } else {
-      return;
-    }
+    if (!was_empty || blocked_[static_cast<std::size_t>(channel)]) return;
+    available_.push_back(channel);
     notify = waiting_;
   }
   if (notify) cv_.notify_one();
@@ -76,20 +67,14 @@ void InputGate::captureArrivals(int channel, std::int64_t n,
 std::int64_t InputGate::captureOvertaken(int channel, std::int64_t n,
                                          const std::function<void(const Buffer&)>& copy,
                                          std::function<void(const Buffer&)> copy_arrival) {
-  // Network buffers replaced by heap copies, released after the lock: releasing one may grant
-  // credit, which takes the connection's lock (held by a connection when it pushes).
-  std::vector<Buffer> released;
   std::lock_guard<std::mutex> lock(mu_);
   const auto index = static_cast<std::size_t>(channel);
   std::int64_t queued = 0;
-  for (Buffer& b : queues_.at(index)) {
+  for (const Buffer& b : queues_.at(index)) {
     if (queued >= n) break;
     if (b.kind() != Buffer::Kind::kData) continue;
     copy(b);
     ++queued;
-    Buffer heap = Buffer::heapCopy(b.bytes(), b.size());
-    released.push_back(std::move(b));
-    b = std::move(heap);
   }
   if (queued < n) {
     if (arrivals_.empty()) arrivals_.resize(queues_.size());

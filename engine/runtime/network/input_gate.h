@@ -45,8 +45,7 @@ class InputGate {
   void cancelArrivals();
   // A barrier of an unaligned checkpoint: queued after the last barrier in the channel's queue (at
   // its front when there is none), overtaking the data buffers behind that point; their number is
-  // added to the barrier's overtaken count. At the front, the channel is served next, before the
-  // other readable channels. A blocked channel stays blocked.
+  // added to the barrier's overtaken count. A blocked channel stays blocked.
   void pushPriority(int channel, Buffer barrier);
   // The aligned-checkpoint timeout: every barrier of a checkpoint (not a savepoint) triggered at
   // or before `cutoff_ms` (ms since the epoch) that still waits behind data in the queue of a
@@ -60,8 +59,7 @@ class InputGate {
   std::int64_t copyQueued(int channel, std::int64_t max,
                           const std::function<void(const Buffer&)>& copy) const;
   // copyQueued(channel, n, copy), then, atomically with it, captureArrivals for the rest of the
-  // `n` buffers (if any). Returns how many were queued. The copied buffers stay queued as heap
-  // copies: their network buffers return at once, so that the rest can arrive.
+  // `n` buffers (if any). Returns how many were queued.
   std::int64_t captureOvertaken(int channel, std::int64_t n,
                                 const std::function<void(const Buffer&)>& copy,
                                 std::function<void(const Buffer&)> copy_arrival);
