@@ -228,7 +228,14 @@ void runKilled(int task_managers, int slots, std::int64_t count, int slow_us) {
         return s.restarts > before.restarts || s.state == JobState::FAILED;
       },
       std::chrono::seconds(30)));
-  awaitState(c, job, JobState::FINISHED, std::chrono::seconds(120));
+  const bool finished = eventually(
+      [&] {
+        const auto state = c.jobDetails(job).summary.state;
+        return state == JobState::FINISHED || state == JobState::FAILED;
+      },
+      std::chrono::seconds(120));
+  REQUIRE_MESSAGE(finished, c.weir({"checkpoints", job, "--output", "json"}).out);
+  REQUIRE(c.jobDetails(job).summary.state == JobState::FINISHED);
   CHECK(c.jobDetails(job).summary.restarts >= 1);
   // The restored count subtasks replayed the buffers their checkpoint had overtaken.
   std::string log;
