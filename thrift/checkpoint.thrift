@@ -31,6 +31,9 @@ struct SubtaskState {
   1: required i32 subtask
   2: binary operatorState
   3: list<KeyedStateHandle> keyed = []
+  // Unaligned checkpoints, on the chain head's vertex: the input channels' in-flight buffers the
+  // subtask persisted (one file; see StreamTask), replayed before its input on restore.
+  4: list<StateFile> inputChannelState = []
 }
 
 struct OperatorState {
@@ -57,6 +60,7 @@ struct VertexSubtaskState {
   1: required string uid
   2: binary operatorState
   3: list<KeyedStateHandle> keyed = []
+  4: list<StateFile> inputChannelState = []  // as in SubtaskState
 }
 
 // How one subtask's part of a checkpoint went.

@@ -33,6 +33,8 @@ std::int64_t referencedSize(const thrift::CheckpointMetadata& metadata) {
         for (const auto& f : handle.sharedFiles)
           total += f.size;
       }
+      for (const auto& f : subtask.inputChannelState)
+        total += f.size;
     }
   }
   return total;
@@ -734,6 +736,9 @@ thrift::CheckpointMetadata CheckpointCoordinator::buildMetadata(const Pending& p
       if (auto found = states.find({vertex.uid, i}); found != states.end()) {
         subtask.operatorState = found->second->operatorState;
         subtask.keyed = found->second->keyed;
+        if (!found->second->inputChannelState.empty()) {
+          subtask.__set_inputChannelState(found->second->inputChannelState);
+        }
       }
       op.subtasks.push_back(std::move(subtask));
     }

@@ -57,6 +57,8 @@ void forEachStateFile(const thrift::CheckpointMetadata& md, Fn&& fn) {
         for (const auto& f : handle.sharedFiles)
           fn(f, true);
       }
+      for (const auto& f : st.inputChannelState)
+        fn(f, false);
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <set>
 #include <string_view>
@@ -158,6 +159,15 @@ Result<StateAssignment> assignState(const thrift::CheckpointMetadata& metadata,
       }
     }
 
+    const bool channel_state =
+        std::any_of(old_subtasks->begin(), old_subtasks->end(),
+                    [](const auto* st) { return st != nullptr && !st->inputChannelState.empty(); });
+    if (channel_state && vertex->parallelism != op.parallelism) {
+      return Status::invalidArgument("unaligned checkpoint state of '" + op.uid +
+                                     "' cannot be redistributed; resume from a savepoint to "
+                                     "change the parallelism");
+    }
+
     auto operator_state = assignOperatorState(*old_subtasks, vertex->parallelism, what);
     if (!operator_state) return operator_state.status();
 
@@ -171,9 +181,13 @@ Result<StateAssignment> assignState(const thrift::CheckpointMetadata& metadata,
         if (h->keyGroupStart <= range.end && h->keyGroupEnd >= range.start) keyed.push_back(*h);
       }
       std::string& bytes = (*operator_state)[static_cast<std::size_t>(i)];
-      if (bytes.empty() && keyed.empty()) continue;
+      const thrift::SubtaskState* old =
+          channel_state ? (*old_subtasks)[static_cast<std::size_t>(i)] : nullptr;
+      const bool has_channels = old != nullptr && !old->inputChannelState.empty();
+      if (bytes.empty() && keyed.empty() && !has_channels) continue;
       state.__set_operatorState(std::move(bytes));
       state.__set_keyed(std::move(keyed));
+      if (has_channels) state.__set_inputChannelState(old->inputChannelState);
       assignment.emplace(std::make_pair(op.uid, i), std::move(state));
     }
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "checkpoint/channel_state_file.h"
 #include "checkpoint/heap_state_file.h"
 #include "weir/key_groups.h"
 
@@ -116,6 +117,7 @@ Status StreamTask::restoreChain() {
   for (std::size_t i = 0; i < spec.vertex_ids.size(); ++i) {
     const thrift::VertexSubtaskState* state = restoredState(i);
     if (state == nullptr) continue;
+    if (i == 0) restored_channel_state_ = state->inputChannelState;
     VertexRestore v;
     v.vertex_id = spec.vertex_ids[i];
     v.operator_state = state->operatorState;
@@ -280,6 +282,12 @@ void StreamTask::run() {
     if (checkpointing_.end_of_data) checkpointing_.end_of_data();
     s = awaitFinalCheckpoint();
   }
+  if (capture_) {
+    // The task ends with an unaligned checkpoint's in-flight data incomplete: it never completes.
+    if (capture_->discard) capture_->discard();
+    capture_.reset();
+    if (gate_) gate_->cancelArrivals();
+  }
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
   // Keyed state dies with the task (it survives through checkpoints): the chain is closed and no
@@ -363,7 +371,40 @@ Status StreamTask::runSource() {
   }
 }
 
+Status StreamTask::replayChannelState() {
+  const std::filesystem::path base = restore_->baseDir;
+  for (const auto& file : restored_channel_state_) {
+    Status s = readChannelStateFile(
+        base, file, [&](int channel, const std::uint8_t* data, std::size_t size) {
+          if (channel < 0 || channel >= gate_->numChannels()) {
+            return Status::corruption("in-flight state of input channel " +
+                                      std::to_string(channel) + " of a task with " +
+                                      std::to_string(gate_->numChannels()) + " input channels");
+          }
+          return chain_->processInput(channel, data, size);
+        });
+    if (!s.isOk()) return s.withContext("replaying the in-flight state " + file.path);
+    spdlog::info("task {}: replayed {} bytes of in-flight input from checkpoint {}",
+                 deployment_.task_name, file.size, restore_->checkpointId);
+  }
+  restored_channel_state_.clear();
+  return Status::ok();
+}
+
+StreamTask::Clock::time_point StreamTask::alignmentDeadline() const {
+  if (aligning_ == nullptr || aligning_->savepoint || !checkpointing_.unaligned ||
+      checkpointing_.aligned_timeout.count() <= 0) {
+    return Clock::time_point::max();
+  }
+  const std::int64_t left_ms =
+      aligning_->timestamp_ms + checkpointing_.aligned_timeout.count() - currentProcessingTime();
+  return Clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(0, left_ms));
+}
+
 Status StreamTask::runInputs() {
+  if (!restored_channel_state_.empty()) {
+    if (Status s = replayChannelState(); !s.isOk()) return s;
+  }
   const int channels = gate_->numChannels();
   std::vector<bool> ended(static_cast<std::size_t>(channels), false);
   WatermarkValve valve(channels);
@@ -391,8 +432,33 @@ Status StreamTask::runInputs() {
       if (stopped_) return Status::ok();
       continue;
     }
+    const bool aligned_timeout =
+        checkpointing_.unaligned && checkpointing_.aligned_timeout.count() > 0;
+    if (aligned_timeout && Clock::now() >= next_promotion_check_) {
+      // Barriers stuck behind data for longer than the timeout overtake it (a channel that
+      // delivers one makes this task's checkpoint unaligned).
+      gate_->promoteBarriers(currentProcessingTime() - checkpointing_.aligned_timeout.count());
+      next_promotion_check_ =
+          Clock::now() +
+          std::min<Clock::duration>(checkpointing_.aligned_timeout, std::chrono::milliseconds(50));
+    }
+    if (capture_) checkArrivals();
+    if (const auto switch_at = alignmentDeadline(); Clock::now() >= switch_at) {
+      // The alignment took too long: the checkpoint goes on unaligned.
+      std::shared_ptr<const CheckpointBarrier> barrier = std::move(aligning_);
+      aligning_.reset();
+      alignment_ms_ =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - alignment_start_)
+              .count();
+      gate_->unblockAll();
+      if (Status s = startUnaligned(barrier, -1, 0, barrier_received_); !s.isOk()) return s;
+      continue;
+    }
     metrics_.idle.begin(wait_start);
-    auto item = gate_->poll(std::min(flush_deadline, timer_deadline), cancelled_, &has_mail_);
+    auto item =
+        gate_->poll(std::min({flush_deadline, timer_deadline, alignmentDeadline(),
+                              aligned_timeout ? next_promotion_check_ : Clock::time_point::max()}),
+                    cancelled_, &has_mail_);
     const auto got = Clock::now();
     metrics_.idle.end(got);
     if (!item) continue;
@@ -414,7 +480,7 @@ Status StreamTask::runInputs() {
         if (s.isOk()) s = onChannelEnded(ch);
         break;
       case Buffer::Kind::kBarrier:
-        s = onBarrier(ch, item->buffer.barrier());
+        s = onBarrier(ch, item->buffer.barrier(), item->buffer.overtaken());
         break;
       case Buffer::Kind::kWatermark:
         s = forward(valve.onWatermark(ch, item->buffer.value()));
@@ -423,6 +489,10 @@ Status StreamTask::runInputs() {
         s = forward(valve.onStatus(ch, item->buffer.value() != 0));
         break;
       case Buffer::Kind::kData:
+        if (capture_) {
+          captureData(ch, item->buffer);
+          if (capture_) checkArrivals();
+        }
         s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
         break;
     }
@@ -489,11 +559,18 @@ Status StreamTask::processMail() {
     switch (m.kind) {
       case Mail::kTrigger:
         // Taken already (its barrier came first), or superseded by a newer one.
-        if (m.barrier->id <= last_checkpoint_id_ || aligning_ != nullptr) break;
+        if (m.barrier->id <= last_checkpoint_id_ || aligning_ != nullptr || capture_) break;
         if (m.barrier->stop && m.barrier->drain && is_source_ && !data_ended_) {
           // Draining: event time ends before the savepoint, so every timer and window fires
           // and the barrier follows their output.
           if (Status s = chain_->processWatermark(kMaxWatermark); !s.isOk()) return s;
+        }
+        if (is_source_ && checkpointing_.unaligned && checkpointing_.aligned_timeout.count() <= 0 &&
+            !m.barrier->savepoint) {
+          // The barrier leaves as a priority event, ahead of the output still queued.
+          auto unaligned = std::make_shared<CheckpointBarrier>(*m.barrier);
+          unaligned->unaligned = true;
+          m.barrier = std::move(unaligned);
         }
         if (Status s = performCheckpoint(m.barrier); !s.isOk()) return s;
         break;
@@ -522,6 +599,9 @@ Status StreamTask::processMail() {
         if (aligning_ != nullptr && aligning_->id == m.checkpoint_id) {
           abandonAlignment("checkpoint " + std::to_string(m.checkpoint_id) + " was aborted");
         }
+        if (capture_ && capture_->id == m.checkpoint_id) {
+          abandonCapture("checkpoint " + std::to_string(m.checkpoint_id) + " was aborted");
+        }
         last_checkpoint_id_ = std::max(last_checkpoint_id_, m.checkpoint_id);
         if (Status s = chain_->notifyCheckpointAborted(m.checkpoint_id); !s.isOk()) return s;
         if (stop_pending_ == m.checkpoint_id) {
@@ -540,17 +620,50 @@ Status StreamTask::processMail() {
   return Status::ok();
 }
 
-Status StreamTask::onBarrier(int channel, const std::shared_ptr<const CheckpointBarrier>& barrier) {
+Status StreamTask::onBarrier(int channel, const std::shared_ptr<const CheckpointBarrier>& barrier,
+                             std::int64_t overtaken) {
   if (!checkpointing_.enabled || barrier == nullptr) {
     return Status::internal("checkpoint barrier on channel " + std::to_string(channel) +
                             " of a task that takes no checkpoints");
   }
   const auto index = static_cast<std::size_t>(channel);
+  if (capture_) {
+    if (barrier->id < capture_->id) return Status::ok();  // abandoned
+    if (barrier->id == capture_->id) {
+      if (capture_->remaining[index] >= 0) {
+        return Status::internal("two barriers of checkpoint " + std::to_string(barrier->id) +
+                                " on channel " + std::to_string(channel));
+      }
+      if (capture_->complete[index]) return Status::ok();  // delivered before the switch
+      captureBarrier(channel, overtaken);
+      return Status::ok();
+    }
+    abandonCapture("the barrier of checkpoint " + std::to_string(barrier->id) +
+                   " arrived before the in-flight data of checkpoint " +
+                   std::to_string(capture_->id) + " was captured");
+  }
   if (aligning_ != nullptr && barrier->id < aligning_->id) return Status::ok();  // abandoned
   if (aligning_ == nullptr && barrier->id <= last_checkpoint_id_) return Status::ok();
   if (aligning_ != nullptr && barrier->id > aligning_->id) {
     abandonAlignment("the barrier of checkpoint " + std::to_string(barrier->id) +
                      " arrived before alignment finished");
+  }
+  const bool unaligned =
+      !barrier->savepoint && (barrier->unaligned || (checkpointing_.unaligned &&
+                                                     checkpointing_.aligned_timeout.count() <= 0));
+  if (unaligned) {
+    std::vector<char> received(channel_ended_.size(), 0);
+    if (aligning_ != nullptr) {  // an upstream task switched to unaligned: so does this one
+      received = barrier_received_;
+      aligning_.reset();
+      alignment_ms_ =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - alignment_start_)
+              .count();
+      gate_->unblockAll();
+    } else {
+      alignment_ms_ = 0;
+    }
+    return startUnaligned(barrier, channel, overtaken, received);
   }
   if (aligning_ == nullptr) {
     aligning_ = barrier;
@@ -573,6 +686,7 @@ Status StreamTask::onBarrier(int channel, const std::shared_ptr<const Checkpoint
 Status StreamTask::onChannelEnded(int channel) {
   const auto index = static_cast<std::size_t>(channel);
   if (index < channel_ended_.size()) channel_ended_[index] = 1;
+  if (capture_ && !capture_->complete[index]) completeChannel(channel);
   if (aligning_ == nullptr || barrier_received_[index]) return Status::ok();
   if (--barriers_missing_ == 0) return finishAlignment();
   return Status::ok();
@@ -593,6 +707,118 @@ void StreamTask::abandonAlignment(const std::string& reason) {
   aligning_.reset();
   gate_->unblockAll();
   last_checkpoint_id_ = std::max(last_checkpoint_id_, id);
+  if (checkpointing_.decline) checkpointing_.decline(id, reason);
+}
+
+Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>& barrier,
+                                  int channel, std::int64_t overtaken,
+                                  const std::vector<char>& received) {
+  InFlightCapture capture;
+  capture.id = barrier->id;
+  const std::size_t n = channel_ended_.size();
+  capture.remaining.assign(n, -1);
+  capture.ahead.assign(n, 0);
+  capture.complete.assign(n, 0);
+  capture.channels.resize(n);
+  capture.arrived.resize(n);
+  for (std::size_t ch = 0; ch < n; ++ch) {
+    capture.complete[ch] = channel_ended_[ch] || (ch < received.size() && received[ch]) ? 1 : 0;
+  }
+  if (channel >= 0 && overtaken == 0) capture.complete[static_cast<std::size_t>(channel)] = 1;
+  std::string partial;
+  for (std::size_t ch = 0; ch < n; ++ch) {
+    if (capture.complete[ch]) continue;
+    ++capture.incomplete;
+    // A record the snapshot cut: its bytes read so far lead the channel's in-flight state.
+    partial.clear();
+    if (Status s = chain_->partialInput(static_cast<int>(ch), partial); !s.isOk()) return s;
+    if (!partial.empty()) {
+      appendChannelBuffer(capture.channels[ch], static_cast<int>(ch),
+                          reinterpret_cast<const std::uint8_t*>(partial.data()), partial.size());
+    }
+  }
+  auto unaligned = std::make_shared<CheckpointBarrier>(*barrier);
+  unaligned->unaligned = true;
+  capture_ = std::move(capture);
+  Status s = performCheckpoint(unaligned);
+  if (!s.isOk() || !capture_ || !capture_->async_part) {
+    capture_.reset();  // failed (and declined) in its synchronous part
+    return s;
+  }
+  if (capture_->incomplete == 0) {
+    capture_->incomplete = 1;
+    completeChannel(-1);
+  } else if (channel >= 0 && overtaken > 0) {
+    captureBarrier(channel, overtaken);
+  }
+  return Status::ok();
+}
+
+void StreamTask::captureBarrier(int channel, std::int64_t overtaken) {
+  const auto index = static_cast<std::size_t>(channel);
+  std::string& out = capture_->channels[index];
+  // What the barrier overtook is copied now from the gate's queue, and what is still on its way
+  // from the producer as it arrives; none of it when read.
+  auto arrived = std::make_shared<std::string>();
+  const std::int64_t copied = gate_->captureOvertaken(
+      channel, overtaken,
+      [&](const Buffer& b) { appendChannelBuffer(out, channel, b.bytes(), b.size()); },
+      [arrived, channel](const Buffer& b) {
+        appendChannelBuffer(*arrived, channel, b.bytes(), b.size());
+      });
+  const std::int64_t left = overtaken - copied;
+  capture_->ahead[index] = overtaken;
+  capture_->remaining[index] = left;
+  if (left == 0) {
+    completeChannel(channel);
+    return;
+  }
+  capture_->arrived[index] = std::move(arrived);
+  checkArrivals();
+}
+
+void StreamTask::checkArrivals() {
+  for (std::size_t ch = 0; capture_ && ch < capture_->arrived.size(); ++ch) {
+    if (!capture_->arrived[ch] || gate_->pendingArrivals(static_cast<int>(ch)) > 0) continue;
+    capture_->channels[ch] += *capture_->arrived[ch];
+    capture_->arrived[ch].reset();
+    capture_->remaining[ch] = 0;
+    completeChannel(static_cast<int>(ch));
+  }
+}
+
+void StreamTask::captureData(int channel, const Buffer& buffer) {
+  const auto index = static_cast<std::size_t>(channel);
+  if (capture_->complete[index]) return;
+  if (capture_->ahead[index] > 0) {
+    --capture_->ahead[index];
+    return;
+  }
+  appendChannelBuffer(capture_->channels[index], channel, buffer.bytes(), buffer.size());
+  if (capture_->remaining[index] > 0 && --capture_->remaining[index] == 0) {
+    completeChannel(channel);
+  }
+}
+
+void StreamTask::completeChannel(int channel) {
+  if (channel >= 0) capture_->complete[static_cast<std::size_t>(channel)] = 1;
+  if (--capture_->incomplete > 0) return;
+  // Every channel is complete: the in-flight state goes to the asynchronous part.
+  gate_->cancelArrivals();
+  std::string& body = *capture_->body;
+  for (auto& bytes : capture_->channels) {
+    body += bytes;
+    std::string().swap(bytes);
+  }
+  checkpointing_.writer->submit(std::move(capture_->async_part));
+  capture_.reset();
+}
+
+void StreamTask::abandonCapture(const std::string& reason) {
+  const std::int64_t id = capture_->id;
+  if (capture_->discard) capture_->discard();
+  capture_.reset();
+  gate_->cancelArrivals();
   if (checkpointing_.decline) checkpointing_.decline(id, reason);
 }
 
@@ -662,8 +888,13 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
   }
   // The barrier follows everything the snapshot covers (a task whose outputs ended sends none).
   if (!outputs_finished_) {
-    for (auto& o : outputs_)
-      o->emitBarrier(barrier);
+    for (auto& o : outputs_) {
+      if (barrier->unaligned) {
+        o->emitPriorityBarrier(barrier);
+      } else {
+        o->emitBarrier(barrier);
+      }
+    }
   }
   // The job's last checkpoint (every subtask ended its data) or a stop-with-savepoint: this task
   // finishes once it completed. Earlier ones it only takes part in, with its final state.
@@ -701,7 +932,10 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
   const int subtask = deployment_.subtask;
   const auto acknowledge = checkpointing_.acknowledge;
   const auto decline = checkpointing_.decline;
-  checkpointing_.writer->submit([=, this] {
+  // Unaligned: the in-flight input, complete when the asynchronous part runs.
+  const bool deferred = capture_ && capture_->id == id;
+  auto channel_body = std::make_shared<std::string>();
+  auto async_part = [=, this] {
     const auto async_start = Clock::now();
     // Paths in the handles are relative to the job's checkpoint directory, or to the savepoint's.
     const std::filesystem::path base = savepoint ? target_dir : job_dir;
@@ -758,6 +992,17 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
         shared[st.vertex_id] = handle->sharedFiles;
         state.keyed.push_back(std::move(*handle));
       }
+      if (i == 0 && !channel_body->empty() && error.empty()) {
+        auto file =
+            writeChannelStateFile(base, relative(uids[i] + suffix + ".channels"), *channel_body);
+        if (!file.isOk()) {
+          error = "writing the in-flight state of '" + uids[i] + "': " + file.status().message();
+          break;
+        }
+        written += file->size;
+        state_size += file->size;
+        state.__set_inputChannelState({std::move(*file)});
+      }
       ack.vertices.push_back(std::move(state));
     }
     cleanup();
@@ -776,7 +1021,14 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
     ack.stats.checkpointedSize = written;
     ack.stats.stateSize = state_size;
     if (acknowledge) acknowledge(std::move(ack));
-  });
+  };
+  if (deferred) {
+    capture_->body = std::move(channel_body);
+    capture_->async_part = std::move(async_part);
+    capture_->discard = cleanup;
+  } else {
+    checkpointing_.writer->submit(std::move(async_part));
+  }
   return Status::ok();
 }
 

@@ -49,6 +49,11 @@ struct TaskCheckpointing {
   bool periodic = false;  // the job checkpoints periodically: wait for a final checkpoint
   std::filesystem::path job_dir;  // <state.checkpoints.dir>/<job id>
   bool incremental = true;        // RocksDB: upload only SST files the last checkpoint lacks
+  // Unaligned checkpoints (savepoints stay aligned): with aligned_timeout 0 every checkpoint is
+  // unaligned from its first barrier; otherwise a checkpoint starts aligned and switches to
+  // unaligned at a task whose alignment lasts longer than aligned_timeout.
+  bool unaligned = false;
+  std::chrono::milliseconds aligned_timeout{0};
   AsyncCheckpointWriter* writer = nullptr;
   // Called on the writer's thread once the subtask's part is durable, or when it failed.
   std::function<void(thrift::CheckpointAck)> acknowledge;
@@ -65,6 +70,16 @@ struct TaskCheckpointing {
 //     ended count as having delivered it); a channel that delivered barrier n is held back until
 //     then (alignment), so no record after the barrier enters the snapshot. A newer barrier
 //     abandons an older alignment (that checkpoint is declined);
+//   - unaligned checkpoints: a task with inputs takes checkpoint n at the FIRST barrier n (or when
+//     its alignment outlasts aligned_timeout), forwards barrier n as a priority event that
+//     overtakes its queued output, and does not block channels. Until barrier n arrived on a
+//     channel c, every data buffer read from c is copied into the checkpoint's in-flight state
+//     (and processed as usual); so are the overtaken(c) buffers after barrier n (the data sent
+//     before the barrier that it overtook on the way). The record frame a channel was in the
+//     middle of at the snapshot (ChainInstance::partialInput) leads that channel's state, so a
+//     record cut by the snapshot is reassembled on replay. Once every channel is complete (or
+//     ended) the in-flight state is written as one file (channel_state_file.h) by the asynchronous
+//     part, and restored subtasks replay it before reading their input;
 //   - the synchronous part snapshots the chain (operator state, heap key groups as bytes) and
 //     takes a local RocksDB checkpoint of each store (hard links); the asynchronous part, on the
 //     job's writer thread, writes files and acknowledges with their handles;
@@ -138,6 +153,7 @@ class StreamTask final : public TaskEnvironment {
   std::size_t openKvStores() const;
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Mail {
     enum Kind { kTrigger, kComplete, kAbort } kind = kTrigger;
     std::shared_ptr<const CheckpointBarrier> barrier;
@@ -147,7 +163,28 @@ class StreamTask final : public TaskEnvironment {
   Status processMail();
   bool hasMail() const { return has_mail_.load(std::memory_order_acquire); }
   // Checkpoints.
-  Status onBarrier(int channel, const std::shared_ptr<const CheckpointBarrier>& barrier);
+  Status onBarrier(int channel, const std::shared_ptr<const CheckpointBarrier>& barrier,
+                   std::int64_t overtaken);
+  // Unaligned checkpoints: takes `barrier` (a checkpoint, not a savepoint) now, as an unaligned
+  // one, and starts capturing in-flight data. `channel` delivered it (-1: the aligned timeout
+  // expired) having overtaken `overtaken` data buffers; channels marked in `received` delivered it
+  // aligned already.
+  Status startUnaligned(const std::shared_ptr<const CheckpointBarrier>& barrier, int channel,
+                        std::int64_t overtaken, const std::vector<char>& received);
+  // Barrier of the captured checkpoint on `channel`, having overtaken `overtaken` data buffers:
+  // those already queued in the gate are copied at once, the rest as they are read.
+  void captureBarrier(int channel, std::int64_t overtaken);
+  // Copies a data buffer of `channel` into the in-flight state when the channel is being captured.
+  void captureData(int channel, const Buffer& buffer);
+  void completeChannel(int channel);
+  // Completes the channels whose overtaken buffers have all arrived (see captureArrivals).
+  void checkArrivals();
+  void abandonCapture(const std::string& reason);
+  // When the alignment in progress switches to unaligned (max() when it never does): the aligned
+  // timeout counts from the checkpoint's trigger time.
+  Clock::time_point alignmentDeadline() const;
+  // Replays the restored in-flight state into the chain.
+  Status replayChannelState();
   // A channel ended: it no longer holds up an alignment.
   Status onChannelEnded(int channel);
   Status finishAlignment();
@@ -171,7 +208,6 @@ class StreamTask final : public TaskEnvironment {
   // Fires the chain's processing-time work if it is due; returns the steady-clock time of the next
   // deadline (time_point::max() when none).
   Status firePendingTimers(std::chrono::steady_clock::time_point& next);
-  using Clock = std::chrono::steady_clock;
   // The steady-clock time at which processing time reaches `due` (max() for kNoDeadline).
   Clock::time_point steadyDeadline(std::int64_t due) const;
   void flushOutputs();
@@ -199,6 +235,28 @@ class StreamTask final : public TaskEnvironment {
   int barriers_missing_ = 0;
   Clock::time_point alignment_start_;
   std::int64_t alignment_ms_ = 0;
+  // The unaligned checkpoint whose in-flight input is being captured.
+  struct InFlightCapture {
+    std::int64_t id = 0;
+    // Per input channel: -1 until its barrier arrived, then the data buffers still to copy.
+    std::vector<std::int64_t> remaining;
+    // Per input channel: the next data buffers to read that were copied already (from the gate).
+    std::vector<std::int64_t> ahead;
+    std::vector<char> complete;
+    int incomplete = 0;
+    std::vector<std::string> channels;  // per channel: buffers in channel_state_file.h's format
+    // Per channel: what InputGate::captureArrivals copies (read once no arrival is pending).
+    std::vector<std::shared_ptr<std::string>> arrived;
+    std::shared_ptr<std::string> body;  // read by the asynchronous part once complete
+    std::function<void()> async_part;   // submitted to the writer once complete
+    std::function<void()> discard;      // drops the synchronous part's local files
+  };
+  std::optional<InFlightCapture> capture_;
+  // The aligned timeout: when the gate's queues are next checked for barriers that waited too
+  // long behind data (InputGate::promoteBarriers).
+  Clock::time_point next_promotion_check_ = Clock::time_point::min();
+  // In-flight state to replay on restore (the head vertex's), relative to restore_->baseDir.
+  std::vector<thrift::StateFile> restored_channel_state_;
   bool outputs_finished_ = false;
   bool data_ended_ = false;                 // awaiting the final checkpoint
   std::int64_t final_checkpoint_id_ = 0;    // the job's last checkpoint, once taken

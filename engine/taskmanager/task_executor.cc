@@ -104,6 +104,8 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
     c.periodic = checkpointing_.periodic;
     c.job_dir = checkpointing_.job_dir;
     c.incremental = checkpointing_.incremental;
+    c.unaligned = checkpointing_.unaligned;
+    c.aligned_timeout = checkpointing_.aligned_timeout;
     c.writer = writer_.get();
     c.acknowledge = checkpointing_.acknowledge;
     const int chain = d.chain_id;

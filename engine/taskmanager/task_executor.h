@@ -69,6 +69,8 @@ struct ExecutorCheckpointing {
   bool periodic = false;  // periodic checkpoints: tasks wait for a final one (see StreamTask)
   std::filesystem::path job_dir;
   bool incremental = true;
+  bool unaligned = false;  // see TaskCheckpointing
+  std::chrono::milliseconds aligned_timeout{0};
   std::function<void(thrift::CheckpointAck)> acknowledge;
   std::function<void(std::int64_t checkpoint_id, int chain_id, int subtask,
                      const std::string& reason)>

@@ -434,6 +434,8 @@ Status TaskManager::startJob(HostedJob& job, std::unique_ptr<TaskExecutor>& exec
     c.periodic = d.checkpointing.periodic;
     c.job_dir = d.checkpointing.jobDir;
     c.incremental = d.checkpointing.incremental;
+    c.unaligned = d.checkpointing.unaligned;
+    c.aligned_timeout = std::chrono::milliseconds(d.checkpointing.alignedTimeoutMs);
     c.acknowledge = [this, job_id, attempt](thrift::CheckpointAck ack) {
       ack.jobId = job_id;
       ack.attempt = attempt;

@@ -5,6 +5,9 @@
 //            apart when two run side by side)
 //   slow     an unbounded source rebalanced into a sink that sleeps sleep_us per record: the
 //            source is back-pressured across TaskManagers
+//   backpressured  an unbounded source of record_bytes-byte strings, one per poll (so it reacts
+//            to checkpoint triggers whenever it gets an output buffer), rebalanced into a sink
+//            that sleeps sleep_us per record: every buffer between them stays queued for long
 //   fail     numbers whose map throws at record fail_at
 //   forever  an unbounded source into a discarding sink (runs until cancelled or a failure)
 //   steady   an unbounded source that is never idle but emits only one record every 5 ms,
@@ -55,6 +58,20 @@ class SteadySource {
   }
 
  private:
+  std::int64_t next_ = 0;
+};
+
+// One record per poll, never idle.
+class BlobSource {
+ public:
+  explicit BlobSource(std::int64_t bytes) : bytes_(bytes) {}
+  weir::SourceStatus pollNext(weir::Collector<std::string>& out) {
+    out.collect(std::string(static_cast<std::size_t>(bytes_), char('a' + next_++ % 26)));
+    return weir::SourceStatus::kMoreAvailable;
+  }
+
+ private:
+  std::int64_t bytes_ = 1000;
   std::int64_t next_ = 0;
 };
 
@@ -153,6 +170,17 @@ void build(weir::JobBuilder& job) {
     job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
         .uid("source")
         .name("source")
+        .rebalance()
+        .addSink(SlowSink{sleep_us})
+        .uid("slow-sink")
+        .name("slow sink");
+    return;
+  }
+  if (mode == "backpressured") {
+    job.name("back-pressured");
+    const std::int64_t sleep_us = job.args().getInt("sleep_us", 20000);
+    job.addSource<std::string>(BlobSource(job.args().getInt("record_bytes", 1000)), "source")
+        .uid("source")
         .rebalance()
         .addSink(SlowSink{sleep_us})
         .uid("slow-sink")

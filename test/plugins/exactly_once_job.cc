@@ -6,10 +6,11 @@
 // c = 1..(numbers with that key), whatever failed in between.
 //
 // Arguments: count (default 20000), keys (16), rate (records per second per subtask, 20000),
-// out (the sink's directory, required), fail_marker (optional: the first subtask that sees
-// record fail_at creates this file and throws; with the file present nothing throws again),
-// max_parallelism (optional), counter_uid (the keyed counter's uid, default "count": another
-// name makes a different job for savepoints).
+// slow_us (the counting function sleeps this long per record, 0: no sleep; with a fast source the
+// job is then back-pressured), out (the sink's directory, required), fail_marker (optional: the
+// first subtask that sees record fail_at creates this file and throws; with the file present
+// nothing throws again), max_parallelism (optional), counter_uid (the keyed counter's uid,
+// default "count": another name makes a different job for savepoints).
 #include <weir/weir.h>
 
 #include <chrono>
@@ -45,6 +46,7 @@ struct Throttle {
 };
 
 struct CountPerKey {
+  std::int64_t slow_us = 0;
   weir::ValueState<std::int64_t>* count_ = nullptr;
   void open(const weir::RuntimeContext& ctx) {
     count_ = &ctx.getState(weir::ValueStateDescriptor<std::int64_t>("count"));
@@ -52,6 +54,7 @@ struct CountPerKey {
   void processElement(const std::int64_t& v, weir::KeyedContext<std::int64_t>& ctx,
                       weir::Collector<std::string>& out) {
     (void)v;
+    if (slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
     const std::int64_t c = count_->valueOr(0) + 1;
     count_->update(c);
     out.collect(std::to_string(ctx.currentKey()) + "," + std::to_string(c));
@@ -79,7 +82,7 @@ void build(weir::JobBuilder& job) {
       .map(throttle)
       .uid("throttle")
       .keyBy([keys](const std::int64_t& v) { return v % keys; })
-      .process(CountPerKey{})
+      .process(CountPerKey{args.getInt("slow_us", 0)})
       .uid(counter_uid)
       .addSink(weir::ExactlyOnceFileSink<std::string>(out), "Counts to files")
       .uid("files");

@@ -102,6 +102,9 @@ struct CheckpointBarrier {
   bool stop = false;       // stop-with-savepoint
   bool drain = false;      // stop-with-savepoint --drain
   std::string target_dir;  // absolute directory for this checkpoint's own files
+  // An unaligned checkpoint: the barrier travels as a priority event, overtaking the data buffers
+  // queued before it, which the consumer persists as in-flight state.
+  bool unaligned = false;
   bool operator==(const CheckpointBarrier&) const = default;
 };
 
@@ -118,6 +121,16 @@ class Buffer {
     b.kind_ = Kind::kData;
     b.pool_ = std::move(pool);
     b.segment_ = segment;
+    b.size_ = size;
+    return b;
+  }
+  // A data buffer holding a heap copy of `size` bytes (no pool segment).
+  static Buffer heapCopy(const std::uint8_t* data, std::size_t size) {
+    Buffer b;
+    b.kind_ = Kind::kData;
+    b.heap_ = std::make_unique<std::uint8_t[]>(size == 0 ? 1 : size);
+    std::copy(data, data + size, b.heap_.get());
+    b.segment_ = b.heap_.get();
     b.size_ = size;
     return b;
   }
@@ -140,10 +153,13 @@ class Buffer {
     return b;
   }
   // Needs no buffer from a pool: emitting a barrier never waits for back-pressure to clear.
-  static Buffer barrier(std::shared_ptr<const CheckpointBarrier> b) {
+  // `overtaken`: for a priority (unaligned) barrier, how many data buffers of its channel, sent
+  // before it, it overtook on the way so far.
+  static Buffer barrier(std::shared_ptr<const CheckpointBarrier> b, std::int64_t overtaken = 0) {
     Buffer buffer;
     buffer.kind_ = Kind::kBarrier;
     buffer.barrier_ = std::move(b);
+    buffer.value_ = overtaken;
     return buffer;
   }
 
@@ -155,6 +171,7 @@ class Buffer {
       value_ = o.value_;
       pool_ = std::move(o.pool_);
       barrier_ = std::move(o.barrier_);
+      heap_ = std::move(o.heap_);
       segment_ = o.segment_;
       size_ = o.size_;
       o.segment_ = nullptr;
@@ -166,8 +183,12 @@ class Buffer {
 
   Kind kind() const { return kind_; }
   bool isEvent() const { return kind_ != Kind::kData; }
-  // The watermark of a kWatermark event; for kWatermarkStatus, 1 = idle, 0 = active.
+  // The watermark of a kWatermark event; for kWatermarkStatus, 1 = idle, 0 = active; for
+  // kBarrier, the number of data buffers the barrier overtook (see overtaken()).
   std::int64_t value() const { return value_; }
+  // A priority barrier: the data buffers of its channel sent before it that it overtook.
+  std::int64_t overtaken() const { return kind_ == Kind::kBarrier ? value_ : 0; }
+  void addOvertaken(std::int64_t n) { value_ += n; }
   const std::uint8_t* bytes() const { return segment_; }
   std::size_t size() const { return size_; }
   // The barrier of a kBarrier event; null for every other kind.
@@ -178,6 +199,7 @@ class Buffer {
     if (segment_ != nullptr && pool_) pool_->recycle(segment_);
     segment_ = nullptr;
     pool_.reset();
+    heap_.reset();
     barrier_.reset();
   }
 
@@ -185,6 +207,7 @@ class Buffer {
   std::int64_t value_ = 0;
   std::shared_ptr<BufferPool> pool_;
   std::shared_ptr<const CheckpointBarrier> barrier_;
+  std::unique_ptr<std::uint8_t[]> heap_;  // heapCopy()
   std::uint8_t* segment_ = nullptr;
   std::size_t size_ = 0;
 };

@@ -12,12 +12,16 @@ class ChannelSink {
   virtual ~ChannelSink() = default;
   // Takes the buffer (data or event). Called only by the producing task's thread.
   virtual void push(Buffer buffer) = 0;
+  // Takes a barrier of an unaligned checkpoint: it overtakes the data buffers queued on the way,
+  // recording how many in the buffer (see InputGate::pushPriority). Producing thread only.
+  virtual void pushPriority(Buffer barrier) = 0;
 };
 
 class LocalChannelSink final : public ChannelSink {
  public:
   LocalChannelSink(InputGate* gate, int channel) : gate_(gate), channel_(channel) {}
   void push(Buffer buffer) override { gate_->push(channel_, std::move(buffer)); }
+  void pushPriority(Buffer barrier) override { gate_->pushPriority(channel_, std::move(barrier)); }
 
  private:
   InputGate* gate_;

@@ -102,10 +102,12 @@ namespace {
 constexpr std::uint8_t kBarrierSavepoint = 1;
 constexpr std::uint8_t kBarrierStop = 2;
 constexpr std::uint8_t kBarrierDrain = 4;
+constexpr std::uint8_t kBarrierUnaligned = 8;
 
 }  // namespace
 
-Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier) {
+Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier,
+                                         std::uint32_t overtaken) {
   if (barrier.target_dir.size() > kMaxControlPayload - kBarrierFixedPayload) {
     return Status::invalidArgument(
         "checkpoint " + std::to_string(barrier.id) + ": its target directory of " +
@@ -116,23 +118,25 @@ Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier) {
   auto* p = reinterpret_cast<std::uint8_t*>(out.data());
   storeU64(p, static_cast<std::uint64_t>(barrier.id));
   storeU64(p + 8, static_cast<std::uint64_t>(barrier.timestamp_ms));
-  p[16] = static_cast<std::uint8_t>((barrier.savepoint ? kBarrierSavepoint : 0) |
-                                    (barrier.stop ? kBarrierStop : 0) |
-                                    (barrier.drain ? kBarrierDrain : 0));
-  storeU32(p + 17, static_cast<std::uint32_t>(barrier.target_dir.size()));
+  p[16] = static_cast<std::uint8_t>(
+      (barrier.savepoint ? kBarrierSavepoint : 0) | (barrier.stop ? kBarrierStop : 0) |
+      (barrier.drain ? kBarrierDrain : 0) | (barrier.unaligned ? kBarrierUnaligned : 0));
+  storeU32(p + 17, overtaken);
+  storeU32(p + 21, static_cast<std::uint32_t>(barrier.target_dir.size()));
   out += barrier.target_dir;
   return out;
 }
 
-Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size_t size) {
+Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size_t size,
+                                               std::uint32_t* overtaken) {
   if (size < kBarrierFixedPayload || size > kMaxControlPayload) {
     return Status::corruption("barrier payload of " + std::to_string(size) + " bytes");
   }
   const std::uint8_t flags = in[16];
-  if ((flags & ~(kBarrierSavepoint | kBarrierStop | kBarrierDrain)) != 0) {
+  if ((flags & ~(kBarrierSavepoint | kBarrierStop | kBarrierDrain | kBarrierUnaligned)) != 0) {
     return Status::corruption("barrier with unknown flags " + std::to_string(flags));
   }
-  const std::uint32_t dir_length = loadU32(in + 17);
+  const std::uint32_t dir_length = loadU32(in + 21);
   if (dir_length != size - kBarrierFixedPayload) {
     return Status::corruption("barrier target directory of " + std::to_string(dir_length) +
                               " bytes in a payload of " + std::to_string(size) + " bytes");
@@ -143,6 +147,8 @@ Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size
   b.savepoint = (flags & kBarrierSavepoint) != 0;
   b.stop = (flags & kBarrierStop) != 0;
   b.drain = (flags & kBarrierDrain) != 0;
+  b.unaligned = (flags & kBarrierUnaligned) != 0;
+  if (overtaken != nullptr) *overtaken = loadU32(in + 17);
   b.target_dir.assign(reinterpret_cast<const char*>(in + kBarrierFixedPayload), dir_length);
   return b;
 }

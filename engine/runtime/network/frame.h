@@ -10,16 +10,19 @@
 // DATA carries one buffer of record frames (weir/task_api.h) for an input channel of the receiver;
 // END_OF_INPUT closes one channel; WATERMARK (payload i64) and WATERMARK_STATUS (payload u8: 1
 // idle, 0 active) are events of one channel, ordered with its data; BARRIER is a checkpoint barrier
-// of one channel, ordered with its data, with the payload (little endian)
+// of one channel, ordered with its data (unless unaligned), with the payload (little endian)
 //
 //   offset 0  i64  checkpoint id
 //          8  i64  timestamp (ms since the epoch)
-//         16  u8   flags: bit 0 savepoint, bit 1 stop (stop-with-savepoint), bit 2 drain; the
-//                  other bits are 0
-//         17  u32  n, the length of the target directory
-//         21       n bytes: the target directory
+//         16  u8   flags: bit 0 savepoint, bit 1 stop (stop-with-savepoint), bit 2 drain, bit 3
+//                  unaligned; the other bits are 0
+//         17  u32  overtaken: for an unaligned barrier, the data buffers of the channel sent
+//                  before it that it overtook in the producer's send queue (0 otherwise); the
+//                  receiver queues it as a priority event (InputGate::pushPriority)
+//         21  u32  n, the length of the target directory
+//         25       n bytes: the target directory
 //
-// (21 + n bytes in all, at most kMaxControlPayload). Events need no credit. CREDIT (payload u32 n)
+// (25 + n bytes in all, at most kMaxControlPayload). Events need no credit. CREDIT (payload u32 n)
 // lets the producer send n more buffers on a channel; REQUEST (payload u32 credits + channel key)
 // opens a channel: the consumer names the producer's output channel it wants and the id the
 // producer must put on its frames; HELLO (payload: the sender's data address) is the first frame
@@ -35,14 +38,14 @@
 
 namespace weir::engine {
 
-inline constexpr std::uint8_t kFrameVersion = 3;
+inline constexpr std::uint8_t kFrameVersion = 4;
 inline constexpr std::size_t kFrameHeaderBytes = 12;
 // Largest payload of a control frame (REQUEST, HELLO, CREDIT) and of a BARRIER.
 inline constexpr std::uint32_t kMaxControlPayload = 4096;
 inline constexpr std::uint32_t kWatermarkPayload = 8;
 inline constexpr std::uint32_t kWatermarkStatusPayload = 1;
 // A BARRIER's payload without its target directory.
-inline constexpr std::uint32_t kBarrierFixedPayload = 21;
+inline constexpr std::uint32_t kBarrierFixedPayload = 25;
 
 enum class FrameKind : std::uint8_t {
   kHello = 1,
@@ -69,9 +72,12 @@ Result<FrameHeader> decodeFrameHeader(const std::uint8_t* in, std::uint32_t max_
 
 // A BARRIER frame's payload; an error when the target directory makes it longer than
 // kMaxControlPayload.
-Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier);
-// Decodes and checks a BARRIER frame's payload of `size` bytes.
-Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size_t size);
+Result<std::string> encodeBarrierPayload(const CheckpointBarrier& barrier,
+                                         std::uint32_t overtaken = 0);
+// Decodes and checks a BARRIER frame's payload of `size` bytes; its overtaken count goes to
+// `*overtaken` when given.
+Result<CheckpointBarrier> decodeBarrierPayload(const std::uint8_t* in, std::size_t size,
+                                               std::uint32_t* overtaken = nullptr);
 
 inline void storeU32(std::uint8_t* p, std::uint32_t v) {
   p[0] = static_cast<std::uint8_t>(v);

@@ -1,14 +1,27 @@
 #include "runtime/network/input_gate.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace weir::engine {
 
-void InputGate::push(int channel, Buffer buffer) {
+void InputGate::push(int channel, Buffer buffer, Buffer* spilled) {
   bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& q = queues_.at(static_cast<std::size_t>(channel));
+    if (!arrivals_.empty() && buffer.kind() == Buffer::Kind::kData) {
+      ArrivalCapture& a = arrivals_[static_cast<std::size_t>(channel)];
+      if (a.left > 0) {
+        a.copy(buffer);
+        if (--a.left == 0) a.copy = nullptr;
+        if (spilled != nullptr) {
+          Buffer copy = Buffer::heapCopy(buffer.bytes(), buffer.size());
+          *spilled = std::move(buffer);
+          buffer = std::move(copy);
+        }
+      }
+    }
     if (buffer.kind() == Buffer::Kind::kWatermark && !q.empty() &&
         q.back().kind() == Buffer::Kind::kWatermark) {
       q.back() = std::move(buffer);  // a newer watermark supersedes one not yet read
@@ -21,6 +34,107 @@ void InputGate::push(int channel, Buffer buffer) {
     notify = waiting_;
   }
   if (notify) cv_.notify_one();
+}
+
+void InputGate::pushPriority(int channel, Buffer barrier) {
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& q = queues_.at(static_cast<std::size_t>(channel));
+    auto at = q.end();
+    while (at != q.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier)
+      --at;
+    std::int64_t overtaken = 0;
+    for (auto it = at; it != q.end(); ++it)
+      overtaken += it->kind() == Buffer::Kind::kData ? 1 : 0;
+    barrier.addOvertaken(overtaken);
+    const bool was_empty = q.empty();
+    q.insert(at, std::move(barrier));
+    if (!was_empty || blocked_[static_cast<std::size_t>(channel)]) return;
+    available_.push_back(channel);
+    notify = waiting_;
+  }
+  if (notify) cv_.notify_one();
+}
+
+void InputGate::captureArrivals(int channel, std::int64_t n,
+                                std::function<void(const Buffer&)> copy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (arrivals_.empty()) arrivals_.resize(queues_.size());
+  arrivals_.at(static_cast<std::size_t>(channel)) = ArrivalCapture{n, std::move(copy)};
+}
+
+std::int64_t InputGate::captureOvertaken(int channel, std::int64_t n,
+                                         const std::function<void(const Buffer&)>& copy,
+                                         std::function<void(const Buffer&)> copy_arrival) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto index = static_cast<std::size_t>(channel);
+  std::int64_t queued = 0;
+  for (const Buffer& b : queues_.at(index)) {
+    if (queued >= n) break;
+    if (b.kind() != Buffer::Kind::kData) continue;
+    copy(b);
+    ++queued;
+  }
+  if (queued < n) {
+    if (arrivals_.empty()) arrivals_.resize(queues_.size());
+    arrivals_[index] = ArrivalCapture{n - queued, std::move(copy_arrival)};
+  }
+  return queued;
+}
+
+std::int64_t InputGate::pendingArrivals(int channel) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return arrivals_.empty() ? 0 : arrivals_.at(static_cast<std::size_t>(channel)).left;
+}
+
+void InputGate::cancelArrivals() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& a : arrivals_)
+    a = ArrivalCapture{};
+}
+
+int InputGate::promoteBarriers(std::int64_t cutoff_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int promoted = 0;
+  for (std::size_t ch = 0; ch < queues_.size(); ++ch) {
+    if (blocked_[ch]) continue;
+    auto& q = queues_[ch];
+    for (auto it = q.begin(); it != q.end(); ++it) {
+      if (it->kind() != Buffer::Kind::kBarrier) continue;
+      const auto& b = it->barrier();
+      if (b->unaligned || b->savepoint || b->timestamp_ms > cutoff_ms) continue;
+      // Moves forward to just after the barrier before it (the queue's front when none).
+      auto at = it;
+      std::int64_t overtaken = 0;
+      while (at != q.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier) {
+        --at;
+        overtaken += at->kind() == Buffer::Kind::kData ? 1 : 0;
+      }
+      if (overtaken == 0) continue;
+      auto copy = std::make_shared<CheckpointBarrier>(*b);
+      copy->unaligned = true;
+      const auto index = at - q.begin();
+      q.erase(it);
+      q.insert(q.begin() + index, Buffer::barrier(std::move(copy), overtaken));
+      ++promoted;
+      break;
+    }
+  }
+  return promoted;
+}
+
+std::int64_t InputGate::copyQueued(int channel, std::int64_t max,
+                                   const std::function<void(const Buffer&)>& copy) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::int64_t n = 0;
+  for (const Buffer& b : queues_.at(static_cast<std::size_t>(channel))) {
+    if (n >= max) break;
+    if (b.kind() != Buffer::Kind::kData) continue;
+    copy(b);
+    ++n;
+  }
+  return n;
 }
 
 std::optional<InputGate::Item> InputGate::poll(std::chrono::steady_clock::time_point deadline,

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "common/rpc.h"
 
@@ -228,6 +229,20 @@ void RemoteOutputChannel::push(Buffer buffer) {
   }
   // Anything else, barriers included, is queued as it is, in order.
   queue_.push_back(std::move(buffer));
+  notifyLocked(lock);
+}
+
+void RemoteOutputChannel::pushPriority(Buffer barrier) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (failed_) return;
+  auto at = queue_.end();
+  while (at != queue_.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier)
+    --at;
+  std::int64_t overtaken = 0;
+  for (auto it = at; it != queue_.end(); ++it)
+    overtaken += it->kind() == Buffer::Kind::kData ? 1 : 0;
+  barrier.addOvertaken(overtaken);
+  queue_.insert(at, std::move(barrier));
   notifyLocked(lock);
 }
 
@@ -513,7 +528,8 @@ void Connection::writeLoop() {
         event[0] = static_cast<std::uint8_t>(buffer.value() != 0 ? 1 : 0);
         break;
       case Buffer::Kind::kBarrier: {
-        auto encoded = encodeBarrierPayload(*buffer.barrier());
+        auto encoded =
+            encodeBarrierPayload(*buffer.barrier(), static_cast<std::uint32_t>(buffer.overtaken()));
         if (!encoded.isOk()) {
           // Only this channel's producer is at fault: the connection and its other channels go on.
           spdlog::error("data connection to TaskManager at {}: cannot send a barrier: {}", peer_,
@@ -598,13 +614,14 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         return s;
       }
       Buffer buffer = Buffer::data(std::move(pool), segment, h.length);
+      Buffer spilled;  // released after the lock (declared before it)
       // The gate is looked up again under the lock: the channel may have been released while
       // the payload was read, and its gate destroyed with its task. A buffer not delivered is
       // recycled after the lock is released (recycling grants credit, which takes mu_).
       std::lock_guard<std::mutex> lock(mu_);
       auto it = inputs_.find(h.channel);
       if (it != inputs_.end() && it->second.gate != nullptr) {
-        it->second.gate->push(it->second.gate_channel, std::move(buffer));
+        it->second.gate->push(it->second.gate_channel, std::move(buffer), &spilled);
       }
       return Status::ok();
     }
@@ -646,7 +663,8 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
     case FrameKind::kBarrier: {
       scratch.resize(h.length);
       if (Status s = readFully(fd_, scratch.data(), h.length); !s.isOk()) return s;
-      auto decoded = decodeBarrierPayload(scratch.data(), h.length);
+      std::uint32_t overtaken = 0;
+      auto decoded = decodeBarrierPayload(scratch.data(), h.length, &overtaken);
       if (!decoded.isOk()) {
         return Status::corruption("channel " + std::to_string(h.channel) + ": " +
                                   decoded.status().message());
@@ -658,7 +676,13 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         return Status::corruption("barrier for unknown channel " + std::to_string(h.channel));
       }
       if (it->second.gate == nullptr) return Status::ok();  // released
-      it->second.gate->push(it->second.gate_channel, Buffer::barrier(std::move(barrier)));
+      const bool priority = barrier->unaligned;
+      Buffer event = Buffer::barrier(std::move(barrier), overtaken);
+      if (priority) {
+        it->second.gate->pushPriority(it->second.gate_channel, std::move(event));
+      } else {
+        it->second.gate->push(it->second.gate_channel, std::move(event));
+      }
       return Status::ok();
     }
     case FrameKind::kCredit:

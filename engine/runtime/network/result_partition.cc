@@ -80,6 +80,12 @@ void ResultPartition::emitBarrier(const std::shared_ptr<const CheckpointBarrier>
     t->push(Buffer::barrier(barrier));
 }
 
+void ResultPartition::emitPriorityBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier) {
+  flushAll();
+  for (const auto& t : targets_)
+    t->pushPriority(Buffer::barrier(barrier));
+}
+
 void ResultPartition::finish() {
   flushAll();
   for (const auto& t : targets_)

@@ -40,6 +40,9 @@ class ResultPartition final : public OutputGate {
   // Flushes every channel, then sends `barrier` (the one object, shared) on each. Takes nothing
   // from the pool, so it never waits on back-pressure.
   void emitBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier);
+  // An unaligned checkpoint's barrier: flushes every channel, then hands `barrier` to each sink as
+  // a priority event, which overtakes the buffers still queued for the consumer.
+  void emitPriorityBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier);
   // Flushes, then sends end-of-input on every channel.
   void finish();
   // Drops current buffers without sending them (after failure or cancellation).

@@ -238,6 +238,11 @@ class ChainInstance {
   virtual Status close() noexcept = 0;
   // Counters of one vertex of this chain, or null for a vertex not in it.
   virtual const VertexCounters* counters(int vertex_id) const noexcept = 0;
+  // Appends to `out` the bytes of the record frame of input channel `channel` that the chain has
+  // read only in part (its frame header and the payload so far, as they arrived); nothing when
+  // the channel's input so far ends at a record boundary. An unaligned checkpoint keeps these
+  // bytes ahead of the channel's in-flight buffers, so that replaying them reassembles the record.
+  virtual Status partialInput(int channel, std::string& out) noexcept = 0;
 };
 
 // A built job inside a plugin: the logical graph plus the typed operators behind it. Created by the

@@ -295,3 +295,28 @@ TEST_CASE("state assignment: inconsistent inputs are refused") {
     CHECK(a.status().code() == Status::Code::kCorruption);
   }
 }
+
+TEST_CASE("state assignment: in-flight channel state stays with its subtask, never redistributed") {
+  auto op = makeOperator("count", 128, {{"", {}}, {"", {}}});
+  weir::thrift::StateFile channels;
+  channels.path = "chk-7/count-1.channels";
+  channels.size = 42;
+  channels.sha256 = std::string(64, 'b');
+  op.subtasks[1].__set_inputChannelState({channels});
+  const auto md = makeCheckpoint({op});
+
+  auto same = assignState(md, {{"count", "count", 2, 128}}, false);
+  REQUIRE_MESSAGE(same.isOk(), same.status().message());
+  CHECK(same->count({"count", 0}) == 0);  // nothing to restore there
+  REQUIRE(same->count({"count", 1}) == 1);
+  CHECK(same->at({"count", 1}).inputChannelState ==
+        std::vector<weir::thrift::StateFile>{channels});
+
+  for (int parallelism : {1, 3}) {
+    auto changed = assignState(md, {{"count", "count", parallelism, 128}}, false);
+    REQUIRE_FALSE(changed.isOk());
+    CHECK(changed.status().message() ==
+          "unaligned checkpoint state of 'count' cannot be redistributed; resume from a savepoint "
+          "to change the parallelism");
+  }
+}

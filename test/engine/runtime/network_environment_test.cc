@@ -415,8 +415,21 @@ TEST_CASE("frame: a barrier round-trips through its frame") {
   CHECK(static_cast<std::uint8_t>((*p)[7]) == 0x01);
   CHECK(static_cast<std::uint8_t>((*p)[8]) == 2);
   CHECK(static_cast<std::uint8_t>((*p)[16]) == 0x5);
-  CHECK(p->substr(17) == u32(2) + "/x");
-  CHECK(kFrameVersion == 3);
+  CHECK(p->substr(17) == u32(0) + u32(2) + "/x");
+  CHECK(kFrameVersion == 4);
+  // An unaligned barrier: flag bit 3, and the overtaken count before the directory's length.
+  CheckpointBarrier unaligned{9, 3, false, false, false, "/u"};
+  unaligned.unaligned = true;
+  auto u = encodeBarrierPayload(unaligned, 0x01020304);
+  REQUIRE(u.isOk());
+  CHECK(static_cast<std::uint8_t>((*u)[16]) == 0x8);
+  CHECK(u->substr(17) == u32(0x01020304) + u32(2) + "/u");
+  std::uint32_t overtaken = 0;
+  auto back =
+      decodeBarrierPayload(reinterpret_cast<const std::uint8_t*>(u->data()), u->size(), &overtaken);
+  REQUIRE(back.isOk());
+  CHECK(*back == unaligned);
+  CHECK(overtaken == 0x01020304);
   CHECK(static_cast<int>(FrameKind::kBarrier) == 8);
 }
 
@@ -430,7 +443,7 @@ TEST_CASE("frame: malformed barriers are refused, saying why") {
     CHECK_MESSAGE(d.status().message().find(expected) != std::string::npos, d.status().message());
   };
   rejectHeader(0, "barrier frame of 0 bytes");
-  rejectHeader(kBarrierFixedPayload - 1, "barrier frame of 20 bytes");
+  rejectHeader(kBarrierFixedPayload - 1, "barrier frame of 24 bytes");
   rejectHeader(kMaxControlPayload + 1, "exceeds the limit of 4096");
   rejectHeader(0xffffffff, "exceeds the limit of 4096");
 
@@ -444,14 +457,14 @@ TEST_CASE("frame: malformed barriers are refused, saying why") {
     CHECK_MESSAGE(d.status().message().find(expected) != std::string::npos, d.status().message());
   };
   std::string bad = *valid;
-  bad[16] = 8;
-  rejectPayload(bad, "unknown flags 8");
+  bad[16] = 16;
+  rejectPayload(bad, "unknown flags 16");
   bad = *valid;
-  bad.replace(17, 4, u32(5));
-  rejectPayload(bad, "target directory of 5 bytes in a payload of 25 bytes");
-  bad.replace(17, 4, u32(0xffffffff));
+  bad.replace(21, 4, u32(5));
+  rejectPayload(bad, "target directory of 5 bytes in a payload of 29 bytes");
+  bad.replace(21, 4, u32(0xffffffff));
   rejectPayload(bad, "target directory of 4294967295 bytes");
-  rejectPayload(valid->substr(0, 20), "barrier payload of 20 bytes");
+  rejectPayload(valid->substr(0, 24), "barrier payload of 24 bytes");
   rejectPayload(*valid + std::string(kMaxControlPayload, 'x'), "barrier payload of");
 
   // A directory too long for a frame is refused when encoding.
@@ -685,7 +698,7 @@ TEST_CASE("network environment: malformed input closes that connection only") {
     auto p = encodeBarrierPayload({1, 2, false, false, false, "/chk-1"});
     REQUIRE(p.isOk());
     std::string bad = *p;
-    bad.replace(17, 4, u32(100));
+    bad.replace(21, 4, u32(100));
     expectDropped(hello + frame(FrameKind::kBarrier, 1, bad), "barrier target directory of 100");
   }
   SUBCASE("a barrier with unknown flags") {
@@ -968,6 +981,46 @@ TEST_CASE("network environment: barriers cross in order with the data, without n
   CHECK(failures.reasons().empty());
   b.net.releaseChannels("barrier/");
   a.net.releaseChannels("barrier/");
+}
+
+TEST_CASE("network environment: an unaligned barrier overtakes queued data and counts it") {
+  constexpr int kCredits = 2;
+  Env a(testOptions(kCredits)), b(testOptions(kCredits));
+  FailureLog failures;
+  InputGate gate(1);
+  auto pool = std::make_shared<BufferPool>(kSegment, 8);
+  auto out = a.net.createOutputChannel("priority/0", b.net.address(), failures.handler());
+  b.net.openInputChannel("priority/0", a.net.address(), &gate, 0, failures.handler());
+
+  auto unaligned = std::make_shared<CheckpointBarrier>(
+      CheckpointBarrier{5, 1700000000005, false, false, false, "/chk-5"});
+  unaligned->unaligned = true;
+  // Two buffers use up the credit and wait in the gate (nobody reads it); three more wait at the
+  // producer. The barrier overtakes those three there and the two in the gate on arrival.
+  for (int i = 0; i < 5; ++i)
+    pushNow(*out, pool, "d" + std::to_string(i));
+  CHECK(eventually([&] { return gate.queued() == 2 && out->queued() == 3; }, kWait));
+  out->pushPriority(Buffer::barrier(unaligned));
+  CHECK(eventually([&] { return gate.queued() == 3; }, kWait));
+  CHECK(out->queued() == 3);
+
+  auto first = next(gate);
+  REQUIRE(first.has_value());
+  REQUIRE(first->buffer.kind() == Buffer::Kind::kBarrier);
+  CHECK(*first->buffer.barrier() == *unaligned);
+  CHECK(first->buffer.overtaken() == 5);
+  first.reset();
+  // The overtaken buffers follow in their order.
+  std::vector<std::string> got;
+  for (int i = 0; i < 5; ++i) {
+    auto item = next(gate);
+    REQUIRE(item.has_value());
+    got.push_back(describe(item->buffer));
+  }
+  CHECK(got == std::vector<std::string>{"d0", "d1", "d2", "d3", "d4"});
+  CHECK(failures.reasons().empty());
+  b.net.releaseChannels("priority/");
+  a.net.releaseChannels("priority/");
 }
 
 TEST_CASE("network environment: a barrier too large to send fails its own channel only") {

@@ -371,6 +371,229 @@ TEST_CASE("input gate: an interrupt ends a waiting poll at once") {
   CHECK(gate.poll(Clock::now(), cancelled).has_value());
 }
 
+TEST_CASE("input gate: a priority barrier overtakes queued data and counts it") {
+  const std::atomic<bool> cancelled{false};
+  InputGate gate(2);
+  auto pool = std::make_shared<BufferPool>(16, 16);
+  auto data = [&](std::uint8_t value) {
+    std::uint8_t* segment = pool->tryRequest();
+    segment[0] = value;
+    return Buffer::data(pool, segment, 1);
+  };
+  auto b1 =
+      std::make_shared<const CheckpointBarrier>(CheckpointBarrier{1, 0, false, false, false, ""});
+  auto b2 =
+      std::make_shared<const CheckpointBarrier>(CheckpointBarrier{2, 0, false, false, false, ""});
+  auto describe = [](const InputGate::Item& item) {
+    const Buffer& b = item.buffer;
+    std::string s = std::to_string(item.channel) + ":";
+    if (b.kind() == Buffer::Kind::kBarrier) {
+      return s + "b" + std::to_string(b.barrier()->id) + "/" + std::to_string(b.overtaken());
+    }
+    if (b.kind() == Buffer::Kind::kWatermark) return s + "w";
+    return s + std::to_string(b.bytes()[0]);
+  };
+  gate.push(0, data(1));
+  gate.push(0, Buffer::watermark(7));
+  gate.push(0, data(2));
+  // Two data buffers queued on channel 0 (the watermark is not counted), plus 3 overtaken at the
+  // producer already.
+  gate.pushPriority(0, Buffer::barrier(b1, 3));
+  // An empty channel: the barrier overtakes nothing and makes the channel readable.
+  gate.pushPriority(1, Buffer::barrier(b1));
+  gate.push(1, data(10));
+  std::vector<std::string> got;
+  while (auto item = gate.poll(Clock::now(), cancelled))
+    got.push_back(describe(*item));
+  CHECK(got == std::vector<std::string>{"0:b1/5", "1:b1/0", "0:1", "1:10", "0:w", "0:2"});
+
+  // A newer priority barrier goes after the last barrier still queued, overtaking only the data
+  // behind it.
+  gate.push(1, data(11));
+  gate.pushPriority(1, Buffer::barrier(b1));
+  gate.push(1, data(12));
+  gate.push(1, data(13));
+  gate.pushPriority(1, Buffer::barrier(b2));
+  got.clear();
+  while (auto item = gate.poll(Clock::now(), cancelled))
+    got.push_back(describe(*item));
+  CHECK(got == std::vector<std::string>{"1:b1/1", "1:b2/3", "1:11", "1:12", "1:13"});
+  // copyQueued sees the data at the front without taking it, events skipped.
+  gate.push(0, data(3));
+  gate.push(0, Buffer::watermark(8));
+  gate.push(0, data(4));
+  gate.push(0, Buffer::barrier(b2));
+  gate.push(0, data(5));
+  std::string copied;
+  CHECK(gate.copyQueued(0, 10, [&](const Buffer& b) { copied += std::to_string(b.bytes()[0]); }) ==
+        3);
+  CHECK(copied == "345");
+  CHECK(gate.copyQueued(0, 1, [](const Buffer&) {}) == 1);
+  CHECK(gate.queued() == 5);
+}
+
+TEST_CASE("exchange: a record cut at a snapshot is reassembled from its partial frame") {
+  // Records larger than a buffer: every cut between buffers falls inside a record.
+  std::vector<std::string> records;
+  for (int i = 0; i < 40; ++i)
+    records.push_back(
+        std::string(static_cast<std::size_t>(50 + i * 7), static_cast<char>('a' + i % 26)));
+  std::atomic<bool> cancelled{false};
+  StateTimer backpressured;
+  InputGate gate(1);
+  auto pool = std::make_shared<BufferPool>(64, 1000);
+  ResultPartition partition(pool, {std::make_shared<LocalChannelSink>(&gate, 0)}, &cancelled,
+                            &backpressured);
+  weir::NetworkOutputSpec spec;
+  spec.partitioner = weir::Partitioner::kForward;
+  weir::detail::ExchangeWriter<std::string> writer(partition, spec, 0, {});
+  weir::RecordBatch<std::string> batch;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    batch.nextSlot() = records[i];
+    batch.commit(i % 2 == 0 ? weir::kNoTimestamp : static_cast<std::int64_t>(i));
+  }
+  writer.consume(batch);
+  partition.finish();
+  std::vector<std::string> buffers;
+  while (auto item = gate.poll(Clock::now(), cancelled)) {
+    if (item->buffer.kind() != Buffer::Kind::kData) break;
+    buffers.emplace_back(reinterpret_cast<const char*>(item->buffer.bytes()), item->buffer.size());
+  }
+  REQUIRE(buffers.size() > 20);
+  auto bytes = [](const std::string& s) { return reinterpret_cast<const std::uint8_t*>(s.data()); };
+  for (std::size_t cut = 1; cut < buffers.size(); ++cut) {
+    Collect<std::string> before;
+    weir::detail::InputReader<std::string> first(1, &before);
+    for (std::size_t i = 0; i < cut; ++i)
+      REQUIRE(first.read(0, bytes(buffers[i]), buffers[i].size()).empty());
+    std::string partial;
+    first.partialFrame(0, partial);
+    CHECK(partial.empty() == !first.hasPartialRecord());
+    // A fresh reader given the partial frame and then the rest gets the remaining records.
+    Collect<std::string> after;
+    weir::detail::InputReader<std::string> second(1, &after);
+    REQUIRE(second.read(0, bytes(partial), partial.size()).empty());
+    for (std::size_t i = cut; i < buffers.size(); ++i)
+      REQUIRE(second.read(0, bytes(buffers[i]), buffers[i].size()).empty());
+    CHECK_FALSE(second.hasPartialRecord());
+    std::vector<std::string> all = before.values;
+    all.insert(all.end(), after.values.begin(), after.values.end());
+    CHECK(all == records);
+    std::vector<std::int64_t> stamps = before.timestamps;
+    stamps.insert(stamps.end(), after.timestamps.begin(), after.timestamps.end());
+    REQUIRE(stamps.size() == records.size());
+    for (std::size_t i = 0; i < records.size(); ++i)
+      CHECK(stamps[i] == (i % 2 == 0 ? weir::kNoTimestamp : static_cast<std::int64_t>(i)));
+  }
+}
+
+TEST_CASE("input gate: overtaken buffers still on their way are captured as they arrive") {
+  const std::atomic<bool> cancelled{false};
+  InputGate gate(1);
+  auto pool = std::make_shared<BufferPool>(16, 8);
+  auto data = [&](std::uint8_t value) {
+    std::uint8_t* segment = pool->tryRequest();
+    segment[0] = value;
+    return Buffer::data(pool, segment, 1);
+  };
+  gate.push(0, data(1));
+  std::string queued;
+  std::string arrived;
+  const auto n = gate.captureOvertaken(
+      0, 3, [&](const Buffer& b) { queued += std::to_string(b.bytes()[0]); },
+      [&](const Buffer& b) { arrived += std::to_string(b.bytes()[0]); });
+  CHECK(n == 1);
+  CHECK(queued == "1");
+  CHECK(gate.pendingArrivals(0) == 2);
+  // An arrival is copied and queued as a heap copy; its network buffer goes back to the caller.
+  Buffer spilled;
+  gate.push(0, data(2), &spilled);
+  CHECK(spilled.kind() == Buffer::Kind::kData);
+  CHECK(pool->inUse() == 2);
+  spilled = Buffer();
+  CHECK(pool->inUse() == 1);
+  gate.push(0, data(3));  // a local push keeps its buffer
+  CHECK(gate.pendingArrivals(0) == 0);
+  gate.push(0, data(4), &spilled);  // after the capture: untouched
+  CHECK(spilled.kind() == Buffer::Kind::kEndOfInput);
+  CHECK(arrived == "23");
+  std::string got;
+  while (auto item = gate.poll(Clock::now(), cancelled))
+    got += std::to_string(item->buffer.bytes()[0]);
+  CHECK(got == "1234");
+  CHECK(pool->inUse() == 0);
+}
+
+TEST_CASE("input gate: barriers waiting too long behind data are promoted to unaligned ones") {
+  const std::atomic<bool> cancelled{false};
+  InputGate gate(3);
+  auto pool = std::make_shared<BufferPool>(16, 16);
+  auto data = [&](std::uint8_t value) {
+    std::uint8_t* segment = pool->tryRequest();
+    segment[0] = value;
+    return Buffer::data(pool, segment, 1);
+  };
+  auto barrier = [](std::int64_t id, std::int64_t timestamp_ms, bool savepoint) {
+    return Buffer::barrier(std::make_shared<const CheckpointBarrier>(
+        CheckpointBarrier{id, timestamp_ms, savepoint, false, false, ""}));
+  };
+  gate.push(0, data(1));
+  gate.push(0, data(2));
+  gate.push(0, barrier(5, 1000, false));
+  gate.push(0, data(3));
+  gate.push(1, data(10));
+  gate.push(1, barrier(6, 2000, false));  // triggered after the cutoff
+  gate.push(2, data(20));
+  gate.push(2, barrier(7, 1000, true));  // a savepoint stays aligned
+  CHECK(gate.promoteBarriers(1500) == 1);
+  CHECK(gate.promoteBarriers(1500) == 0);  // already at the front
+  auto first = gate.poll(Clock::now(), cancelled);
+  REQUIRE(first.has_value());
+  CHECK(first->channel == 0);
+  REQUIRE(first->buffer.kind() == Buffer::Kind::kBarrier);
+  CHECK(first->buffer.barrier()->id == 5);
+  CHECK(first->buffer.barrier()->unaligned);
+  CHECK(first->buffer.overtaken() == 2);
+  std::vector<std::string> got;
+  while (auto item = gate.poll(Clock::now(), cancelled)) {
+    got.push_back(std::to_string(item->channel) + ":" +
+                  (item->buffer.kind() == Buffer::Kind::kBarrier
+                       ? "b" + std::to_string(item->buffer.barrier()->id)
+                       : std::to_string(item->buffer.bytes()[0])));
+  }
+  CHECK(got == std::vector<std::string>{"1:10", "2:20", "0:1", "1:b6", "2:b7", "0:2", "0:3"});
+}
+
+TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is queued") {
+  std::atomic<bool> cancelled{false};
+  StateTimer backpressured;
+  InputGate gate(2);
+  auto pool = std::make_shared<BufferPool>(128, 4);
+  std::vector<std::shared_ptr<ChannelSink>> sinks;
+  for (int i = 0; i < 2; ++i)
+    sinks.push_back(std::make_shared<LocalChannelSink>(&gate, i));
+  ResultPartition partition(pool, sinks, &cancelled, &backpressured);
+  REQUIRE(partition.advance(0));
+  *partition.cursors()[0].pos++ = 1;
+  REQUIRE(partition.advance(0));  // hands the first buffer over
+  *partition.cursors()[0].pos++ = 2;
+  auto barrier =
+      std::make_shared<CheckpointBarrier>(CheckpointBarrier{4, 0, false, false, false, ""});
+  barrier->unaligned = true;
+  partition.emitPriorityBarrier(barrier);
+  CHECK_FALSE(partition.hasPendingData());
+  std::vector<std::string> got;
+  while (auto item = gate.poll(Clock::now(), cancelled)) {
+    if (item->buffer.kind() == Buffer::Kind::kBarrier) {
+      got.push_back(std::to_string(item->channel) + ":b/" +
+                    std::to_string(item->buffer.overtaken()));
+    } else {
+      got.push_back(std::to_string(item->channel) + ":" + std::to_string(item->buffer.bytes()[0]));
+    }
+  }
+  CHECK(got == std::vector<std::string>{"0:b/2", "1:b/0", "0:1", "0:2"});
+}
+
 TEST_CASE("result partition: emitBarrier flushes partial buffers, then sends one barrier to all") {
   std::atomic<bool> cancelled{false};
   StateTimer backpressured;

@@ -28,6 +28,7 @@ class InputReaderBase {
  public:
   virtual ~InputReaderBase() = default;
   virtual std::string read(int channel, const std::uint8_t* data, std::size_t size) = 0;
+  virtual void partialFrame(int channel, std::string& out) const = 0;
 };
 
 template <class T>
@@ -36,6 +37,9 @@ class TypedInputReader final : public InputReaderBase {
   TypedInputReader(int num_channels, BatchConsumer<T>* head) : reader_(num_channels, head) {}
   std::string read(int channel, const std::uint8_t* data, std::size_t size) override {
     return reader_.read(channel, data, size);
+  }
+  void partialFrame(int channel, std::string& out) const override {
+    reader_.partialFrame(channel, out);
   }
 
  private:

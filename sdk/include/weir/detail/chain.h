@@ -136,6 +136,11 @@ class ChainRuntime final : public ChainInstance {
     return s;
   }
 
+  Status partialInput(int channel, std::string& out) noexcept override {
+    if (reader_ == nullptr) return Status::ok();
+    return boundary("input", [&] { reader_->partialFrame(channel, out); });
+  }
+
   Status processWatermark(std::int64_t watermark) noexcept override {
     return boundary("watermark", [&] {
       OperatorInstance& head = *ops_.front();

@@ -261,6 +261,26 @@ class InputReader {
     return {};
   }
 
+  // Appends the bytes of the record frame of `channel` read only in part so far (its header and
+  // the payload received), exactly as they arrived; nothing at a record boundary. Reading these
+  // bytes and then the rest of the channel's buffers in a fresh reader yields the same records.
+  void partialFrame(int channel, std::string& out) const {
+    if (channel < 0 || channel >= static_cast<int>(channels_.size())) return;
+    const Partial& partial = channels_[channel];
+    if (partial.expected == 0) return;
+    std::uint8_t header[kFrameHeaderSize + kTimestampSize];
+    std::size_t header_size = kFrameHeaderSize;
+    if (partial.timestamp == kNoTimestamp) {
+      storeFrameHeader(header, static_cast<std::uint32_t>(partial.expected));
+    } else {
+      storeFrameHeader(header, static_cast<std::uint32_t>(partial.expected) | kFrameTimestampFlag);
+      storeTimestamp(header + kFrameHeaderSize, partial.timestamp);
+      header_size += kTimestampSize;
+    }
+    out.append(reinterpret_cast<const char*>(header), header_size);
+    out.append(reinterpret_cast<const char*>(partial.bytes.data()), partial.bytes.size());
+  }
+
   bool hasPartialRecord() const {
     for (const auto& c : channels_) {
       if (c.expected > 0) return true;
