@@ -15,6 +15,9 @@ using AdminClient = engine::RpcClient<thrift::AdminServiceClient>;
 // defaults. Errors are usage errors (bad --jobmanager) or configuration errors.
 Result<std::unique_ptr<AdminClient>> connectAdmin(const ClusterOptions& options);
 
+// connectAdmin, or prints why not and returns the exit code (usage error for a bad --jobmanager).
+int connectOrFail(const ClusterOptions& options, std::unique_ptr<AdminClient>& out);
+
 // Turns a transport failure into the message a user needs ("cannot reach the JobManager at ...").
 Status explain(const AdminClient& client, const Status& s);
 

@@ -9,17 +9,6 @@ namespace weir::cli {
 
 namespace {
 
-int connectOrFail(const ClusterOptions& options, std::unique_ptr<AdminClient>& out) {
-  auto client = connectAdmin(options);
-  if (!client.isOk()) {
-    return fail(client.status(), client.status().code() == Status::Code::kInvalidArgument
-                                     ? kExitUsage
-                                     : kExitFailure);
-  }
-  out = std::move(*client);
-  return kExitOk;
-}
-
 // A savepoint takes as long as writing the job's state: the call waits up to the checkpoint
 // timeout on the JobManager, so the client's own timeout must not cut it short.
 ClusterOptions forSavepoint(ClusterOptions options) {

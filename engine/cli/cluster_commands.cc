@@ -48,15 +48,11 @@ const char* stateName(thrift::TaskManagerState::type s) {
 }  // namespace
 
 int runTaskManagers(const ClusterOptions& options) {
-  auto client = connectAdmin(options);
-  if (!client.isOk()) {
-    return fail(client.status(), client.status().code() == Status::Code::kInvalidArgument
-                                     ? kExitUsage
-                                     : kExitFailure);
-  }
+  std::unique_ptr<AdminClient> client;
+  if (int code = connectOrFail(options, client); code != kExitOk) return code;
   std::vector<thrift::TaskManagerInfo> tms;
-  Status s = (*client)->call([&](thrift::AdminServiceClient& c) { c.listTaskManagers(tms); });
-  if (!s.isOk()) return fail(explain(**client, s), kExitFailure);
+  Status s = client->call([&](thrift::AdminServiceClient& c) { c.listTaskManagers(tms); });
+  if (!s.isOk()) return fail(explain(*client, s), kExitFailure);
 
   if (options.output == "json") {
     nlohmann::json out = nlohmann::json::array();
@@ -87,8 +83,6 @@ int runTaskManagers(const ClusterOptions& options) {
   return kExitOk;
 }
 
-namespace {
-
 int connectOrFail(const ClusterOptions& options, std::unique_ptr<AdminClient>& out) {
   auto client = connectAdmin(options);
   if (!client.isOk()) {
@@ -99,6 +93,8 @@ int connectOrFail(const ClusterOptions& options, std::unique_ptr<AdminClient>& o
   out = std::move(*client);
   return kExitOk;
 }
+
+namespace {
 
 nlohmann::json toJson(const thrift::JobSummary& j) {
   nlohmann::json out = {{"id", j.id},

@@ -241,13 +241,9 @@ int runSubmit(const JobOptions& options, const ClusterOptions& cluster,
   if (int code = buildGraph(options, plugin, graph); code != kExitOk) return code;
   if (!submit.name.empty()) graph.name = submit.name;
 
-  auto client = connectAdmin(cluster);
-  if (!client.isOk()) {
-    return fail(client.status(), client.status().code() == Status::Code::kInvalidArgument
-                                     ? kExitUsage
-                                     : kExitFailure);
-  }
-  AdminClient& admin = **client;
+  std::unique_ptr<AdminClient> client;
+  if (int code = connectOrFail(cluster, client); code != kExitOk) return code;
+  AdminClient& admin = *client;
   auto hash = uploadPlugin(admin, options.plugin);
   if (!hash.isOk()) return fail(hash.status(), kExitFailure);
 

@@ -9,15 +9,6 @@
 
 namespace weir::engine {
 
-namespace {
-
-bool isTerminalState(thrift::ExecutionState::type s) {
-  return s == thrift::ExecutionState::FINISHED || s == thrift::ExecutionState::CANCELED ||
-         s == thrift::ExecutionState::FAILED;
-}
-
-}  // namespace
-
 Status JobManager::createCoordinator(JobEntry& job) {
   CheckpointCoordinator::Options options;
   options.job_id = job.id;
@@ -46,14 +37,10 @@ Status JobManager::createCoordinator(JobEntry& job) {
       if (sub != job.subtasks.end()) by_tm[sub->second.task_manager].push_back(s);
     }
     for (auto& [tm, list] : by_tm) {
-      PendingCall call;
-      call.kind = PendingCall::kTrigger;
-      call.task_manager = tm;
-      call.job = job_id;
+      PendingCall& call = queueCallLocked(PendingCall::kTrigger, tm, job_id);
       call.attempt = attempt;
       call.trigger = shared;
       call.subtasks = std::move(list);
-      pending_calls_.push_back(std::move(call));
     }
     wakeSchedulerLocked();
   };
@@ -62,14 +49,10 @@ Status JobManager::createCoordinator(JobEntry& job) {
     auto it = jobs_.find(job_id);
     if (it == jobs_.end() || it->second.attempt != attempt) return;
     for (const auto& [tm, n] : it->second.slots_held) {
-      PendingCall call;
-      call.kind = PendingCall::kNotify;
-      call.task_manager = tm;
-      call.job = job_id;
+      PendingCall& call = queueCallLocked(PendingCall::kNotify, tm, job_id);
       call.attempt = attempt;
       call.checkpoint_id = checkpoint_id;
       call.completed = completed;
-      pending_calls_.push_back(std::move(call));
     }
     wakeSchedulerLocked();
   };
@@ -129,25 +112,10 @@ void JobManager::handleFailureLocked(JobEntry& job, const std::string& reason) {
                restartStrategyName(job.restart->settings().kind));
   job.failure = reason;
   if (job.coordinator) job.coordinator->stopAttempt(reason);
-  for (const auto& [tm, n] : job.slots_held) {
-    auto it = task_managers_.find(tm);
-    if (it == task_managers_.end()) continue;
-    it->second.info.freeSlots += n;
-    if (it->second.info.state == thrift::TaskManagerState::ALIVE) {
-      PendingCall call;
-      call.kind = PendingCall::kCancel;
-      call.task_manager = tm;
-      call.job = job.id;
-      pending_calls_.push_back(std::move(call));
-    }
-  }
-  job.slots_held.clear();
-  for (auto& [key, sub] : job.subtasks) {
-    if (!isTerminalState(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
-  }
+  cancelSubtasksLocked(job);
+  releaseSlotsLocked(job);
   job.state = thrift::JobState::RESTARTING;
   job.restart_at = Clock::now() + decision.delay;
-  wakeSchedulerLocked();
 }
 
 void JobManager::beginAttemptLocked(JobEntry& job) {
@@ -164,9 +132,7 @@ bool JobManager::prepareRestoreLocked(JobEntry& job) {
   job.restore.clear();
   job.restore_checkpoint = 0;
   job.restore_base.clear();
-  std::vector<AssignmentVertex> vertices;
-  for (const auto& v : job.graph.vertices)
-    vertices.push_back(AssignmentVertex{v.uid, v.name, v.parallelism, v.maxParallelism});
+  const std::vector<AssignmentVertex> vertices = assignmentVertices(job.graph);
   if (job.attempt > 0 && job.coordinator) {
     auto latest = job.coordinator->latestForRestore();
     if (!latest.isOk()) {

@@ -46,6 +46,19 @@
 
 namespace weir::engine {
 
+inline bool isTerminal(thrift::ExecutionState::type s) {
+  return s == thrift::ExecutionState::FINISHED || s == thrift::ExecutionState::CANCELED ||
+         s == thrift::ExecutionState::FAILED;
+}
+
+inline bool isTerminal(thrift::JobState::type s) {
+  return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
+         s == thrift::JobState::FAILED;
+}
+
+// The vertices of `graph` as state assignment sees them.
+std::vector<AssignmentVertex> assignmentVertices(const JobGraph& graph);
+
 class JobManager {
  public:
   explicit JobManager(Configuration config);
@@ -160,6 +173,9 @@ class JobManager {
   void monitorLoop();
   void schedulerLoop();
   void wakeSchedulerLocked();
+  // Queues a call for the scheduler thread; the caller fills in what the kind needs.
+  PendingCall& queueCallLocked(PendingCall::Kind kind, const std::string& task_manager,
+                               const std::string& job);
   void markLostLocked(TaskManagerEntry& tm, const std::string& reason);
   // After a failed call: marks the TaskManager lost when the failure says its process is gone.
   void markLostIfGoneLocked(const std::string& task_manager, const Status& failure);
@@ -168,6 +184,10 @@ class JobManager {
   void applyStatusLocked(JobEntry& job, const std::string& task_manager,
                          const thrift::TaskStatus& status);
   void failJobLocked(JobEntry& job, const std::string& reason);
+  // Queues the cancellation of the job's subtasks on the live TaskManagers holding its slots.
+  void cancelSubtasksLocked(JobEntry& job);
+  // Gives the job's slots back to their TaskManagers.
+  void releaseSlotsLocked(JobEntry& job);
   // A subtask failed or a TaskManager running one was lost: restart the job from its latest
   // checkpoint if its restart strategy allows, or fail it.
   void handleFailureLocked(JobEntry& job, const std::string& reason);

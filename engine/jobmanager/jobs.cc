@@ -14,18 +14,6 @@
 
 namespace weir::engine {
 
-namespace {
-
-bool isTerminal(thrift::ExecutionState::type s) {
-  return s == thrift::ExecutionState::FINISHED || s == thrift::ExecutionState::CANCELED ||
-         s == thrift::ExecutionState::FAILED;
-}
-
-bool isTerminal(thrift::JobState::type s) {
-  return s == thrift::JobState::FINISHED || s == thrift::JobState::CANCELED ||
-         s == thrift::JobState::FAILED;
-}
-
 std::vector<AssignmentVertex> assignmentVertices(const JobGraph& graph) {
   std::vector<AssignmentVertex> out;
   for (const auto& v : graph.vertices) {
@@ -33,6 +21,8 @@ std::vector<AssignmentVertex> assignmentVertices(const JobGraph& graph) {
   }
   return out;
 }
+
+namespace {
 
 // The state a job submitted with --from-savepoint resumes from: a savepoint, or a retained
 // checkpoint (whose files are relative to the job directory above it).
@@ -238,12 +228,8 @@ bool JobManager::tryScheduleLocked(JobEntry& job) {
   job.state = thrift::JobState::RUNNING;
   job.attempt_started = false;
   for (auto& [tm, d] : deployments) {
-    PendingCall call;
-    call.kind = PendingCall::kDeploy;
-    call.task_manager = tm;
-    call.job = job.id;
+    PendingCall& call = queueCallLocked(PendingCall::kDeploy, tm, job.id);
     call.deployment = d;
-    pending_calls_.push_back(std::move(call));
   }
   std::string where;
   for (auto& [tm, n] : job.slots_held)
@@ -390,12 +376,8 @@ void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manage
               std::string::npos) {
         if (job.probing) return;
         job.probing = true;
-        PendingCall call;
-        call.kind = PendingCall::kProbe;
-        call.task_manager = id;
-        call.job = job.id;
+        PendingCall& call = queueCallLocked(PendingCall::kProbe, id, job.id);
         call.failure = failure;
-        pending_calls_.push_back(std::move(call));
         wakeSchedulerLocked();
         return;
       }
@@ -452,36 +434,51 @@ void JobManager::failJobLocked(JobEntry& job, const std::string& reason) {
   if (isTerminal(job.state)) return;
   job.failure = reason;
   spdlog::error("job {} ('{}') failed: {}", job.id, job.graph.name, reason);
+  cancelSubtasksLocked(job);
+  endJobLocked(job, thrift::JobState::FAILED);
+}
+
+void JobManager::cancelSubtasksLocked(JobEntry& job) {
   for (const auto& [tm, n] : job.slots_held) {
     auto it = task_managers_.find(tm);
     if (it != task_managers_.end() && it->second.info.state == thrift::TaskManagerState::ALIVE) {
-      PendingCall call;
-      call.kind = PendingCall::kCancel;
-      call.task_manager = tm;
-      call.job = job.id;
-      pending_calls_.push_back(std::move(call));
+      queueCallLocked(PendingCall::kCancel, tm, job.id);
     }
   }
   for (auto& [key, sub] : job.subtasks) {
     if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
   }
-  endJobLocked(job, thrift::JobState::FAILED);
+  wakeSchedulerLocked();
+}
+
+void JobManager::releaseSlotsLocked(JobEntry& job) {
+  for (const auto& [tm, n] : job.slots_held) {
+    auto it = task_managers_.find(tm);
+    if (it != task_managers_.end()) it->second.info.freeSlots += n;
+  }
+  job.slots_held.clear();
 }
 
 void JobManager::endJobLocked(JobEntry& job, thrift::JobState::type state) {
   job.state = state;
   job.ended = Clock::now();
   if (job.coordinator) job.coordinator->stopAttempt("the job is " + thrift::to_string(state));
-  for (const auto& [tm, n] : job.slots_held) {
-    auto it = task_managers_.find(tm);
-    if (it != task_managers_.end()) it->second.info.freeSlots += n;
-  }
-  job.slots_held.clear();
+  releaseSlotsLocked(job);
   if (state != thrift::JobState::FAILED) {
     spdlog::info("job {} ('{}') {}", job.id, job.graph.name, thrift::to_string(state));
   }
   wakeSchedulerLocked();  // freed slots may let a waiting job run
   job_ended_cv_.notify_all();
+}
+
+JobManager::PendingCall& JobManager::queueCallLocked(PendingCall::Kind kind,
+                                                     const std::string& task_manager,
+                                                     const std::string& job) {
+  PendingCall& call = pending_calls_.emplace_back();
+  call.kind = kind;
+  call.task_manager = task_manager;
+  call.job = job;
+  return call;
 }
 
 void JobManager::wakeSchedulerLocked() {
@@ -515,17 +512,7 @@ Status JobManager::cancelJob(const std::string& job_id) {
     return Status::ok();
   }
   job.state = thrift::JobState::CANCELLING;
-  for (auto& [key, sub] : job.subtasks) {
-    if (!isTerminal(sub.state)) sub.state = thrift::ExecutionState::CANCELING;
-  }
-  for (const auto& [tm, n] : job.slots_held) {
-    PendingCall call;
-    call.kind = PendingCall::kCancel;
-    call.task_manager = tm;
-    call.job = job.id;
-    pending_calls_.push_back(std::move(call));
-  }
-  wakeSchedulerLocked();
+  cancelSubtasksLocked(job);
   evaluateJobLocked(job);
   return Status::ok();
 }

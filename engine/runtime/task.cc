@@ -329,14 +329,10 @@ Status StreamTask::runSource() {
   auto timer_deadline = Clock::time_point::min();  // check at once
   for (;;) {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
-    if (hasMail()) {
-      if (Status s = processMail(); !s.isOk()) return s;
-    }
-    if (stop_pending_ != 0) {
-      if (Status s = awaitStopOutcome(); !s.isOk()) return s;
-      if (stopped_) return Status::ok();
-      continue;
-    }
+    bool resumed = false;
+    if (Status s = handleMail(resumed); !s.isOk()) return s;
+    if (stopped_) return Status::ok();
+    if (resumed) continue;
     if (Clock::now() >= timer_deadline) {
       if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
     }
@@ -424,14 +420,10 @@ Status StreamTask::runInputs() {
         flush_deadline = Clock::now() + options_.buffer_timeout;
       }
     }
-    if (hasMail()) {
-      if (Status s = processMail(); !s.isOk()) return s;
-    }
-    if (stop_pending_ != 0) {
-      if (Status s = awaitStopOutcome(); !s.isOk()) return s;
-      if (stopped_) return Status::ok();
-      continue;
-    }
+    bool resumed = false;
+    if (Status s = handleMail(resumed); !s.isOk()) return s;
+    if (stopped_) return Status::ok();
+    if (resumed) continue;
     const bool aligned_timeout =
         checkpointing_.unaligned && checkpointing_.aligned_timeout.count() > 0;
     if (aligned_timeout && Clock::now() >= next_promotion_check_) {
@@ -1051,8 +1043,18 @@ Status StreamTask::awaitFinalCheckpoint() {
   return Status::ok();
 }
 
+Status StreamTask::handleMail(bool& resumed) {
+  resumed = false;
+  if (hasMail()) {
+    if (Status s = processMail(); !s.isOk()) return s;
+  }
+  if (stop_pending_ == 0) return Status::ok();
+  if (Status s = awaitStopOutcome(); !s.isOk()) return s;
+  resumed = !stopped_;
+  return Status::ok();
+}
+
 Status StreamTask::awaitStopOutcome() {
-  flushOutputs();  // the barrier went out already; nothing is pending, but be sure
   while (stop_pending_ != 0 && !stopped_) {
     if (Status s = waitForMail(); !s.isOk()) return s;
   }

@@ -192,6 +192,10 @@ class StreamTask final : public TaskEnvironment {
   Status performCheckpoint(const std::shared_ptr<const CheckpointBarrier>& barrier);
   // After end of input: waits for the final checkpoint (handling mail) or cancellation.
   Status awaitFinalCheckpoint();
+  // Between records: handles mail; after a stop-with-savepoint snapshot, waits for its outcome.
+  // Then either stopped_ is set, or `resumed` says the savepoint was aborted and the loop
+  // starts over.
+  Status handleMail(bool& resumed);
   // After a stop-with-savepoint snapshot: waits until the savepoint completed (stopped_) or was
   // aborted (processing resumes), handling mail.
   Status awaitStopOutcome();

@@ -13,42 +13,18 @@
 #include <vector>
 
 #include "cluster_util.h"
+#include "exactly_once_output.h"
 
 using weir::testing::awaitState;
 using weir::testing::Cluster;
+using weir::testing::committedLines;
+using weir::testing::expectedLines;
+using weir::testing::kExactlyOnceJob;
 using weir::testing::eventually;
 using weir::testing::jobIdOf;
 using JobState = weir::thrift::JobState;
 
 namespace {
-
-const std::string kJob = WEIR_TEST_BAD_PLUGIN_DIR "/exactly_once_job.so";
-
-// Every whole line of the committed part files (in-progress files are hidden: ".part-...").
-std::vector<std::string> committedLines(const std::filesystem::path& dir) {
-  std::vector<std::string> lines;
-  if (!std::filesystem::exists(dir)) return lines;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("part-", 0) != 0) continue;
-    std::ifstream in(entry.path());
-    for (std::string l; std::getline(in, l);)
-      lines.push_back(l);
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
-}
-
-std::vector<std::string> expectedLines(std::int64_t count, std::int64_t keys) {
-  std::vector<std::string> lines;
-  for (std::int64_t k = 0; k < keys; ++k) {
-    const std::int64_t n = count / keys + (k < count % keys ? 1 : 0);
-    for (std::int64_t c = 1; c <= n; ++c)
-      lines.push_back(std::to_string(k) + "," + std::to_string(c));
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
-}
 
 // Ids of the TaskManagers running a subtask of the job right now.
 std::vector<std::string> hosts(Cluster& c, const std::string& job) {
@@ -88,7 +64,7 @@ void runExactlyOnce(const std::string& backend, unsigned seed) {
   const std::string out = c.dir.file("out");
   const std::string checkpoints = c.dir.file("checkpoints");
   const std::string marker = c.dir.file("failed-once");
-  auto submitted = c.weir({"submit", kJob, "-p", "2", "-d", "--arg",
+  auto submitted = c.weir({"submit", kExactlyOnceJob, "-p", "2", "-d", "--arg",
                            "count=" + std::to_string(kCount), "--arg",
                            "keys=" + std::to_string(kKeys), "--arg", "rate=8000", "--arg",
                            "out=" + out, "--arg", "state.backend=" + backend, "--arg",

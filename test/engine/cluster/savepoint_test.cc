@@ -12,41 +12,19 @@
 #include <vector>
 
 #include "cluster_util.h"
+#include "exactly_once_output.h"
 
 using weir::testing::awaitState;
 using weir::testing::Cluster;
+using weir::testing::committedLines;
+using weir::testing::expectedLines;
+using weir::testing::kExactlyOnceJob;
 using weir::testing::CommandResult;
 using weir::testing::eventually;
 using weir::testing::jobIdOf;
 using JobState = weir::thrift::JobState;
 
 namespace {
-
-const std::string kJob = WEIR_TEST_BAD_PLUGIN_DIR "/exactly_once_job.so";
-
-std::vector<std::string> committedLines(const std::filesystem::path& dir) {
-  std::vector<std::string> lines;
-  if (!std::filesystem::exists(dir)) return lines;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().filename().string().rfind("part-", 0) != 0) continue;
-    std::ifstream in(entry.path());
-    for (std::string l; std::getline(in, l);)
-      lines.push_back(l);
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
-}
-
-std::vector<std::string> expectedLines(std::int64_t count, std::int64_t keys) {
-  std::vector<std::string> lines;
-  for (std::int64_t k = 0; k < keys; ++k) {
-    const std::int64_t n = count / keys + (k < count % keys ? 1 : 0);
-    for (std::int64_t c = 1; c <= n; ++c)
-      lines.push_back(std::to_string(k) + "," + std::to_string(c));
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
-}
 
 // Waits until every subtask of the job runs (a savepoint needs them all).
 void awaitAllRunning(Cluster& c, const std::string& job) {
@@ -90,7 +68,7 @@ TEST_CASE("savepoints: stop with a savepoint and resume at parallelism 2, 3 and 
       "--arg", "execution.checkpointing.tolerable-failed-checkpoints=100", "--arg",
       "state.checkpoints.dir=" + c.dir.file("checkpoints")};
   auto submit = [&](int parallelism, const std::string& from) {
-    std::vector<std::string> args = {"submit", kJob, "-p", std::to_string(parallelism), "-d"};
+    std::vector<std::string> args = {"submit", kExactlyOnceJob, "-p", std::to_string(parallelism), "-d"};
     args.insert(args.end(), common.begin(), common.end());
     if (!from.empty()) {
       args.push_back("--from-savepoint");
@@ -166,7 +144,7 @@ TEST_CASE("savepoints: stop with drain, then resume exactly") {
       "--arg", "count=" + std::to_string(kCount), "--arg", "keys=8", "--arg", "rate=6000",
       "--arg", "out=" + out, "--arg", "execution.checkpointing.interval=100 ms", "--arg",
       "state.checkpoints.dir=" + c.dir.file("checkpoints")};
-  std::vector<std::string> first = {"submit", kJob, "-p", "2", "-d"};
+  std::vector<std::string> first = {"submit", kExactlyOnceJob, "-p", "2", "-d"};
   first.insert(first.end(), args.begin(), args.end());
   auto r = c.weir(first);
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -178,7 +156,7 @@ TEST_CASE("savepoints: stop with drain, then resume exactly") {
   awaitState(c, job, JobState::FINISHED);
   CHECK(committedLines(out).size() < static_cast<std::size_t>(kCount));
 
-  std::vector<std::string> second = {"submit", kJob, "-p", "2", "-d", "--from-savepoint",
+  std::vector<std::string> second = {"submit", kExactlyOnceJob, "-p", "2", "-d", "--from-savepoint",
                                      savepointPath(stopped)};
   second.insert(second.end(), args.begin(), args.end());
   r = c.weir(second);
@@ -193,7 +171,7 @@ TEST_CASE("savepoints: another max parallelism or unknown operators are refused 
   c.startTaskManager(2);
   REQUIRE(eventually([&] { return c.aliveTaskManagers() == 1; }));
   const std::string out = c.dir.file("out");
-  auto r = c.weir({"submit", kJob, "-d", "--arg", "count=100000", "--arg", "rate=5000", "--arg",
+  auto r = c.weir({"submit", kExactlyOnceJob, "-d", "--arg", "count=100000", "--arg", "rate=5000", "--arg",
                    "out=" + out, "--arg", "max_parallelism=64"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const std::string job = jobIdOf(r);
@@ -204,27 +182,27 @@ TEST_CASE("savepoints: another max parallelism or unknown operators are refused 
   auto cancelled = c.weir({"cancel", job});
   REQUIRE_MESSAGE(cancelled.exit_code == 0, cancelled.err);
 
-  auto other_max = c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--arg",
+  auto other_max = c.weir({"submit", kExactlyOnceJob, "-d", "--arg", "out=" + out, "--arg",
                            "max_parallelism=128", "--from-savepoint", savepoint});
   CHECK(other_max.exit_code != 0);
   CHECK(other_max.err.find("max parallelism") != std::string::npos);
 
-  auto renamed = c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--arg",
+  auto renamed = c.weir({"submit", kExactlyOnceJob, "-d", "--arg", "out=" + out, "--arg",
                          "max_parallelism=64", "--arg", "counter_uid=renamed",
                          "--from-savepoint", savepoint});
   CHECK(renamed.exit_code != 0);
   CHECK(renamed.err.find("count") != std::string::npos);
-  auto allowed = c.weir({"submit", kJob, "-d", "--arg", "count=100", "--arg", "out=" + out,
+  auto allowed = c.weir({"submit", kExactlyOnceJob, "-d", "--arg", "count=100", "--arg", "out=" + out,
                          "--arg", "max_parallelism=64", "--arg", "counter_uid=renamed",
                          "--from-savepoint", savepoint, "--allow-non-restored-state"});
   CHECK_MESSAGE(allowed.exit_code == 0, allowed.err);
 
-  auto missing = c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--from-savepoint",
+  auto missing = c.weir({"submit", kExactlyOnceJob, "-d", "--arg", "out=" + out, "--from-savepoint",
                          c.dir.file("no-such-savepoint")});
   CHECK(missing.exit_code != 0);
   CHECK(missing.err.find("no-such-savepoint") != std::string::npos);
   auto flag_only =
-      c.weir({"submit", kJob, "-d", "--arg", "out=" + out, "--allow-non-restored-state"});
+      c.weir({"submit", kExactlyOnceJob, "-d", "--arg", "out=" + out, "--allow-non-restored-state"});
   CHECK(flag_only.exit_code == 2);
   CHECK(flag_only.err.find("--from-savepoint") != std::string::npos);
 }

@@ -12,9 +12,13 @@
 #include <vector>
 
 #include "cluster_util.h"
+#include "exactly_once_output.h"
 
 using weir::testing::awaitState;
 using weir::testing::Cluster;
+using weir::testing::committedLines;
+using weir::testing::expectedLines;
+using weir::testing::kExactlyOnceJob;
 using weir::testing::eventually;
 using weir::testing::jobIdOf;
 using JobState = weir::thrift::JobState;
@@ -22,7 +26,6 @@ using JobState = weir::thrift::JobState;
 namespace {
 
 const std::string kClusterJob = WEIR_TEST_BAD_PLUGIN_DIR "/cluster_job.so";
-const std::string kExactlyOnceJob = WEIR_TEST_BAD_PLUGIN_DIR "/exactly_once_job.so";
 
 struct History {
   int completed = 0;
@@ -77,31 +80,6 @@ std::string submitBackpressured(Cluster& c, const std::string& name,
   const std::string job = jobIdOf(submitted);
   awaitState(c, job, JobState::RUNNING);
   return job;
-}
-
-std::vector<std::string> committedLines(const std::filesystem::path& dir) {
-  std::vector<std::string> lines;
-  if (!std::filesystem::exists(dir)) return lines;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("part-", 0) != 0) continue;
-    std::ifstream in(entry.path());
-    for (std::string l; std::getline(in, l);)
-      lines.push_back(l);
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
-}
-
-std::vector<std::string> expectedLines(std::int64_t count, std::int64_t keys) {
-  std::vector<std::string> lines;
-  for (std::int64_t k = 0; k < keys; ++k) {
-    const std::int64_t n = count / keys + (k < count % keys ? 1 : 0);
-    for (std::int64_t c = 1; c <= n; ++c)
-      lines.push_back(std::to_string(k) + "," + std::to_string(c));
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
 }
 
 // True once a file of in-flight state (`*.channels`) exists under `dir`.
