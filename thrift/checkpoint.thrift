@@ -34,6 +34,10 @@ struct SubtaskState {
   // Unaligned checkpoints, on the chain head's vertex: the input channels' in-flight buffers the
   // subtask persisted (one file; see StreamTask), replayed before its input on restore.
   4: list<StateFile> inputChannelState = []
+  // Unaligned checkpoints, on the chain head's vertex: the buffers of its output channels to
+  // other TaskManagers that the barriers overtook there (one file), sent again on restore before
+  // anything else.
+  5: list<StateFile> outputChannelState = []
 }
 
 struct OperatorState {
@@ -60,7 +64,8 @@ struct VertexSubtaskState {
   1: required string uid
   2: binary operatorState
   3: list<KeyedStateHandle> keyed = []
-  4: list<StateFile> inputChannelState = []  // as in SubtaskState
+  4: list<StateFile> inputChannelState = []   // as in SubtaskState
+  5: list<StateFile> outputChannelState = []  // as in SubtaskState
 }
 
 // How one subtask's part of a checkpoint went.

@@ -1,15 +1,19 @@
-// The in-flight input of one subtask in an unaligned checkpoint: the data buffers of its input
-// channels that the checkpoint's barriers overtook, exactly as they arrived, in one file
+// The in-flight data of one subtask in an unaligned checkpoint, in one file per direction: the
+// data buffers of its input channels that the checkpoint's barriers overtook in its input gate,
+// exactly as they arrived, or those of its output channels that they overtook in its send
+// queues (to other TaskManagers)
 //
 //   "WEIRICS1" (8 bytes, magic)
 //   then per buffer, in the order they are to be replayed:
-//     u32  input channel (little endian)
+//     u32  channel (little endian): the input channel, or the output channel numbered over the
+//          task's outputs in order
 //     u32  n, the length of the buffer
 //          n bytes
 //
-// The buffers of one channel are in arrival order; the first one of a channel may be the part of
-// a record frame the subtask had read before its snapshot (see ChainInstance::partialInput). The
-// file's size and SHA-256 are recorded in its handle and checked when it is read.
+// The buffers of one channel are in stream order; the first one of an input channel may be the
+// part of a record frame the subtask had read before its snapshot (see
+// ChainInstance::partialInput). The file's size and SHA-256 are recorded in its handle and
+// checked when it is read.
 #pragma once
 
 #include <cstddef>
@@ -26,7 +30,7 @@ namespace weir::engine {
 
 inline constexpr std::string_view kChannelStateFileMagic = "WEIRICS1";
 
-// Appends one buffer of input channel `channel` to `out` in the file's per-buffer format.
+// Appends one buffer of channel `channel` to `out` in the file's per-buffer format.
 void appendChannelBuffer(std::string& out, int channel, const std::uint8_t* data, std::size_t size);
 
 // Writes the magic followed by `body` (buffers encoded by appendChannelBuffer) to `base /

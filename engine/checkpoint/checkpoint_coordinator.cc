@@ -35,6 +35,8 @@ std::int64_t referencedSize(const thrift::CheckpointMetadata& metadata) {
       }
       for (const auto& f : subtask.inputChannelState)
         total += f.size;
+      for (const auto& f : subtask.outputChannelState)
+        total += f.size;
     }
   }
   return total;
@@ -145,6 +147,7 @@ void CheckpointCoordinator::startAttempt(int attempt, std::vector<CoordinatorTas
   tasks_ = std::move(tasks);
   ended_.clear();
   final_checkpoint_requested_ = false;
+  attempt_stopping_ = false;
   if (options_.settings.enabled()) {
     next_periodic_ = Clock::now() + options_.settings.interval;
   } else {
@@ -266,9 +269,9 @@ std::shared_future<Result<std::string>> CheckpointCoordinator::triggerSavepoint(
     return future;
   }
   std::lock_guard lock(mutex_);
-  if (!running_ || tasks_.empty()) {
-    promise->set_value(
-        Status::failed("cannot take a savepoint: job " + options_.job_id + " is not running"));
+  if (!running_ || tasks_.empty() || attempt_stopping_) {
+    promise->set_value(Status::failed("cannot take a savepoint: job " + options_.job_id +
+                                      (attempt_stopping_ ? " is finishing" : " is not running")));
     return future;
   }
   savepoint_requests_.push_back({target, stop, drain, promise});
@@ -419,6 +422,12 @@ bool CheckpointCoordinator::doWork(std::unique_lock<std::mutex>& lock) {
 
 std::optional<std::int64_t> CheckpointCoordinator::nextTriggerLocked(Clock::time_point now) {
   if (!running_ || tasks_.empty()) return std::nullopt;
+  if (attempt_stopping_) {
+    for (auto& request : savepoint_requests_)
+      request.promise->set_value(Status::failed("savepoint was not taken: the job is finishing"));
+    savepoint_requests_.clear();
+    return std::nullopt;
+  }
   const auto max_concurrent = static_cast<std::size_t>(
       std::max<std::int64_t>(options_.settings.max_concurrent_checkpoints, 1));
   if (pending_.size() >= max_concurrent) return std::nullopt;
@@ -567,6 +576,7 @@ void CheckpointCoordinator::completePending(std::unique_lock<std::mutex>& lock, 
   info.__set_path(pending.dir.string());
   pending_.erase(it);
   last_end_ = now;
+  if (current && pending.stop) attempt_stopping_ = true;
   if (!pending.savepoint) {
     last_completed_id_ = id;
     consecutive_failures_ = 0;
@@ -738,6 +748,9 @@ thrift::CheckpointMetadata CheckpointCoordinator::buildMetadata(const Pending& p
         subtask.keyed = found->second->keyed;
         if (!found->second->inputChannelState.empty()) {
           subtask.__set_inputChannelState(found->second->inputChannelState);
+        }
+        if (!found->second->outputChannelState.empty()) {
+          subtask.__set_outputChannelState(found->second->outputChannelState);
         }
       }
       op.subtasks.push_back(std::move(subtask));

@@ -209,6 +209,9 @@ class CheckpointCoordinator {
   std::vector<CoordinatorTask> tasks_;
   std::set<SubtaskKey> ended_;
   bool final_checkpoint_requested_ = false;  // every subtask ended: one checkpoint at once
+  // A checkpoint marked stop (the job's last, or a stop-with-savepoint) completed: the attempt's
+  // subtasks are finishing, and nothing more is triggered.
+  bool attempt_stopping_ = false;
   std::optional<Clock::time_point> next_periodic_;
   std::optional<Clock::time_point> last_end_;  // when the previous checkpoint ended
 

@@ -59,6 +59,8 @@ void forEachStateFile(const thrift::CheckpointMetadata& md, Fn&& fn) {
       }
       for (const auto& f : st.inputChannelState)
         fn(f, false);
+      for (const auto& f : st.outputChannelState)
+        fn(f, false);
     }
   }
 }

@@ -159,9 +159,11 @@ Result<StateAssignment> assignState(const thrift::CheckpointMetadata& metadata,
       }
     }
 
+    auto has_channels = [](const thrift::SubtaskState* st) {
+      return st != nullptr && (!st->inputChannelState.empty() || !st->outputChannelState.empty());
+    };
     const bool channel_state =
-        std::any_of(old_subtasks->begin(), old_subtasks->end(),
-                    [](const auto* st) { return st != nullptr && !st->inputChannelState.empty(); });
+        std::any_of(old_subtasks->begin(), old_subtasks->end(), has_channels);
     if (channel_state && vertex->parallelism != op.parallelism) {
       return Status::invalidArgument("unaligned checkpoint state of '" + op.uid +
                                      "' cannot be redistributed; resume from a savepoint to "
@@ -183,11 +185,15 @@ Result<StateAssignment> assignState(const thrift::CheckpointMetadata& metadata,
       std::string& bytes = (*operator_state)[static_cast<std::size_t>(i)];
       const thrift::SubtaskState* old =
           channel_state ? (*old_subtasks)[static_cast<std::size_t>(i)] : nullptr;
-      const bool has_channels = old != nullptr && !old->inputChannelState.empty();
-      if (bytes.empty() && keyed.empty() && !has_channels) continue;
+      if (bytes.empty() && keyed.empty() && !has_channels(old)) continue;
       state.__set_operatorState(std::move(bytes));
       state.__set_keyed(std::move(keyed));
-      if (has_channels) state.__set_inputChannelState(old->inputChannelState);
+      if (old != nullptr && !old->inputChannelState.empty()) {
+        state.__set_inputChannelState(old->inputChannelState);
+      }
+      if (old != nullptr && !old->outputChannelState.empty()) {
+        state.__set_outputChannelState(old->outputChannelState);
+      }
       assignment.emplace(std::make_pair(op.uid, i), std::move(state));
     }
   }

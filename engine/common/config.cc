@@ -194,9 +194,10 @@ const std::vector<OptionSpec>& allOptions() {
        0, INT64_MAX},
       {.key = "restart-strategy.type",
        .type = T::kString,
-       .default_value = "none",
+       .default_value = "",
        .description = "what happens when a job fails: none (it fails), fixed-delay, "
-                      "exponential-delay or failure-rate",
+                      "exponential-delay or failure-rate; unset: exponential-delay for a job "
+                      "that takes checkpoints, none otherwise",
        .allowed = {"none", "fixed-delay", "exponential-delay", "failure-rate"}},
       {"restart-strategy.fixed-delay.attempts", T::kInt, "3",
        "fixed-delay: restarts before the job fails", 0, INT32_MAX},
@@ -291,6 +292,7 @@ Result<std::string> checkOptionValue(const OptionSpec& spec, const std::string& 
     case OptionType::kString:
       if (!spec.allowed.empty()) {
         const std::string v = lower(trim(value));
+        if (v.empty() && spec.default_value.empty()) return v;  // unset, as by default
         auto match = std::find_if(spec.allowed.begin(), spec.allowed.end(),
                                   [&](const std::string& a) { return lower(a) == v; });
         if (match == spec.allowed.end()) {

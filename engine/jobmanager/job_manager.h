@@ -122,6 +122,8 @@ class JobManager {
     std::string task_manager;  // id, once placed
     thrift::TaskStatus last;   // latest report, for metrics
     std::string failure;
+    // Reported the end of its data (once): kept for a coordinator attempt that starts later.
+    bool end_of_data = false;
   };
   struct JobEntry {
     std::string id;

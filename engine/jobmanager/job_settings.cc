@@ -129,6 +129,7 @@ void setField(JobSettings& s, const std::string& key, const std::string& value) 
                                        const std::string& v) { c.incremental = boolean(v); }},
       {"restart-strategy.type",
        [](CheckpointSettings&, RestartSettings& r, const std::string& v) {
+         r.kind_set = !v.empty();
          r.kind = v == "fixed-delay"         ? RestartStrategyKind::kFixedDelay
                   : v == "exponential-delay" ? RestartStrategyKind::kExponentialDelay
                   : v == "failure-rate"      ? RestartStrategyKind::kFailureRate
@@ -198,6 +199,12 @@ Status JobSettings::applyJobArgs(const std::map<std::string, std::string>& job_a
   if (!s.isOk()) return s;
   *this = std::move(updated);
   return Status::ok();
+}
+
+RestartSettings JobSettings::restartSettings() const {
+  RestartSettings r = restart;
+  if (!r.kind_set && checkpoint.enabled()) r.kind = RestartStrategyKind::kExponentialDelay;
+  return r;
 }
 
 Status JobSettings::validate() const {

@@ -54,6 +54,10 @@ struct JobSettings {
   // changed and the message names the argument, what was expected and the value given.
   Status applyJobArgs(const std::map<std::string, std::string>& job_args);
 
+  // The job's restart strategy: as configured, or when restart-strategy.type is not set,
+  // exponential-delay for a job that takes checkpoints and none otherwise (as Flink).
+  RestartSettings restartSettings() const;
+
   // Checks that the settings agree with each other (e.g. initial backoff within the maximum).
   Status validate() const;
 

@@ -106,7 +106,7 @@ Result<std::string> JobManager::submitJob(const thrift::JobSubmission& submissio
   job.plan = planExecution(graph);
   job.settings = settings;
   job.state_backend = stateBackendName(backend->backend);
-  job.restart = std::make_unique<RestartStrategy>(settings.restart);
+  job.restart = std::make_unique<RestartStrategy>(settings.restartSettings());
   if (resume) {
     job.savepoint = std::move(resume->metadata);
     job.savepoint_dir = resume->base.string();
@@ -365,6 +365,8 @@ void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manage
   }
   sub.state = status.state;
   if (status.__isset.failure) sub.failure = status.failure;
+  const bool ended_now = status.__isset.endOfData && status.endOfData && !sub.end_of_data;
+  if (ended_now) sub.end_of_data = true;
   if (status.state == thrift::ExecutionState::FAILED && job.state == thrift::JobState::RUNNING) {
     const std::string failure = describeSubtaskLocked(job, status.chainId, status.subtask) +
                                 " on " + task_manager + " failed: " + sub.failure;
@@ -401,9 +403,12 @@ void JobManager::applyStatusLocked(JobEntry& job, const std::string& task_manage
         }
         job.coordinator->startAttempt(job.attempt, std::move(tasks));
         job.attempt_started = true;
+        // Subtasks may end their data before the last one of the attempt runs.
+        for (const auto& [key, s] : job.subtasks) {
+          if (s.end_of_data) job.coordinator->endOfData(job.attempt, key.first, key.second);
+        }
       }
-    }
-    if (status.__isset.endOfData && status.endOfData && job.attempt_started) {
+    } else if (ended_now) {
       job.coordinator->endOfData(job.attempt, status.chainId, status.subtask);
     }
   }

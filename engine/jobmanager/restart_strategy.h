@@ -11,7 +11,8 @@
 //                      failures happened within the last `failure_rate_interval`.
 //
 // The strategy only decides; it is given the time of each failure, so tests drive it with a fake
-// clock. Not yet wired into the JobManager's job state machine.
+// clock. The JobManager asks it whenever a job fails (see JobSettings::restartSettings for the
+// strategy of a job that names none).
 #pragma once
 
 #include <chrono>
@@ -32,6 +33,7 @@ const char* restartStrategyName(RestartStrategyKind kind);
 // The `restart-strategy.*` settings (defaults as the options').
 struct RestartSettings {
   RestartStrategyKind kind = RestartStrategyKind::kNone;  // restart-strategy.type
+  bool kind_set = false;  // restart-strategy.type was given (else kind is chosen per job)
   // fixed-delay
   std::int64_t fixed_delay_attempts = 3;
   std::chrono::milliseconds fixed_delay_delay{1000};

@@ -117,7 +117,10 @@ Status StreamTask::restoreChain() {
   for (std::size_t i = 0; i < spec.vertex_ids.size(); ++i) {
     const thrift::VertexSubtaskState* state = restoredState(i);
     if (state == nullptr) continue;
-    if (i == 0) restored_channel_state_ = state->inputChannelState;
+    if (i == 0) {
+      restored_channel_state_ = state->inputChannelState;
+      restored_output_state_ = state->outputChannelState;
+    }
     VertexRestore v;
     v.vertex_id = spec.vertex_ids[i];
     v.operator_state = state->operatorState;
@@ -270,6 +273,7 @@ void StreamTask::fail(const Status& reason) {
 void StreamTask::run() {
   state_.store(TaskState::kRunning, std::memory_order_release);
   Status s = chain_->open();
+  if (s.isOk() && !restored_output_state_.empty()) s = replayOutputState();
   if (s.isOk()) s = is_source_ ? runSource() : runInputs();
   // Stopped with a savepoint: the input did not end, unless the stop drains it.
   if (s.isOk() && (!stopped_ || stop_drain_)) s = chain_->endInput();
@@ -286,7 +290,6 @@ void StreamTask::run() {
     // The task ends with an unaligned checkpoint's in-flight data incomplete: it never completes.
     if (capture_->discard) capture_->discard();
     capture_.reset();
-    if (gate_) gate_->cancelArrivals();
   }
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
@@ -387,6 +390,39 @@ Status StreamTask::replayChannelState() {
   return Status::ok();
 }
 
+Status StreamTask::replayOutputState() {
+  const std::filesystem::path base = restore_->baseDir;
+  int total = 0;
+  for (const auto& o : outputs_)
+    total += o->numChannels();
+  std::int64_t buffers = 0;
+  for (const auto& file : restored_output_state_) {
+    // Channels are numbered over the outputs in order (see performCheckpoint).
+    Status s = readChannelStateFile(
+        base, file, [&](int channel, const std::uint8_t* data, std::size_t size) {
+          if (channel < 0 || channel >= total) {
+            return Status::corruption("in-flight state of output channel " +
+                                      std::to_string(channel) + " of a task with " +
+                                      std::to_string(total) + " output channels");
+          }
+          for (const auto& o : outputs_) {
+            if (channel < o->numChannels()) {
+              o->emitRecovered(channel, data, size);
+              break;
+            }
+            channel -= o->numChannels();
+          }
+          ++buffers;
+          return Status::ok();
+        });
+    if (!s.isOk()) return s.withContext("sending the in-flight output " + file.path);
+    spdlog::info("task {}: sent {} buffers ({} bytes) of in-flight output from checkpoint {} again",
+                 deployment_.task_name, buffers, file.size, restore_->checkpointId);
+  }
+  restored_output_state_.clear();
+  return Status::ok();
+}
+
 StreamTask::Clock::time_point StreamTask::alignmentDeadline() const {
   if (aligning_ == nullptr || aligning_->savepoint || !checkpointing_.unaligned ||
       checkpointing_.aligned_timeout.count() <= 0) {
@@ -434,7 +470,6 @@ Status StreamTask::runInputs() {
           Clock::now() +
           std::min<Clock::duration>(checkpointing_.aligned_timeout, std::chrono::milliseconds(50));
     }
-    if (capture_) checkArrivals();
     if (const auto switch_at = alignmentDeadline(); Clock::now() >= switch_at) {
       // The alignment took too long: the checkpoint goes on unaligned.
       std::shared_ptr<const CheckpointBarrier> barrier = std::move(aligning_);
@@ -481,10 +516,7 @@ Status StreamTask::runInputs() {
         s = forward(valve.onStatus(ch, item->buffer.value() != 0));
         break;
       case Buffer::Kind::kData:
-        if (capture_) {
-          captureData(ch, item->buffer);
-          if (capture_) checkArrivals();
-        }
+        if (capture_) captureData(ch, item->buffer);
         s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
         break;
     }
@@ -622,10 +654,6 @@ Status StreamTask::onBarrier(int channel, const std::shared_ptr<const Checkpoint
   if (capture_) {
     if (barrier->id < capture_->id) return Status::ok();  // abandoned
     if (barrier->id == capture_->id) {
-      if (capture_->remaining[index] >= 0) {
-        return Status::internal("two barriers of checkpoint " + std::to_string(barrier->id) +
-                                " on channel " + std::to_string(channel));
-      }
       if (capture_->complete[index]) return Status::ok();  // delivered before the switch
       captureBarrier(channel, overtaken);
       return Status::ok();
@@ -708,11 +736,8 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
   InFlightCapture capture;
   capture.id = barrier->id;
   const std::size_t n = channel_ended_.size();
-  capture.remaining.assign(n, -1);
-  capture.ahead.assign(n, 0);
   capture.complete.assign(n, 0);
   capture.channels.resize(n);
-  capture.arrived.resize(n);
   for (std::size_t ch = 0; ch < n; ++ch) {
     capture.complete[ch] = channel_ended_[ch] || (ch < received.size() && received[ch]) ? 1 : 0;
   }
@@ -747,56 +772,31 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
 }
 
 void StreamTask::captureBarrier(int channel, std::int64_t overtaken) {
-  const auto index = static_cast<std::size_t>(channel);
-  std::string& out = capture_->channels[index];
-  // What the barrier overtook is copied now from the gate's queue, and what is still on its way
-  // from the producer as it arrives; none of it when read.
-  auto arrived = std::make_shared<std::string>();
-  const std::int64_t copied = gate_->captureOvertaken(
-      channel, overtaken,
-      [&](const Buffer& b) { appendChannelBuffer(out, channel, b.bytes(), b.size()); },
-      [arrived, channel](const Buffer& b) {
-        appendChannelBuffer(*arrived, channel, b.bytes(), b.size());
-      });
-  const std::int64_t left = overtaken - copied;
-  capture_->ahead[index] = overtaken;
-  capture_->remaining[index] = left;
-  if (left == 0) {
-    completeChannel(channel);
+  std::string& out = capture_->channels[static_cast<std::size_t>(channel)];
+  // What the barrier overtook waits behind it in the gate (the producer persisted what it
+  // overtook before it was sent).
+  const std::int64_t copied = gate_->copyQueued(channel, overtaken, [&](const Buffer& b) {
+    appendChannelBuffer(out, channel, b.bytes(), b.size());
+  });
+  if (copied != overtaken) {
+    abandonCapture("the barrier of checkpoint " + std::to_string(capture_->id) + " on channel " +
+                   std::to_string(channel) + " overtook " + std::to_string(overtaken) +
+                   " buffers, but only " + std::to_string(copied) + " are queued behind it");
     return;
   }
-  capture_->arrived[index] = std::move(arrived);
-  checkArrivals();
-}
-
-void StreamTask::checkArrivals() {
-  for (std::size_t ch = 0; capture_ && ch < capture_->arrived.size(); ++ch) {
-    if (!capture_->arrived[ch] || gate_->pendingArrivals(static_cast<int>(ch)) > 0) continue;
-    capture_->channels[ch] += *capture_->arrived[ch];
-    capture_->arrived[ch].reset();
-    capture_->remaining[ch] = 0;
-    completeChannel(static_cast<int>(ch));
-  }
+  completeChannel(channel);
 }
 
 void StreamTask::captureData(int channel, const Buffer& buffer) {
   const auto index = static_cast<std::size_t>(channel);
   if (capture_->complete[index]) return;
-  if (capture_->ahead[index] > 0) {
-    --capture_->ahead[index];
-    return;
-  }
   appendChannelBuffer(capture_->channels[index], channel, buffer.bytes(), buffer.size());
-  if (capture_->remaining[index] > 0 && --capture_->remaining[index] == 0) {
-    completeChannel(channel);
-  }
 }
 
 void StreamTask::completeChannel(int channel) {
   if (channel >= 0) capture_->complete[static_cast<std::size_t>(channel)] = 1;
   if (--capture_->incomplete > 0) return;
   // Every channel is complete: the in-flight state goes to the asynchronous part.
-  gate_->cancelArrivals();
   std::string& body = *capture_->body;
   for (auto& bytes : capture_->channels) {
     body += bytes;
@@ -810,7 +810,6 @@ void StreamTask::abandonCapture(const std::string& reason) {
   const std::int64_t id = capture_->id;
   if (capture_->discard) capture_->discard();
   capture_.reset();
-  gate_->cancelArrivals();
   if (checkpointing_.decline) checkpointing_.decline(id, reason);
 }
 
@@ -879,13 +878,20 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
     stores->push_back(std::move(local));
   }
   // The barrier follows everything the snapshot covers (a task whose outputs ended sends none).
+  // An unaligned one overtakes the output still queued here for other TaskManagers, which is
+  // persisted with this snapshot; its channels are numbered over the outputs in order.
+  auto output_body = std::make_shared<std::string>();
   if (!outputs_finished_) {
+    int first_channel = 0;
     for (auto& o : outputs_) {
       if (barrier->unaligned) {
-        o->emitPriorityBarrier(barrier);
+        o->emitPriorityBarrier(barrier, [&](int channel, const Buffer& b) {
+          appendChannelBuffer(*output_body, first_channel + channel, b.bytes(), b.size());
+        });
       } else {
         o->emitBarrier(barrier);
       }
+      first_channel += o->numChannels();
     }
   }
   // The job's last checkpoint (every subtask ended its data) or a stop-with-savepoint: this task
@@ -984,17 +990,26 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
         shared[st.vertex_id] = handle->sharedFiles;
         state.keyed.push_back(std::move(*handle));
       }
-      if (i == 0 && !channel_body->empty() && error.empty()) {
-        auto file =
-            writeChannelStateFile(base, relative(uids[i] + suffix + ".channels"), *channel_body);
+      // Unaligned: the in-flight input and output, on the head vertex.
+      for (const bool input : {true, false}) {
+        const std::string& body = input ? *channel_body : *output_body;
+        if (i != 0 || body.empty() || !error.empty()) continue;
+        auto file = writeChannelStateFile(
+            base, relative(uids[i] + suffix + (input ? ".channels" : ".output.channels")), body);
         if (!file.isOk()) {
-          error = "writing the in-flight state of '" + uids[i] + "': " + file.status().message();
+          error = "writing the in-flight " + std::string(input ? "input" : "output") + " of '" +
+                  uids[i] + "': " + file.status().message();
           break;
         }
         written += file->size;
         state_size += file->size;
-        state.__set_inputChannelState({std::move(*file)});
+        if (input) {
+          state.__set_inputChannelState({std::move(*file)});
+        } else {
+          state.__set_outputChannelState({std::move(*file)});
+        }
       }
+      if (!error.empty()) break;
       ack.vertices.push_back(std::move(state));
     }
     cleanup();

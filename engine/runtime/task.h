@@ -74,12 +74,16 @@ struct TaskCheckpointing {
 //     its alignment outlasts aligned_timeout), forwards barrier n as a priority event that
 //     overtakes its queued output, and does not block channels. Until barrier n arrived on a
 //     channel c, every data buffer read from c is copied into the checkpoint's in-flight state
-//     (and processed as usual); so are the overtaken(c) buffers after barrier n (the data sent
-//     before the barrier that it overtook on the way). The record frame a channel was in the
-//     middle of at the snapshot (ChainInstance::partialInput) leads that channel's state, so a
-//     record cut by the snapshot is reassembled on replay. Once every channel is complete (or
-//     ended) the in-flight state is written as one file (channel_state_file.h) by the asynchronous
-//     part, and restored subtasks replay it before reading their input;
+//     (and processed as usual); so are the overtaken(c) buffers queued behind barrier n in the
+//     gate (the data sent before the barrier that it overtook there). The record frame a channel
+//     was in the middle of at the snapshot (ChainInstance::partialInput) leads that channel's
+//     state, so a record cut by the snapshot is reassembled on replay. Once every channel is
+//     complete (or ended) the in-flight input is written as one file (channel_state_file.h) by
+//     the asynchronous part, and restored subtasks replay it before reading their input. What
+//     barrier n overtakes in this task's own send queues to other TaskManagers (buffers waiting
+//     for credit) is its in-flight output, taken in the synchronous part and written as a second
+//     file; a restored task sends it again before emitting anything else. So no checkpoint waits
+//     for credit: each side persists what waits on its side;
 //   - the synchronous part snapshots the chain (operator state, heap key groups as bytes) and
 //     takes a local RocksDB checkpoint of each store (hard links); the asynchronous part, on the
 //     job's writer thread, writes files and acknowledges with their handles;
@@ -171,20 +175,20 @@ class StreamTask final : public TaskEnvironment {
   // aligned already.
   Status startUnaligned(const std::shared_ptr<const CheckpointBarrier>& barrier, int channel,
                         std::int64_t overtaken, const std::vector<char>& received);
-  // Barrier of the captured checkpoint on `channel`, having overtaken `overtaken` data buffers:
-  // those already queued in the gate are copied at once, the rest as they are read.
+  // Barrier of the captured checkpoint on `channel`, having overtaken the `overtaken` data
+  // buffers queued behind it in the gate: they are copied, and the channel is complete.
   void captureBarrier(int channel, std::int64_t overtaken);
   // Copies a data buffer of `channel` into the in-flight state when the channel is being captured.
   void captureData(int channel, const Buffer& buffer);
   void completeChannel(int channel);
-  // Completes the channels whose overtaken buffers have all arrived (see captureArrivals).
-  void checkArrivals();
   void abandonCapture(const std::string& reason);
   // When the alignment in progress switches to unaligned (max() when it never does): the aligned
   // timeout counts from the checkpoint's trigger time.
   Clock::time_point alignmentDeadline() const;
-  // Replays the restored in-flight state into the chain.
+  // Replays the restored in-flight input into the chain.
   Status replayChannelState();
+  // Sends the restored in-flight output again, before anything else is emitted.
+  Status replayOutputState();
   // A channel ended: it no longer holds up an alignment.
   Status onChannelEnded(int channel);
   Status finishAlignment();
@@ -242,15 +246,11 @@ class StreamTask final : public TaskEnvironment {
   // The unaligned checkpoint whose in-flight input is being captured.
   struct InFlightCapture {
     std::int64_t id = 0;
-    // Per input channel: -1 until its barrier arrived, then the data buffers still to copy.
-    std::vector<std::int64_t> remaining;
-    // Per input channel: the next data buffers to read that were copied already (from the gate).
-    std::vector<std::int64_t> ahead;
+    // Per input channel: set once its barrier arrived (or it ended); until then every data
+    // buffer read from it is copied.
     std::vector<char> complete;
     int incomplete = 0;
     std::vector<std::string> channels;  // per channel: buffers in channel_state_file.h's format
-    // Per channel: what InputGate::captureArrivals copies (read once no arrival is pending).
-    std::vector<std::shared_ptr<std::string>> arrived;
     std::shared_ptr<std::string> body;  // read by the asynchronous part once complete
     std::function<void()> async_part;   // submitted to the writer once complete
     std::function<void()> discard;      // drops the synchronous part's local files
@@ -259,8 +259,10 @@ class StreamTask final : public TaskEnvironment {
   // The aligned timeout: when the gate's queues are next checked for barriers that waited too
   // long behind data (InputGate::promoteBarriers).
   Clock::time_point next_promotion_check_ = Clock::time_point::min();
-  // In-flight state to replay on restore (the head vertex's), relative to restore_->baseDir.
+  // In-flight input to replay and output to send again on restore (the head vertex's), relative
+  // to restore_->baseDir.
   std::vector<thrift::StateFile> restored_channel_state_;
+  std::vector<thrift::StateFile> restored_output_state_;
   bool outputs_finished_ = false;
   bool data_ended_ = false;                 // awaiting the final checkpoint
   std::int64_t final_checkpoint_id_ = 0;    // the job's last checkpoint, once taken

@@ -16,9 +16,11 @@
 //          8  i64  timestamp (ms since the epoch)
 //         16  u8   flags: bit 0 savepoint, bit 1 stop (stop-with-savepoint), bit 2 drain, bit 3
 //                  unaligned; the other bits are 0
-//         17  u32  overtaken: for an unaligned barrier, the data buffers of the channel sent
-//                  before it that it overtook in the producer's send queue (0 otherwise); the
-//                  receiver queues it as a priority event (InputGate::pushPriority)
+//         17  u32  overtaken: data buffers sent before the barrier that it overtook on the way
+//                  and that the receiver must persist; 0, as the producer persists what an
+//                  unaligned barrier overtakes in its send queue. The receiver queues an unaligned
+//                  barrier as a priority event (InputGate::pushPriority), which counts the data
+//                  it overtakes in the receiver's queue
 //         21  u32  n, the length of the target directory
 //         25       n bytes: the target directory
 //

@@ -5,23 +5,11 @@
 
 namespace weir::engine {
 
-void InputGate::push(int channel, Buffer buffer, Buffer* spilled) {
+void InputGate::push(int channel, Buffer buffer) {
   bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& q = queues_.at(static_cast<std::size_t>(channel));
-    if (!arrivals_.empty() && buffer.kind() == Buffer::Kind::kData) {
-      ArrivalCapture& a = arrivals_[static_cast<std::size_t>(channel)];
-      if (a.left > 0) {
-        a.copy(buffer);
-        if (--a.left == 0) a.copy = nullptr;
-        if (spilled != nullptr) {
-          Buffer copy = Buffer::heapCopy(buffer.bytes(), buffer.size());
-          *spilled = std::move(buffer);
-          buffer = std::move(copy);
-        }
-      }
-    }
     if (buffer.kind() == Buffer::Kind::kWatermark && !q.empty() &&
         q.back().kind() == Buffer::Kind::kWatermark) {
       q.back() = std::move(buffer);  // a newer watermark supersedes one not yet read
@@ -55,43 +43,6 @@ void InputGate::pushPriority(int channel, Buffer barrier) {
     notify = waiting_;
   }
   if (notify) cv_.notify_one();
-}
-
-void InputGate::captureArrivals(int channel, std::int64_t n,
-                                std::function<void(const Buffer&)> copy) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (arrivals_.empty()) arrivals_.resize(queues_.size());
-  arrivals_.at(static_cast<std::size_t>(channel)) = ArrivalCapture{n, std::move(copy)};
-}
-
-std::int64_t InputGate::captureOvertaken(int channel, std::int64_t n,
-                                         const std::function<void(const Buffer&)>& copy,
-                                         std::function<void(const Buffer&)> copy_arrival) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto index = static_cast<std::size_t>(channel);
-  std::int64_t queued = 0;
-  for (const Buffer& b : queues_.at(index)) {
-    if (queued >= n) break;
-    if (b.kind() != Buffer::Kind::kData) continue;
-    copy(b);
-    ++queued;
-  }
-  if (queued < n) {
-    if (arrivals_.empty()) arrivals_.resize(queues_.size());
-    arrivals_[index] = ArrivalCapture{n - queued, std::move(copy_arrival)};
-  }
-  return queued;
-}
-
-std::int64_t InputGate::pendingArrivals(int channel) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return arrivals_.empty() ? 0 : arrivals_.at(static_cast<std::size_t>(channel)).left;
-}
-
-void InputGate::cancelArrivals() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& a : arrivals_)
-    a = ArrivalCapture{};
 }
 
 int InputGate::promoteBarriers(std::int64_t cutoff_ms) {

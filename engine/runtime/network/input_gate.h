@@ -32,17 +32,7 @@ class InputGate {
 
   int numChannels() const { return static_cast<int>(queues_.size()); }
 
-  // `spilled`: where a network buffer replaced by a heap copy (see captureArrivals) goes, for the
-  // caller to release after its own locks (releasing a network buffer grants credit).
-  void push(int channel, Buffer buffer, Buffer* spilled = nullptr);
-  // Unaligned checkpoints, remote channels: the next `n` data buffers that arrive on `channel`
-  // are handed to `copy` (under the gate's lock, on the pushing thread) and, when pushed with
-  // `spilled`, queued as heap copies so that their network buffers return at once and the
-  // producer can send the rest of what the barrier overtook without waiting for the consumer.
-  void captureArrivals(int channel, std::int64_t n, std::function<void(const Buffer&)> copy);
-  // Arrivals of `channel` still to capture; once 0, `copy` is no longer called.
-  std::int64_t pendingArrivals(int channel) const;
-  void cancelArrivals();
+  void push(int channel, Buffer buffer);
   // A barrier of an unaligned checkpoint: queued after the last barrier in the channel's queue (at
   // its front when there is none), overtaking the data buffers behind that point; their number is
   // added to the barrier's overtaken count. A blocked channel stays blocked.
@@ -58,11 +48,6 @@ class InputGate {
   // what its next polls of the channel return).
   std::int64_t copyQueued(int channel, std::int64_t max,
                           const std::function<void(const Buffer&)>& copy) const;
-  // copyQueued(channel, n, copy), then, atomically with it, captureArrivals for the rest of the
-  // `n` buffers (if any). Returns how many were queued.
-  std::int64_t captureOvertaken(int channel, std::int64_t n,
-                                const std::function<void(const Buffer&)>& copy,
-                                std::function<void(const Buffer&)> copy_arrival);
 
   struct Item {
     int channel;
@@ -96,11 +81,6 @@ class InputGate {
   // guarded by mu_: the channels with a non-empty queue that are not blocked, each once
   std::deque<int> available_;
   std::vector<bool> blocked_;  // guarded by mu_
-  struct ArrivalCapture {
-    std::int64_t left = 0;
-    std::function<void(const Buffer&)> copy;
-  };
-  std::vector<ArrivalCapture> arrivals_;  // guarded by mu_; empty until captureArrivals
   int num_blocked_ = 0;        // guarded by mu_
   bool waiting_ = false;       // guarded by mu_
 };

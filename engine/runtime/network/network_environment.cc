@@ -232,16 +232,16 @@ void RemoteOutputChannel::push(Buffer buffer) {
   notifyLocked(lock);
 }
 
-void RemoteOutputChannel::pushPriority(Buffer barrier) {
+void RemoteOutputChannel::pushPriority(Buffer barrier,
+                                       const std::function<void(const Buffer&)>& persist) {
   std::unique_lock<std::mutex> lock(mu_);
   if (failed_) return;
   auto at = queue_.end();
   while (at != queue_.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier)
     --at;
-  std::int64_t overtaken = 0;
-  for (auto it = at; it != queue_.end(); ++it)
-    overtaken += it->kind() == Buffer::Kind::kData ? 1 : 0;
-  barrier.addOvertaken(overtaken);
+  for (auto it = at; it != queue_.end(); ++it) {
+    if (it->kind() == Buffer::Kind::kData) persist(*it);
+  }
   queue_.insert(at, std::move(barrier));
   notifyLocked(lock);
 }
@@ -614,14 +614,13 @@ Status Connection::handleFrame(const FrameHeader& h, std::vector<std::uint8_t>& 
         return s;
       }
       Buffer buffer = Buffer::data(std::move(pool), segment, h.length);
-      Buffer spilled;  // released after the lock (declared before it)
       // The gate is looked up again under the lock: the channel may have been released while
       // the payload was read, and its gate destroyed with its task. A buffer not delivered is
       // recycled after the lock is released (recycling grants credit, which takes mu_).
       std::lock_guard<std::mutex> lock(mu_);
       auto it = inputs_.find(h.channel);
       if (it != inputs_.end() && it->second.gate != nullptr) {
-        it->second.gate->push(it->second.gate_channel, std::move(buffer), &spilled);
+        it->second.gate->push(it->second.gate_channel, std::move(buffer));
       }
       return Status::ok();
     }

@@ -61,9 +61,10 @@ class RemoteOutputChannel final : public ChannelSink,
   const std::string& key() const { return key_; }
   const std::string& peer() const { return peer_; }
   void push(Buffer buffer) override;
-  // Queues the barrier after the last barrier still queued (at the front when there is none),
-  // counting the data buffers it overtakes there; it needs no credit.
-  void pushPriority(Buffer barrier) override;
+  // Queues the barrier after the last barrier still queued (at the front when there is none) and
+  // hands the data buffers it overtakes there to `persist`; it needs no credit. Those buffers are
+  // the producer's to persist: the consumer only persists what the barrier overtakes in its gate.
+  void pushPriority(Buffer barrier, const std::function<void(const Buffer&)>& persist) override;
 
   // --- connection side ---
   void bind(const std::shared_ptr<Connection>& connection, std::uint32_t id, std::uint32_t credits);

@@ -80,10 +80,20 @@ void ResultPartition::emitBarrier(const std::shared_ptr<const CheckpointBarrier>
     t->push(Buffer::barrier(barrier));
 }
 
-void ResultPartition::emitPriorityBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier) {
+void ResultPartition::emitPriorityBarrier(
+    const std::shared_ptr<const CheckpointBarrier>& barrier,
+    const std::function<void(int channel, const Buffer&)>& persist) {
   flushAll();
-  for (const auto& t : targets_)
-    t->pushPriority(Buffer::barrier(barrier));
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    const int channel = static_cast<int>(i);
+    targets_[i]->pushPriority(Buffer::barrier(barrier),
+                              [&](const Buffer& b) { persist(channel, b); });
+  }
+}
+
+void ResultPartition::emitRecovered(int channel, const std::uint8_t* data, std::size_t size) {
+  submit(channel);
+  targets_.at(static_cast<std::size_t>(channel))->push(Buffer::heapCopy(data, size));
 }
 
 void ResultPartition::finish() {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -41,8 +42,14 @@ class ResultPartition final : public OutputGate {
   // from the pool, so it never waits on back-pressure.
   void emitBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier);
   // An unaligned checkpoint's barrier: flushes every channel, then hands `barrier` to each sink as
-  // a priority event, which overtakes the buffers still queued for the consumer.
-  void emitPriorityBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier);
+  // a priority event, which overtakes the buffers still queued for the consumer. The data
+  // buffers it overtakes on this side (waiting for credit to another TaskManager) go to
+  // `persist` with their channel, in order: they are the producer's in-flight output state.
+  void emitPriorityBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier,
+                           const std::function<void(int channel, const Buffer&)>& persist);
+  // Restore from an unaligned checkpoint, before anything else is emitted: sends a copy of a
+  // buffer of in-flight output persisted by emitPriorityBarrier on `channel`.
+  void emitRecovered(int channel, const std::uint8_t* data, std::size_t size);
   // Flushes, then sends end-of-input on every channel.
   void finish();
   // Drops current buffers without sending them (after failure or cancellation).

@@ -86,6 +86,12 @@ class Recorder {
                     "fail_job " << n << " did not arrive");
   }
 
+  // True when no trigger beyond the first `n` arrives within `d`.
+  bool noTriggerAfter(std::size_t n, Clock::duration d) {
+    std::unique_lock lock(mutex_);
+    return !cv_.wait_for(lock, d, [&] { return triggers_.size() > n; });
+  }
+
   std::size_t triggerCount() {
     std::lock_guard lock(mutex_);
     return triggers_.size();
@@ -473,6 +479,32 @@ TEST_CASE("checkpoint coordinator: end of data of every subtask triggers a check
   ackAll(*coordinator, 0, 1);
   recorder.waitCompleted(1);
   CHECK(coordinator->lastCompletedId() == 1);
+}
+
+TEST_CASE("checkpoint coordinator: nothing is triggered once the job's last checkpoint completed") {
+  TempDir tmp;
+  Recorder recorder;
+  auto o = options(tmp);
+  o.settings.interval = 20ms;
+  o.settings.min_pause = 0ms;
+  auto coordinator = make(o, recorder);
+  coordinator->startAttempt(0, tasks());
+  for (const auto& task : tasks())
+    coordinator->endOfData(0, task.chain_id, task.subtask);
+  const auto last = recorder.waitTrigger(1);
+  CHECK(last.trigger.stop);
+  ackAll(*coordinator, 0, last.trigger.checkpointId);
+  recorder.waitCompleted(1);
+  // The subtasks are finishing: a trigger now would find them gone and fail the job.
+  auto savepoint = coordinator->triggerSavepoint("file://" + tmp.file("sp"),
+                                                 /*stop=*/false, /*drain=*/false);
+  REQUIRE(savepoint.wait_for(kWait) == std::future_status::ready);
+  REQUIRE_FALSE(savepoint.get().isOk());
+  CHECK(savepoint.get().status().message().find("is finishing") != std::string::npos);
+  CHECK(recorder.noTriggerAfter(1, 10 * o.settings.interval));
+  // A new attempt (a restart from that checkpoint) triggers again.
+  coordinator->startAttempt(1, tasks());
+  CHECK(recorder.waitTrigger(2).attempt == 1);
 }
 
 TEST_CASE("checkpoint coordinator: end of data waits for the checkpoint in flight") {

@@ -302,16 +302,31 @@ TEST_CASE("state assignment: in-flight channel state stays with its subtask, nev
   channels.path = "chk-7/count-1.channels";
   channels.size = 42;
   channels.sha256 = std::string(64, 'b');
+  weir::thrift::StateFile output = channels;
+  output.path = "chk-7/count-0.output.channels";
   op.subtasks[1].__set_inputChannelState({channels});
+  op.subtasks[0].__set_outputChannelState({output});
   const auto md = makeCheckpoint({op});
 
   auto same = assignState(md, {{"count", "count", 2, 128}}, false);
   REQUIRE_MESSAGE(same.isOk(), same.status().message());
-  CHECK(same->count({"count", 0}) == 0);  // nothing to restore there
+  REQUIRE(same->count({"count", 0}) == 1);
+  CHECK(same->at({"count", 0}).inputChannelState.empty());
+  CHECK(same->at({"count", 0}).outputChannelState ==
+        std::vector<weir::thrift::StateFile>{output});
   REQUIRE(same->count({"count", 1}) == 1);
   CHECK(same->at({"count", 1}).inputChannelState ==
         std::vector<weir::thrift::StateFile>{channels});
+  CHECK(same->at({"count", 1}).outputChannelState.empty());
 
+  // Output state alone also pins the parallelism.
+  auto output_only = op;
+  output_only.subtasks[1].inputChannelState.clear();
+  for (int parallelism : {1, 3}) {
+    auto changed = assignState(makeCheckpoint({output_only}),
+                               {{"count", "count", parallelism, 128}}, false);
+    REQUIRE_FALSE(changed.isOk());
+  }
   for (int parallelism : {1, 3}) {
     auto changed = assignState(md, {{"count", "count", parallelism, 128}}, false);
     REQUIRE_FALSE(changed.isOk());

@@ -123,6 +123,23 @@ TEST_CASE("job settings: each restart strategy type") {
         RestartStrategyKind::kFailureRate);
 }
 
+TEST_CASE("job settings: without a restart strategy, a job with checkpoints restarts") {
+  const JobSettings none = JobSettings::fromConfig(load({}));
+  CHECK_FALSE(none.restart.kind_set);
+  CHECK(none.restartSettings().kind == RestartStrategyKind::kNone);
+  JobSettings checkpointed = none;
+  REQUIRE(checkpointed.applyJobArgs({{"execution.checkpointing.interval", "1 s"}}).isOk());
+  CHECK(checkpointed.restartSettings().kind == RestartStrategyKind::kExponentialDelay);
+  // A strategy given explicitly, none included, is kept.
+  JobSettings explicit_none = checkpointed;
+  REQUIRE(explicit_none.applyJobArgs({{"restart-strategy.type", "none"}}).isOk());
+  CHECK(explicit_none.restart.kind_set);
+  CHECK(explicit_none.restartSettings().kind == RestartStrategyKind::kNone);
+  const JobSettings fixed = JobSettings::fromConfig(
+      load({"restart-strategy.type=fixed-delay", "execution.checkpointing.interval=1 s"}));
+  CHECK(fixed.restartSettings().kind == RestartStrategyKind::kFixedDelay);
+}
+
 TEST_CASE("job settings: job arguments override the cluster's and leave the rest") {
   JobSettings s = JobSettings::fromConfig(
       load({"restart-strategy.type=fixed-delay", "restart-strategy.fixed-delay.attempts=9",

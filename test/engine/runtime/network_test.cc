@@ -487,43 +487,6 @@ TEST_CASE("exchange: a record cut at a snapshot is reassembled from its partial 
   }
 }
 
-TEST_CASE("input gate: overtaken buffers still on their way are captured as they arrive") {
-  const std::atomic<bool> cancelled{false};
-  InputGate gate(1);
-  auto pool = std::make_shared<BufferPool>(16, 8);
-  auto data = [&](std::uint8_t value) {
-    std::uint8_t* segment = pool->tryRequest();
-    segment[0] = value;
-    return Buffer::data(pool, segment, 1);
-  };
-  gate.push(0, data(1));
-  std::string queued;
-  std::string arrived;
-  const auto n = gate.captureOvertaken(
-      0, 3, [&](const Buffer& b) { queued += std::to_string(b.bytes()[0]); },
-      [&](const Buffer& b) { arrived += std::to_string(b.bytes()[0]); });
-  CHECK(n == 1);
-  CHECK(queued == "1");
-  CHECK(gate.pendingArrivals(0) == 2);
-  // An arrival is copied and queued as a heap copy; its network buffer goes back to the caller.
-  Buffer spilled;
-  gate.push(0, data(2), &spilled);
-  CHECK(spilled.kind() == Buffer::Kind::kData);
-  CHECK(pool->inUse() == 2);
-  spilled = Buffer();
-  CHECK(pool->inUse() == 1);
-  gate.push(0, data(3));  // a local push keeps its buffer
-  CHECK(gate.pendingArrivals(0) == 0);
-  gate.push(0, data(4), &spilled);  // after the capture: untouched
-  CHECK(spilled.kind() == Buffer::Kind::kEndOfInput);
-  CHECK(arrived == "23");
-  std::string got;
-  while (auto item = gate.poll(Clock::now(), cancelled))
-    got += std::to_string(item->buffer.bytes()[0]);
-  CHECK(got == "1234");
-  CHECK(pool->inUse() == 0);
-}
-
 TEST_CASE("input gate: barriers waiting too long behind data are promoted to unaligned ones") {
   const std::atomic<bool> cancelled{false};
   InputGate gate(3);
@@ -580,7 +543,9 @@ TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is
   auto barrier =
       std::make_shared<CheckpointBarrier>(CheckpointBarrier{4, 0, false, false, false, ""});
   barrier->unaligned = true;
-  partition.emitPriorityBarrier(barrier);
+  int persisted = 0;  // local channels: the consumer persists what the barrier overtakes
+  partition.emitPriorityBarrier(barrier, [&](int, const Buffer&) { ++persisted; });
+  CHECK(persisted == 0);
   CHECK_FALSE(partition.hasPendingData());
   std::vector<std::string> got;
   while (auto item = gate.poll(Clock::now(), cancelled)) {
@@ -592,6 +557,31 @@ TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is
     }
   }
   CHECK(got == std::vector<std::string>{"0:b/2", "1:b/0", "0:1", "0:2"});
+}
+
+TEST_CASE("result partition: recovered output goes out first, as it was persisted") {
+  std::atomic<bool> cancelled{false};
+  StateTimer backpressured;
+  InputGate gate(2);
+  auto pool = std::make_shared<BufferPool>(128, 4);
+  std::vector<std::shared_ptr<ChannelSink>> sinks;
+  for (int i = 0; i < 2; ++i)
+    sinks.push_back(std::make_shared<LocalChannelSink>(&gate, i));
+  ResultPartition partition(pool, sinks, &cancelled, &backpressured);
+  const std::uint8_t recovered[] = {7, 8};
+  partition.emitRecovered(1, recovered, sizeof recovered);
+  CHECK(pool->inUse() == 0);  // a copy on the heap: restoring takes nothing from the pool
+  REQUIRE(partition.advance(1));
+  *partition.cursors()[1].pos++ = 9;
+  partition.flushAll();
+  std::vector<std::string> got;
+  while (auto item = gate.poll(Clock::now(), cancelled)) {
+    std::string bytes;
+    for (std::size_t i = 0; i < item->buffer.size(); ++i)
+      bytes += std::to_string(item->buffer.bytes()[i]);
+    got.push_back(std::to_string(item->channel) + ":" + bytes);
+  }
+  CHECK(got == std::vector<std::string>{"1:78", "1:9"});
 }
 
 TEST_CASE("result partition: emitBarrier flushes partial buffers, then sends one barrier to all") {
