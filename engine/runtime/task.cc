@@ -339,6 +339,7 @@ Status StreamTask::runSource() {
     if (Clock::now() >= timer_deadline) {
       if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
     }
+    if (!awaitOutputBuffers(flush_deadline, timer_deadline)) continue;
     metrics_.busy.begin(Clock::now());
     SourceStatus status = SourceStatus::kMoreAvailable;
     Status s = chain_->pollSource(status);
@@ -368,6 +369,25 @@ Status StreamTask::runSource() {
       flush_deadline = now + options_.buffer_timeout;
     }
   }
+}
+
+bool StreamTask::awaitOutputBuffers(Clock::time_point& flush_deadline,
+                                    Clock::time_point timer_deadline) {
+  for (auto& o : outputs_) {
+    if (o->pool().awaitAvailable(Clock::time_point::min(), cancelled_, has_mail_)) continue;
+    // Back-pressured: the source waits here, between records, where mail (a checkpoint trigger)
+    // still reaches it, rather than inside its next record.
+    if (Clock::now() >= flush_deadline) {
+      flushOutputs();
+      flush_deadline = Clock::time_point::max();
+    }
+    metrics_.backpressured.begin(Clock::now());
+    const bool available = o->pool().awaitAvailable(std::min(flush_deadline, timer_deadline),
+                                                    cancelled_, has_mail_);
+    metrics_.backpressured.end(Clock::now());
+    if (!available) return false;
+  }
+  return true;
 }
 
 Status StreamTask::replayChannelState() {
@@ -568,6 +588,8 @@ void StreamTask::post(Mail mail) {
   }
   mail_cv_.notify_all();
   if (gate_) gate_->wake();
+  for (const auto& o : outputs_)
+    o->pool().wakeAll();  // a source waiting for a buffer (awaitOutputBuffers)
   { std::lock_guard<std::mutex> lock(mu_); }
   idle_cv_.notify_all();
 }

@@ -185,6 +185,9 @@ class StreamTask final : public TaskEnvironment {
   // When the alignment in progress switches to unaligned (max() when it never does): the aligned
   // timeout counts from the checkpoint's trigger time.
   Clock::time_point alignmentDeadline() const;
+  // A source, before it polls: true when every output has a free buffer; else waits for one
+  // (flushing at `flush_deadline`) and returns false at mail, cancellation or a deadline.
+  bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point timer_deadline);
   // Replays the restored in-flight input into the chain.
   Status replayChannelState();
   // Sends the restored in-flight output again, before anything else is emitted.

@@ -7,7 +7,7 @@
 namespace weir::engine {
 
 BufferPool::BufferPool(std::size_t segment_size, std::size_t max_segments)
-    : segment_size_(segment_size), max_segments_(max_segments) {}
+    : segment_size_(segment_size), max_segments_(max_segments), available_(max_segments > 0) {}
 
 BufferPool::~BufferPool() {
   for (std::uint8_t* s : all_)
@@ -28,6 +28,7 @@ std::uint8_t* BufferPool::takeLocked() {
   }
   ++in_use_;
   peak_in_use_ = std::max(peak_in_use_, in_use_);
+  updateAvailableLocked();
   return s;
 }
 
@@ -47,11 +48,33 @@ std::uint8_t* BufferPool::request(const std::atomic<bool>& cancelled) {
   }
 }
 
+bool BufferPool::awaitAvailable(std::chrono::steady_clock::time_point deadline,
+                                const std::atomic<bool>& cancelled,
+                                const std::atomic<bool>& interrupt) {
+  if (available_.load(std::memory_order_acquire)) return true;  // without the lock
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (availableLocked()) return true;
+    if (cancelled.load(std::memory_order_acquire) || interrupt.load(std::memory_order_acquire) ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    ++waiting_;
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      cv_.wait(lock);  // wait_until(max) overflows inside libstdc++
+    } else {
+      cv_.wait_until(lock, deadline);
+    }
+    --waiting_;
+  }
+}
+
 void BufferPool::recycle(std::uint8_t* segment) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     free_.push_back(segment);
     --in_use_;
+    updateAvailableLocked();
   }
   cv_.notify_one();
   if (on_recycle_) on_recycle_();

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +35,10 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // A free segment, waiting while none is; null when `cancelled` becomes true (see wakeAll).
   std::uint8_t* request(const std::atomic<bool>& cancelled);
   void recycle(std::uint8_t* segment);
+  // Waits until a segment is free (true), or until `deadline` or one of the flags is set (false).
+  // Takes nothing: the producer waits here between records rather than inside one.
+  bool awaitAvailable(std::chrono::steady_clock::time_point deadline,
+                      const std::atomic<bool>& cancelled, const std::atomic<bool>& interrupt);
   // Wakes waiting requesters so they re-check their cancellation flag.
   void wakeAll();
   // Called (outside the pool's lock) after every recycle: how a receiving channel learns that it
@@ -50,6 +55,10 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
  private:
   std::uint8_t* takeLocked();
+  bool availableLocked() const { return !free_.empty() || all_.size() < max_segments_; }
+  void updateAvailableLocked() {
+    available_.store(availableLocked(), std::memory_order_release);
+  }
 
   const std::size_t segment_size_;
   const std::size_t max_segments_;
@@ -60,6 +69,8 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::size_t in_use_ = 0;           // guarded by mu_
   std::size_t peak_in_use_ = 0;      // guarded by mu_
   std::size_t waiting_ = 0;          // guarded by mu_
+  // availableLocked(), for a check without the lock (written under it)
+  std::atomic<bool> available_{true};
   std::function<void()> on_recycle_;
 };
 

@@ -127,6 +127,40 @@ TEST_CASE("buffer pool: bounded, recycles, and wakes a waiting requester") {
   pool->recycle(b);
 }
 
+TEST_CASE("buffer pool: awaitAvailable waits for a free buffer, taking none, or for a flag") {
+  using Clock = std::chrono::steady_clock;
+  auto pool = std::make_shared<BufferPool>(1024, 1);
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> mail{false};
+  CHECK(pool->awaitAvailable(Clock::time_point::min(), cancelled, mail));
+  std::uint8_t* a = pool->tryRequest();
+  REQUIRE(a != nullptr);
+  // Exhausted: a deadline that passed, or a flag, ends the wait.
+  CHECK_FALSE(pool->awaitAvailable(Clock::time_point::min(), cancelled, mail));
+  CHECK_FALSE(pool->awaitAvailable(Clock::now() + std::chrono::milliseconds(5), cancelled, mail));
+  std::atomic<int> result{-1};
+  std::thread interrupted([&] {
+    result = pool->awaitAvailable(Clock::time_point::max(), cancelled, mail) ? 1 : 0;
+  });
+  while (pool->waiting() == 0)
+    std::this_thread::yield();
+  mail = true;
+  pool->wakeAll();
+  interrupted.join();
+  CHECK(result.load() == 0);
+  mail = false;
+  // A recycled buffer ends it, and stays in the pool.
+  std::thread waiter([&] {
+    result = pool->awaitAvailable(Clock::time_point::max(), cancelled, mail) ? 1 : 0;
+  });
+  while (pool->waiting() == 0)
+    std::this_thread::yield();
+  pool->recycle(a);
+  waiter.join();
+  CHECK(result.load() == 1);
+  CHECK(pool->inUse() == 0);
+}
+
 TEST_CASE("input gate: channels are served round robin and poll times out") {
   std::atomic<bool> cancelled{false};
   InputGate gate(3);
