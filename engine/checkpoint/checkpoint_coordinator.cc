@@ -423,9 +423,7 @@ bool CheckpointCoordinator::doWork(std::unique_lock<std::mutex>& lock) {
 std::optional<std::int64_t> CheckpointCoordinator::nextTriggerLocked(Clock::time_point now) {
   if (!running_ || tasks_.empty()) return std::nullopt;
   if (attempt_stopping_) {
-    for (auto& request : savepoint_requests_)
-      request.promise->set_value(Status::failed("savepoint was not taken: the job is finishing"));
-    savepoint_requests_.clear();
+    failSavepointRequestsLocked("the job is finishing");
     return std::nullopt;
   }
   const auto max_concurrent = static_cast<std::size_t>(
@@ -651,10 +649,14 @@ void CheckpointCoordinator::abortAllLocked(const std::string& failure) {
   }
   for (std::int64_t id : ids)
     abortLocked(id, failure, /*counted=*/false, /*notify=*/false);
-  for (auto& request : savepoint_requests_)
-    request.promise->set_value(Status::failed("savepoint was not taken: " + failure));
-  savepoint_requests_.clear();
+  failSavepointRequestsLocked(failure);
   final_checkpoint_requested_ = false;
+}
+
+void CheckpointCoordinator::failSavepointRequestsLocked(const std::string& reason) {
+  for (auto& request : savepoint_requests_)
+    request.promise->set_value(Status::failed("savepoint was not taken: " + reason));
+  savepoint_requests_.clear();
 }
 
 void CheckpointCoordinator::countFailureLocked(const std::string& failure) {

@@ -189,6 +189,8 @@ class CheckpointCoordinator {
   void abortLocked(std::int64_t id, const std::string& failure, bool counted, bool notify);
   // Aborts every pending checkpoint not yet completing and fails queued savepoint requests.
   void abortAllLocked(const std::string& failure);
+  // Resolves every queued savepoint request as not taken, for `reason`.
+  void failSavepointRequestsLocked(const std::string& reason);
   void countFailureLocked(const std::string& failure);
   void recordFinishedLocked(thrift::CheckpointInfo info);
   thrift::CheckpointInfo infoLocked(const Pending& pending, Clock::time_point now) const;

@@ -118,7 +118,7 @@ Status StreamTask::restoreChain() {
     const thrift::VertexSubtaskState* state = restoredState(i);
     if (state == nullptr) continue;
     if (i == 0) {
-      restored_channel_state_ = state->inputChannelState;
+      restored_input_state_ = state->inputChannelState;
       restored_output_state_ = state->outputChannelState;
     }
     VertexRestore v;
@@ -374,7 +374,7 @@ Status StreamTask::runSource() {
 bool StreamTask::awaitOutputBuffers(Clock::time_point& flush_deadline,
                                     Clock::time_point timer_deadline) {
   for (auto& o : outputs_) {
-    if (o->pool().awaitAvailable(Clock::time_point::min(), cancelled_, has_mail_)) continue;
+    if (o->pool().available()) continue;
     // Back-pressured: the source waits here, between records, where mail (a checkpoint trigger)
     // still reaches it, rather than inside its next record.
     if (Clock::now() >= flush_deadline) {
@@ -390,9 +390,9 @@ bool StreamTask::awaitOutputBuffers(Clock::time_point& flush_deadline,
   return true;
 }
 
-Status StreamTask::replayChannelState() {
+Status StreamTask::replayInputState() {
   const std::filesystem::path base = restore_->baseDir;
-  for (const auto& file : restored_channel_state_) {
+  for (const auto& file : restored_input_state_) {
     Status s = readChannelStateFile(
         base, file, [&](int channel, const std::uint8_t* data, std::size_t size) {
           if (channel < 0 || channel >= gate_->numChannels()) {
@@ -406,7 +406,7 @@ Status StreamTask::replayChannelState() {
     spdlog::info("task {}: replayed {} bytes of in-flight input from checkpoint {}",
                  deployment_.task_name, file.size, restore_->checkpointId);
   }
-  restored_channel_state_.clear();
+  restored_input_state_.clear();
   return Status::ok();
 }
 
@@ -454,8 +454,8 @@ StreamTask::Clock::time_point StreamTask::alignmentDeadline() const {
 }
 
 Status StreamTask::runInputs() {
-  if (!restored_channel_state_.empty()) {
-    if (Status s = replayChannelState(); !s.isOk()) return s;
+  if (!restored_input_state_.empty()) {
+    if (Status s = replayInputState(); !s.isOk()) return s;
   }
   const int channels = gate_->numChannels();
   std::vector<bool> ended(static_cast<std::size_t>(channels), false);

@@ -189,7 +189,7 @@ class StreamTask final : public TaskEnvironment {
   // (flushing at `flush_deadline`) and returns false at mail, cancellation or a deadline.
   bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point timer_deadline);
   // Replays the restored in-flight input into the chain.
-  Status replayChannelState();
+  Status replayInputState();
   // Sends the restored in-flight output again, before anything else is emitted.
   Status replayOutputState();
   // A channel ended: it no longer holds up an alignment.
@@ -264,7 +264,7 @@ class StreamTask final : public TaskEnvironment {
   Clock::time_point next_promotion_check_ = Clock::time_point::min();
   // In-flight input to replay and output to send again on restore (the head vertex's), relative
   // to restore_->baseDir.
-  std::vector<thrift::StateFile> restored_channel_state_;
+  std::vector<thrift::StateFile> restored_input_state_;
   std::vector<thrift::StateFile> restored_output_state_;
   bool outputs_finished_ = false;
   bool data_ended_ = false;                 // awaiting the final checkpoint

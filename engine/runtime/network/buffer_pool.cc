@@ -51,7 +51,7 @@ std::uint8_t* BufferPool::request(const std::atomic<bool>& cancelled) {
 bool BufferPool::awaitAvailable(std::chrono::steady_clock::time_point deadline,
                                 const std::atomic<bool>& cancelled,
                                 const std::atomic<bool>& interrupt) {
-  if (available_.load(std::memory_order_acquire)) return true;  // without the lock
+  if (available()) return true;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (availableLocked()) return true;

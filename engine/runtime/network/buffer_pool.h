@@ -35,6 +35,8 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // A free segment, waiting while none is; null when `cancelled` becomes true (see wakeAll).
   std::uint8_t* request(const std::atomic<bool>& cancelled);
   void recycle(std::uint8_t* segment);
+  // Whether a segment is free (without the pool's lock).
+  bool available() const { return available_.load(std::memory_order_acquire); }
   // Waits until a segment is free (true), or until `deadline` or one of the flags is set (false).
   // Takes nothing: the producer waits here between records rather than inside one.
   bool awaitAvailable(std::chrono::steady_clock::time_point deadline,

@@ -561,15 +561,32 @@ TEST_CASE("input gate: barriers waiting too long behind data are promoted to una
   CHECK(got == std::vector<std::string>{"1:10", "2:20", "0:1", "1:b6", "2:b7", "0:2", "0:3"});
 }
 
-TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is queued") {
+namespace {
+
+// A result partition of `channels` local channels into one gate, drawing on a pool of `segments`
+// buffers of 128 bytes.
+struct LocalPartition {
+  LocalPartition(int channels, std::size_t segments)
+      : gate(channels), pool(std::make_shared<BufferPool>(128, segments)) {
+    std::vector<std::shared_ptr<ChannelSink>> sinks;
+    for (int i = 0; i < channels; ++i)
+      sinks.push_back(std::make_shared<LocalChannelSink>(&gate, i));
+    partition = std::make_unique<ResultPartition>(pool, sinks, &cancelled, &backpressured);
+  }
   std::atomic<bool> cancelled{false};
   StateTimer backpressured;
-  InputGate gate(2);
-  auto pool = std::make_shared<BufferPool>(128, 4);
-  std::vector<std::shared_ptr<ChannelSink>> sinks;
-  for (int i = 0; i < 2; ++i)
-    sinks.push_back(std::make_shared<LocalChannelSink>(&gate, i));
-  ResultPartition partition(pool, sinks, &cancelled, &backpressured);
+  InputGate gate;
+  std::shared_ptr<BufferPool> pool;
+  std::unique_ptr<ResultPartition> partition;
+};
+
+}  // namespace
+
+TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is queued") {
+  LocalPartition local(2, 4);
+  auto& cancelled = local.cancelled;
+  auto& gate = local.gate;
+  auto& partition = *local.partition;
   REQUIRE(partition.advance(0));
   *partition.cursors()[0].pos++ = 1;
   REQUIRE(partition.advance(0));  // hands the first buffer over
@@ -594,14 +611,11 @@ TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is
 }
 
 TEST_CASE("result partition: recovered output goes out first, as it was persisted") {
-  std::atomic<bool> cancelled{false};
-  StateTimer backpressured;
-  InputGate gate(2);
-  auto pool = std::make_shared<BufferPool>(128, 4);
-  std::vector<std::shared_ptr<ChannelSink>> sinks;
-  for (int i = 0; i < 2; ++i)
-    sinks.push_back(std::make_shared<LocalChannelSink>(&gate, i));
-  ResultPartition partition(pool, sinks, &cancelled, &backpressured);
+  LocalPartition local(2, 4);
+  auto& cancelled = local.cancelled;
+  auto& gate = local.gate;
+  auto& partition = *local.partition;
+  auto& pool = local.pool;
   const std::uint8_t recovered[] = {7, 8};
   partition.emitRecovered(1, recovered, sizeof recovered);
   CHECK(pool->inUse() == 0);  // a copy on the heap: restoring takes nothing from the pool
