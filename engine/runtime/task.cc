@@ -973,15 +973,26 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
     std::map<int, std::vector<thrift::StateFile>> shared;
     std::string error;
     for (std::size_t i = 0; i < snapshot->vertices.size() && error.empty(); ++i) {
-      const VertexSnapshot& v = snapshot->vertices[i];
+      VertexSnapshot& v = snapshot->vertices[i];
       thrift::VertexSubtaskState state;
       state.uid = uids[i];
       state.operatorState = v.operator_state;
       written += static_cast<std::int64_t>(v.operator_state.size());
       state_size += static_cast<std::int64_t>(v.operator_state.size());
+      if (v.key_groups_writer != nullptr) {
+        // Heap key groups frozen in the synchronous part, serialised here; released at once, so
+        // the task stops copying the groups it changes.
+        Status s = v.key_groups_writer->write(v.key_groups);
+        v.key_groups_writer.reset();
+        if (!s.isOk()) {
+          error = "writing the keyed state of '" + uids[i] + "': " + s.message();
+          break;
+        }
+      }
       if (!v.key_groups.empty()) {
         auto handle = writeHeapKeyedState(base, relative(uids[i] + suffix + ".heap"),
                                           v.key_group_start, v.key_groups);
+        std::vector<std::string>().swap(v.key_groups);  // written: the memory goes now
         if (!handle.isOk()) {
           error = handle.status().message();
           break;

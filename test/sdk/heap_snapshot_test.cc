@@ -12,6 +12,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -706,4 +707,137 @@ TEST_CASE("heap timer queues: timers of a key group restore with their keys and 
     queue.snapshotGroup(kg, again);
     CHECK(again.size() == 8);  // just the count
   }
+}
+
+// ---- frozen snapshots: taken at a checkpoint, written later (on another thread) ----
+
+namespace {
+
+// Clears every state of `key`, whose windowed state holds `windows`: the key leaves the backend.
+void clearKey(States& s, const std::string& key, const std::vector<long>& windows) {
+  s.backend.setKey(key);
+  s.value->clear();
+  s.list->clear();
+  s.map->clear();
+  s.sum->clear();
+  s.avg->clear();
+  for (long w : windows) {
+    const TimeWindow win{w, w + 10};
+    s.windowed->setNamespace(win);
+    s.windowed->clear();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("heap state snapshot: a frozen snapshot keeps its moment while the states change") {
+  const std::vector<long> windows = {10, 20, 11, 21, 12, 22, 32, 1000};
+  Backend from;
+  States a(from);
+  a.registerAll();
+  fill(a);
+  std::vector<std::string> expected;
+  for (const std::string& k : kKeys)
+    expected.push_back(a.describe(k, windows));
+  const std::size_t keys = from.b.numKeys();
+
+  auto frozen = from.b.freeze();
+  // Every key changes; "a" leaves the backend and new keys take its id.
+  for (const std::string& k : kKeys)
+    a.write(k, 1000);
+  clearKey(a, "a", {10, 1000});
+  CHECK(from.b.numKeys() == keys - 1);
+  a.write("zz", 5);
+  CHECK(from.b.numKeys() == keys);
+
+  // Written on another thread while this one goes on changing the states.
+  std::vector<std::string> groups;
+  std::thread writer([&] {
+    for (int kg = 0; kg < kMaxParallelism; ++kg)
+      groups.push_back(frozen->writeKeyGroup(kg));
+  });
+  for (int round = 0; round < 50; ++round) {
+    for (const std::string& k : kKeys)
+      a.write(k + std::to_string(round), round);
+    clearKey(a, "zz", {5});
+    a.write("zz", round);
+  }
+  writer.join();
+  frozen.reset();
+
+  Backend to;
+  States b(to);
+  b.registerAll();
+  to.restoreAll(groups);
+  CHECK(to.b.numKeys() == keys);
+  for (std::size_t i = 0; i < kKeys.size(); ++i)
+    CHECK(b.describe(kKeys[i], windows) == expected[i]);
+  CHECK(b.describe("zz") == "zz: value=none list= map= sum=none avg=none");
+
+  // The live states saw every change.
+  CHECK(a.describe("a") == "a: value=none list= map= sum=none avg=none");
+  CHECK(a.describe("b", {1000}) == "b: value=1000 list=b11,b21,b1000, map=11->b,21->b,1000->b, "
+                                   "sum=1032 avg=344 w1000=2000");
+  CHECK(a.describe("zz") == "zz: value=49 list=zz49, map=49->zz, sum=49 avg=49");
+}
+
+TEST_CASE("heap state snapshot: a group is copied on its first change only while a snapshot holds "
+          "it") {
+  Backend be;
+  States s(be);
+  s.registerAll();
+  s.write("a", 1);
+  be.setKey("a");
+  const long* cell = s.value->get();
+  REQUIRE(cell != nullptr);
+
+  be.b.freeze().reset();  // released before anything changed: nothing to copy
+  s.value->update(2);
+  CHECK(s.value->get() == cell);
+
+  auto frozen = be.b.freeze();
+  s.value->update(3);
+  const long* copied = s.value->get();
+  CHECK(copied != cell);
+  CHECK(*copied == 3);
+  s.value->update(4);  // copied once per snapshot
+  CHECK(s.value->get() == copied);
+
+  Backend to;
+  States t(to);
+  t.registerAll();
+  const int kg = groupOf("a");
+  to.b.restoreKeyGroup(kg, bytesOf(frozen->writeKeyGroup(kg)));
+  to.setKey("a");
+  CHECK(*t.value->get() == 2);
+  CHECK_THROWS_AS(frozen->writeKeyGroup(kMaxParallelism), std::out_of_range);
+}
+
+TEST_CASE("heap snapshot: keyed process state and timers frozen, then changed, resume as of the "
+          "freeze") {
+  const std::vector<std::string> keys = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  auto run_first = [&](Harness<Event, std::string>& h) {
+    h.open();
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      h.push({keys[i], 1}, static_cast<std::int64_t>(i));
+    h.advanceProcessingTime(1'000'050);
+  };
+  auto whole = processHarness();
+  run_first(whole);
+  whole.output().clear();
+  secondPart(whole, keys);
+
+  auto before = processHarness();
+  run_first(before);
+  auto frozen = snapshotter(before.op()).freezeKeyGroups();
+  // The operator goes on: its timers fire, its state is cleared, new keys come.
+  secondPart(before, keys);
+  CHECK(!before.output().records.empty());
+  auto after = processHarness();
+  after.open();
+  for (int kg = 0; kg < kMaxParallelism; ++kg)
+    snapshotter(after.op()).restoreKeyGroup(kg, bytesOf(frozen->writeKeyGroup(kg)));
+  after.env().now = 1'000'050;
+  secondPart(after, keys);
+  CHECK(sorted(after.output().records) == sorted(whole.output().records));
 }

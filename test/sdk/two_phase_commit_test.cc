@@ -173,7 +173,12 @@ ChainRestore restoreFrom(const ChainSnapshot& snap, std::int64_t checkpoint_id) 
   ChainRestore restore;
   restore.checkpoint_id = checkpoint_id;
   for (const auto& v : snap.vertices) {
-    restore.vertices.push_back({v.vertex_id, v.operator_state, v.key_group_start, v.key_groups});
+    std::vector<std::string> key_groups = v.key_groups;
+    if (v.key_groups_writer != nullptr) {
+      const weir::Status s = v.key_groups_writer->write(key_groups);
+      REQUIRE_MESSAGE(s.isOk(), s.message());
+    }
+    restore.vertices.push_back({v.vertex_id, v.operator_state, v.key_group_start, key_groups});
   }
   return restore;
 }

@@ -42,7 +42,7 @@ namespace weir {
 
 // Version of the binary contract between engine and plugins. Bumped whenever any type in this
 // header or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
-inline constexpr std::uint32_t kSdkAbiVersion = 3;
+inline constexpr std::uint32_t kSdkAbiVersion = 4;
 
 // Record frame header: the length word, and the timestamp when present.
 inline constexpr std::size_t kFrameHeaderSize = 4;
@@ -113,10 +113,11 @@ struct ChainSpec {
 // ---- Checkpoints ----
 //
 // The engine aligns a task's checkpoint barriers itself and calls the chain between records:
-// snapshotState() once per checkpoint (the synchronous part: it must be quick, and returns bytes
-// the engine then writes out while records flow again), notifyCheckpointComplete() once the whole
-// checkpoint is durable, notifyCheckpointAborted() when it was given up. restoreState() hands a
-// new chain the state of the checkpoint the job resumes from, before open().
+// snapshotState() once per checkpoint (the synchronous part: it must be quick, and returns bytes,
+// or heap key groups frozen for a KeyGroupsWriter, that the engine writes out while records flow
+// again), notifyCheckpointComplete() once the whole checkpoint is durable,
+// notifyCheckpointAborted() when it was given up. restoreState() hands a new chain the state of
+// the checkpoint the job resumes from, before open().
 //
 // Keyed state on the heap backend travels as bytes per key group (the chain's own format, opaque to
 // the engine); keyed state in RocksDB stays in the stores the engine opened (openKvStore) and is
@@ -130,15 +131,27 @@ struct CheckpointOptions {
   bool stop = false;
 };
 
+// Heap keyed state frozen by snapshotState(): the engine calls write() once, on its checkpoint
+// writer's thread, while the chain goes on processing records (and may snapshot again). It fills
+// one entry per key group of the subtask's range, as VertexSnapshot::key_groups would hold them.
+// The writer reads nothing the chain changes; it must be destroyed before the plugin is unloaded.
+class KeyGroupsWriter {
+ public:
+  virtual ~KeyGroupsWriter() = default;
+  virtual Status write(std::vector<std::string>& key_groups) noexcept = 0;
+};
+
 // What one vertex of a chain holds at a checkpoint.
 struct VertexSnapshot {
   int vertex_id = 0;
   // The vertex's operator (non-keyed) state, encoded; empty when it has none.
   std::string operator_state;
-  // Heap keyed state: one entry per key group of the subtask's range, from key_group_start on.
-  // Empty for a vertex without keyed state, or whose keyed state lives in a RocksDB store.
+  // Heap keyed state: one entry per key group of the subtask's range, from key_group_start on,
+  // either as bytes already or (key_groups empty) from key_groups_writer. Both are empty for a
+  // vertex without keyed state, or whose keyed state lives in a RocksDB store.
   int key_group_start = 0;
   std::vector<std::string> key_groups;
+  std::unique_ptr<KeyGroupsWriter> key_groups_writer;
 };
 
 struct ChainSnapshot {

@@ -33,6 +33,28 @@ Status boundary(const char* what, Body&& body) noexcept {
   }
 }
 
+// Writes a keyed operator's frozen heap key groups for the engine (off the task thread).
+class HeapKeyGroupsWriter final : public KeyGroupsWriter {
+ public:
+  HeapKeyGroupsWriter(std::string op_name, std::unique_ptr<FrozenKeyGroups> frozen)
+      : op_name_(std::move(op_name)), frozen_(std::move(frozen)) {}
+  Status write(std::vector<std::string>& key_groups) noexcept override {
+    return boundary("checkpoint", [&] {
+      guarded(op_name_, [&] {
+        const KeyGroupRange range = frozen_->range();
+        key_groups.clear();
+        key_groups.reserve(static_cast<std::size_t>(std::max(range.size(), 0)));
+        for (int kg = range.start; kg <= range.end; ++kg)
+          key_groups.push_back(frozen_->writeKeyGroup(kg));
+      });
+    });
+  }
+
+ private:
+  std::string op_name_;
+  std::unique_ptr<FrozenKeyGroups> frozen_;
+};
+
 class ChainRuntime final : public ChainInstance {
  public:
   Status open() noexcept override {
@@ -94,16 +116,15 @@ class ChainRuntime final : public ChainInstance {
           v.operator_state = encodeOperatorState(operator_states_[i]->snapshot());
         }
         v.key_groups.clear();
+        v.key_groups_writer.reset();
         auto* keyed = dynamic_cast<KeyGroupSnapshotter*>(&op);
         if (keyed == nullptr || contexts_[i].internals().state_backend != StateBackendKind::kHeap) {
           continue;
         }
-        const KeyGroupRange range = keyGroupRange(i);
-        v.key_group_start = range.start;
-        v.key_groups.reserve(static_cast<std::size_t>(range.size()));
+        v.key_group_start = keyGroupRange(i).start;
         guarded(op.name, [&] {
-          for (int kg = range.start; kg <= range.end; ++kg)
-            v.key_groups.push_back(keyed->snapshotKeyGroup(kg));
+          v.key_groups_writer = std::make_unique<HeapKeyGroupsWriter>(op.name,
+                                                                      keyed->freezeKeyGroups());
         });
       }
     });

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,10 +45,17 @@ class TtlPolicy {
   const KeyedBackendBase& backend_;
 };
 
-// The (key id, namespace) -> Cell table behind one heap state, partitioned by key group.
+// The (key id, namespace) -> Cell table behind one heap state, partitioned by key group (copied on
+// write after a freeze(): see frozen_state.h).
 template <class N, class Cell>
 class HeapTable {
+  struct Entry;
+  struct Hash;
+
  public:
+  using Group = std::unordered_map<Entry, Cell, Hash>;
+  using Frozen = typename CowGroups<Group>::Frozen;
+
   explicit HeapTable(HeapBackendBase& backend)
       : backend_(backend), groups_(static_cast<std::size_t>(std::max(backend.range().size(), 0))) {}
 
@@ -81,17 +89,23 @@ class HeapTable {
     }
     if (group().erase(Entry{id, ns}) != 0) backend_.unref(id);
   }
-  // Entries of key group `kg`: f(key id, namespace, cell).
-  template <class F>
-  void forEachInGroup(int kg, F&& f) const {
-    for (const auto& [e, cell] : groups_[static_cast<std::size_t>(kg - backend_.range().start)])
-      f(e.id, e.ns, cell);
-  }
   std::size_t size() const {
     std::size_t n = 0;
-    for (const auto& g : groups_)
-      n += g.size();
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      n += groups_.read(g).size();
     return n;
+  }
+  // Every group as it is now; later changes copy a group first. Cells remembered for the fast path
+  // may sit in frozen groups, so they are all forgotten.
+  Frozen freeze() {
+    ++epoch_;
+    return groups_.freeze();
+  }
+  // The entries of a frozen group: f(key id, namespace, cell).
+  template <class F>
+  static void forEach(const Group& group, F&& f) {
+    for (const auto& [e, cell] : group)
+      f(e.id, e.ns, cell);
   }
 
  private:
@@ -110,30 +124,33 @@ class HeapTable {
     }
     ValueHash<N> ns_hash;
   };
-  using Map = std::unordered_map<Entry, Cell, Hash>;
   // The cell of each key's most recently used namespace: a record's key usually touches the same
   // window (or, for VoidNamespace, the only cell) as its previous record, and this skips the hash
-  // probe. Map nodes never move, and erase() clears a slot before its cell goes.
+  // probe. Map nodes never move, erase() clears a slot before its cell goes, and a slot remembered
+  // before the last freeze() (its epoch) is not used: its group may have been copied since.
   struct Recent {
     N ns{};
     Cell* cell = nullptr;
+    std::uint32_t epoch = 0;
   };
 
-  Map& group() { return groups_[static_cast<std::size_t>(backend_.groupIndex())]; }
+  Group& group() { return groups_.write(static_cast<std::size_t>(backend_.groupIndex())); }
   Cell* recent(std::uint32_t id, const N& ns) {
     if (id >= recent_.size()) return nullptr;
     const Recent& r = recent_[id];
-    return r.cell != nullptr && r.ns == ns ? r.cell : nullptr;
+    return r.cell != nullptr && r.epoch == epoch_ && r.ns == ns ? r.cell : nullptr;
   }
   void remember(std::uint32_t id, const N& ns, Cell* cell) {
     if (id >= recent_.size()) recent_.resize(std::max<std::size_t>(id + 1, recent_.size() * 2));
     recent_[id].ns = ns;
     recent_[id].cell = cell;
+    recent_[id].epoch = epoch_;
   }
 
   HeapBackendBase& backend_;
-  std::vector<Map> groups_;
+  CowGroups<Group> groups_;
   std::vector<Recent> recent_;  // by key id
+  std::uint32_t epoch_ = 0;     // freeze() calls
 };
 
 template <class V>
@@ -155,19 +172,37 @@ struct TimedCell {
                          "specialisation)");
 }
 
+// A heap state's entries frozen at a checkpoint; write_body(cell, out) appends a cell's body.
 template <class N, class Cell, class WriteBody>
-void snapshotCells(const StateHandle& s, HeapBackendBase& b, const HeapTable<N, Cell>& table,
-                   bool ttl, int kg, std::string& out, WriteBody write_body) {
+class FrozenCells final : public FrozenState {
+ public:
+  FrozenCells(typename HeapTable<N, Cell>::Frozen groups, bool ttl, WriteBody write_body)
+      : groups_(std::move(groups)), ttl_(ttl), write_body_(std::move(write_body)) {}
+
+  void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const override {
+    const auto& group = *groups_[g];
+    appendSerde(out, static_cast<std::uint8_t>(ttl_ ? 1 : 0));
+    appendSerde(out, static_cast<std::uint64_t>(group.size()));
+    HeapTable<N, Cell>::forEach(group, [&](std::uint32_t id, const N& ns, const Cell& cell) {
+      keys.writeKey(id, out);
+      appendSerde(out, ns);
+      write_body_(cell, out);
+    });
+  }
+
+ private:
+  typename HeapTable<N, Cell>::Frozen groups_;
+  bool ttl_;
+  WriteBody write_body_;
+};
+
+template <class N, class Cell, class WriteBody>
+std::unique_ptr<FrozenState> freezeCells(const StateHandle& s, HeapBackendBase& b,
+                                         HeapTable<N, Cell>& table, bool ttl,
+                                         WriteBody write_body) {
   if (!b.keySerializable()) notSnapshottable(s.name);
-  appendSerde(out, static_cast<std::uint8_t>(ttl ? 1 : 0));
-  std::uint64_t n = 0;
-  table.forEachInGroup(kg, [&](std::uint32_t, const N&, const Cell&) { ++n; });
-  appendSerde(out, n);
-  table.forEachInGroup(kg, [&](std::uint32_t id, const N& ns, const Cell& cell) {
-    b.writeKey(id, out);
-    appendSerde(out, ns);
-    write_body(cell, out);
-  });
+  return std::make_unique<FrozenCells<N, Cell, WriteBody>>(table.freeze(), ttl,
+                                                           std::move(write_body));
 }
 
 // Decodes everything first, then applies: bad bytes leave the state as it was. read_body(p, end,
@@ -254,17 +289,14 @@ class HeapSingleCell {
   void erase(const N& ns) { table_.erase(ns); }
   HeapTable<N, TimedCell<V>>& table() { return table_; }
 
-  void snapshotGroup(const StateHandle& s, int kg, std::string& out) {
+  std::unique_ptr<FrozenState> freeze(const StateHandle& s) {
     if constexpr (Serializable<N> && Serializable<V>) {
       const bool ttl = ttl_.enabled();
-      snapshotCells(s, backend_, table_, ttl, kg, out,
-                    [ttl](const TimedCell<V>& c, std::string& o) {
-                      if (ttl) appendSerde(o, c.ts);
-                      appendSerde(o, c.value);
-                    });
+      return freezeCells(s, backend_, table_, ttl, [ttl](const TimedCell<V>& c, std::string& o) {
+        if (ttl) appendSerde(o, c.ts);
+        appendSerde(o, c.value);
+      });
     } else {
-      (void)kg;
-      (void)out;
       notSnapshottable(s.name);
     }
   }
@@ -301,7 +333,7 @@ class HeapValueState final : public InternalValueState<N, V> {
     cells_.write(*this->ns_, created) = value;
   }
   void clear() override { cells_.erase(*this->ns_); }
-  void snapshotGroup(int kg, std::string& out) override { cells_.snapshotGroup(*this, kg, out); }
+  std::unique_ptr<FrozenState> freeze() override { return cells_.freeze(*this); }
   void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
     cells_.restoreGroup(*this, kg, p, end);
   }
@@ -322,7 +354,7 @@ class HeapReducingState final : public InternalReducingState<N, V> {
     acc = created ? value : callReduce(fn_, acc, value);
   }
   void clear() override { cells_.erase(*this->ns_); }
-  void snapshotGroup(int kg, std::string& out) override { cells_.snapshotGroup(*this, kg, out); }
+  std::unique_ptr<FrozenState> freeze() override { return cells_.freeze(*this); }
   void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
     cells_.restoreGroup(*this, kg, p, end);
   }
@@ -366,7 +398,7 @@ class HeapAggregatingState final
     aggregateAdd(fn_, value, acc);
   }
   void clear() override { cells_.erase(*this->ns_); }
-  void snapshotGroup(int kg, std::string& out) override { cells_.snapshotGroup(*this, kg, out); }
+  std::unique_ptr<FrozenState> freeze() override { return cells_.freeze(*this); }
   void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
     cells_.restoreGroup(*this, kg, p, end);
   }
@@ -408,20 +440,17 @@ class HeapListState final : public InternalListState<N, V> {
   HeapListState(HeapBackendBase& backend, const ListStateDescriptor<V>& d)
       : backend_(backend), table_(backend), ttl_(d.ttl, backend) {}
 
-  void snapshotGroup(int kg, std::string& out) override {
+  std::unique_ptr<FrozenState> freeze() override {
     if constexpr (Serializable<N> && Serializable<V>) {
       const bool ttl = ttl_.enabled();
-      snapshotCells(*this, backend_, table_, ttl, kg, out,
-                    [ttl](const ListCell<V>& c, std::string& o) {
-                      appendSerde(o, static_cast<std::uint64_t>(c.values.size()));
-                      for (std::size_t i = 0; i < c.values.size(); ++i) {
-                        if (ttl) appendSerde(o, c.ts[i]);
-                        appendSerde(o, c.values[i]);
-                      }
-                    });
+      return freezeCells(*this, backend_, table_, ttl, [ttl](const ListCell<V>& c, std::string& o) {
+        appendSerde(o, static_cast<std::uint64_t>(c.values.size()));
+        for (std::size_t i = 0; i < c.values.size(); ++i) {
+          if (ttl) appendSerde(o, c.ts[i]);
+          appendSerde(o, c.values[i]);
+        }
+      });
     } else {
-      (void)kg;
-      (void)out;
       notSnapshottable(this->name);
     }
   }
@@ -544,10 +573,10 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
   HeapMapState(HeapBackendBase& backend, const MapStateDescriptor<UK, UV>& d)
       : backend_(backend), table_(backend), ttl_(d.ttl, backend) {}
 
-  void snapshotGroup(int kg, std::string& out) override {
+  std::unique_ptr<FrozenState> freeze() override {
     if constexpr (Serializable<N> && Serializable<UK> && Serializable<UV>) {
       const bool ttl = ttl_.enabled();
-      snapshotCells(*this, backend_, table_, ttl, kg, out, [ttl](const Map& m, std::string& o) {
+      return freezeCells(*this, backend_, table_, ttl, [ttl](const Map& m, std::string& o) {
         appendSerde(o, static_cast<std::uint64_t>(m.size()));
         for (const auto& [k, c] : m) {
           if (ttl) appendSerde(o, c.ts);
@@ -556,8 +585,6 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
         }
       });
     } else {
-      (void)kg;
-      (void)out;
       notSnapshottable(this->name);
     }
   }

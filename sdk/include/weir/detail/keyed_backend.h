@@ -17,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "weir/detail/frozen_state.h"
 #include "weir/key_groups.h"
 #include "weir/serde.h"
 #include "weir/state.h"
@@ -100,14 +102,13 @@ const std::uint8_t* readSnapshot(const std::uint8_t* p, const std::uint8_t* end,
 class StateHandle {
  public:
   virtual ~StateHandle() = default;
-  // Appends this state's entries of key group `kg` as self-delimiting bytes.
-  virtual void snapshotGroup(int kg, std::string& out) {
-    (void)kg;
-    (void)out;
+  // This state's entries as they are now, to be written per key group as self-delimiting bytes
+  // (FrozenState::writeGroup) while the state goes on changing.
+  virtual std::unique_ptr<FrozenState> freeze() {
     throw std::logic_error("keyed state '" + name +
                            "' cannot be snapshotted per key group by this backend");
   }
-  // Adds the entries in [p, end) (from snapshotGroup) of key group `kg` to the backend. The bytes
+  // Adds the entries in [p, end) (from freeze()) of key group `kg` to the backend. The bytes
   // are checked before anything is applied; bad bytes throw SnapshotFormatError.
   virtual void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) {
     (void)kg;
@@ -204,32 +205,8 @@ class KeyedBackendBase {
     return ref;
   }
 
-  // Version of the bytes of snapshotKeyGroup.
+  // Version of the bytes of HeapBackendBase::snapshotKeyGroup.
   static constexpr std::uint8_t kSnapshotVersion = 1;
-
-  // Every registered state's entries of key group `kg` (in range), by state name; restored states
-  // that have not been registered yet are carried over as they were.
-  std::string snapshotKeyGroup(int kg) {
-    checkGroup(kg);
-    std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
-    appendSerde(out, kSnapshotVersion);
-    appendSerde(out, static_cast<std::int32_t>(kg));
-    std::uint32_t n = 0;
-    for (const auto& [name, pending] : pending_)
-      n += pending.count(kg) != 0 ? 1 : 0;
-    appendSerde(out, static_cast<std::uint32_t>(states_.size() + n));
-    std::string body;
-    for (const auto& [name, state] : states_) {
-      body.clear();
-      state->snapshotGroup(kg, body);
-      appendState(out, name, state->kind, body);
-    }
-    for (const auto& [name, pending] : pending_) {
-      auto it = pending.find(kg);
-      if (it != pending.end()) appendState(out, name, it->second.kind, it->second.bytes);
-    }
-    return out;
-  }
 
   // Adds the states in `bytes` (from snapshotKeyGroup of key group `kg`, possibly of a backend
   // with another key group range) to this backend. States not registered yet are restored when
@@ -288,7 +265,8 @@ class KeyedBackendBase {
     for (const Part& part : parts) {
       auto it = states_.find(part.name);
       if (it == states_.end()) {
-        pending_[part.name][kg] = Pending{part.kind, std::string(part.begin, part.end)};
+        pending_[part.name][kg] =
+            Pending{part.kind, std::make_shared<const std::string>(part.begin, part.end)};
       } else {
         restoreInto(*it->second, part.kind, kg, part.begin, part.end);
       }
@@ -307,7 +285,7 @@ class KeyedBackendBase {
 
   struct Pending {
     StateKind kind;
-    std::string bytes;
+    std::shared_ptr<const std::string> bytes;  // shared with frozen snapshots
   };
 
   void checkGroup(int kg) const {
@@ -348,8 +326,8 @@ class KeyedBackendBase {
     std::map<int, Pending> groups = std::move(it->second);
     pending_.erase(it);
     for (const auto& [kg, pending] : groups) {
-      const auto* p = reinterpret_cast<const std::uint8_t*>(pending.bytes.data());
-      restoreInto(state, pending.kind, kg, p, p + pending.bytes.size());
+      const auto* p = reinterpret_cast<const std::uint8_t*>(pending.bytes->data());
+      restoreInto(state, pending.kind, kg, p, p + pending.bytes->size());
     }
   }
 
@@ -363,9 +341,72 @@ class KeyedBackendBase {
 };
 
 // The part of the heap backend that does not depend on the key type.
-class HeapBackendBase : public KeyedBackendBase {
+class HeapBackendBase : public KeyedBackendBase, public KeyWriter {
  public:
   using KeyedBackendBase::KeyedBackendBase;
+
+  // Every state of the backend (restored, unregistered ones too) and its keys, frozen at a
+  // checkpoint: writeKeyGroup gives, on any thread, the bytes snapshotKeyGroup gave then.
+  class Frozen {
+   public:
+    std::string writeKeyGroup(int kg) const {
+      if (!range_.contains(kg)) {
+        throw std::out_of_range("key group " + std::to_string(kg) +
+                                " is outside this backend's range");
+      }
+      const auto g = static_cast<std::size_t>(kg - range_.start);
+      std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+      appendSerde(out, kSnapshotVersion);
+      appendSerde(out, static_cast<std::int32_t>(kg));
+      std::uint32_t n = 0;
+      for (const auto& [name, pending] : pending_)
+        n += pending.count(kg) != 0 ? 1 : 0;
+      appendSerde(out, static_cast<std::uint32_t>(states_.size() + n));
+      std::string body;
+      for (const State& state : states_) {
+        body.clear();
+        state.entries->writeGroup(g, *keys_, body);
+        appendState(out, state.name, state.kind, body);
+      }
+      for (const auto& [name, pending] : pending_) {
+        auto it = pending.find(kg);
+        if (it != pending.end()) appendState(out, name, it->second.kind, *it->second.bytes);
+      }
+      return out;
+    }
+    // The keys as they were, for timers frozen at the same moment.
+    const KeyWriter& keys() const { return *keys_; }
+
+   private:
+    friend class HeapBackendBase;
+    struct State {
+      std::string name;
+      StateKind kind;
+      std::unique_ptr<FrozenState> entries;
+    };
+    KeyGroupRange range_;
+    std::unique_ptr<KeyWriter> keys_;
+    std::vector<State> states_;  // by name
+    std::map<std::string, std::map<int, Pending>> pending_;
+  };
+
+  // Quick (no entry is copied or serialised): see frozen_state.h. Throws when a state cannot be
+  // snapshotted (a type without Serde).
+  std::unique_ptr<Frozen> freeze() {
+    auto frozen = std::make_unique<Frozen>();
+    frozen->range_ = range_;
+    for (const auto& [name, state] : states_)
+      frozen->states_.push_back({name, state->kind, state->freeze()});
+    frozen->pending_ = pending_;
+    frozen->keys_ = freezeKeys();
+    return frozen;
+  }
+  // Every registered state's entries of key group `kg` (in range), by state name; restored states
+  // that have not been registered yet are carried over as they were.
+  std::string snapshotKeyGroup(int kg) {
+    checkGroup(kg);
+    return freeze()->writeKeyGroup(kg);
+  }
 
   // The current key's id, or kNoKeyId when it holds nothing yet.
   std::uint32_t currentKeyId() const { return current_id_; }
@@ -387,10 +428,9 @@ class HeapBackendBase : public KeyedBackendBase {
   // Keys holding state or timers.
   std::size_t numKeys() const { return refs_.size() - free_ids_.size(); }
 
-  // Snapshots: whether the key type has a Serde; appends the key with id `id`; decodes a key of
-  // key group `kg` at `p` (checking its group) and, with `enter`, makes it the current key.
+  // Snapshots: whether the key type has a Serde; (writeKey) appends the key with id `id`; decodes
+  // a key of key group `kg` at `p` (checking its group) and, with `enter`, makes it the current key.
   virtual bool keySerializable() const = 0;
-  virtual void writeKey(std::uint32_t id, std::string& out) const = 0;
   virtual const std::uint8_t* readKey(int kg, const std::uint8_t* p, const std::uint8_t* end,
                                       bool enter) = 0;
 
@@ -406,6 +446,8 @@ class HeapBackendBase : public KeyedBackendBase {
   }
   virtual std::uint32_t insertCurrentKey() = 0;
   virtual void eraseKey(std::uint32_t id) = 0;
+  // The key ids as they are now, for a frozen snapshot.
+  virtual std::unique_ptr<KeyWriter> freezeKeys() = 0;
 
   std::uint32_t current_id_ = kNoKeyId;
   std::vector<std::uint32_t> refs_;  // by key id
@@ -418,13 +460,15 @@ class HeapKeyedBackend final : public HeapBackendBase {
   HeapKeyedBackend(TaskEnvironment* env, KeyGroupRange range, int max_parallelism)
       : HeapBackendBase(StateBackendKind::kHeap, env, range, max_parallelism),
         groups_(static_cast<std::size_t>(std::max(range.size(), 0))) {}
+  HeapKeyedBackend(const HeapKeyedBackend&) = delete;
+  HeapKeyedBackend& operator=(const HeapKeyedBackend&) = delete;
 
   // Makes `key` (in key group `kg`, which the caller checked is in range) the current key. The
   // key is copied only if state is written for it.
   void setCurrentKey(const K& key, int kg) {
     current_kg_ = kg;
     current_key_ = &key;
-    const auto& group = groups_[static_cast<std::size_t>(kg - range_.start)];
+    const KeyMap& group = groups_.read(static_cast<std::size_t>(kg - range_.start));
     auto it = group.find(key);
     current_id_ = it == group.end() ? kNoKeyId : it->second;
   }
@@ -471,7 +515,7 @@ class HeapKeyedBackend final : public HeapBackendBase {
   // Every key of key group `kg` holding state or timers, with its id.
   template <class F>
   void forEachKey(int kg, F&& f) const {
-    for (const auto& [key, id] : groups_[static_cast<std::size_t>(kg - range_.start)])
+    for (const auto& [key, id] : groups_.read(static_cast<std::size_t>(kg - range_.start)))
       f(key, id);
   }
 
@@ -501,13 +545,13 @@ class HeapKeyedBackend final : public HeapBackendBase {
     if (entries_.size() <= id) entries_.resize(id + 1);  // a deque: earlier entries stay put
     entries_[id].key = *current_key_;
     entries_[id].kg = current_kg_;
-    groups_[static_cast<std::size_t>(current_kg_ - range_.start)].emplace(*current_key_, id);
+    groups_.write(static_cast<std::size_t>(current_kg_ - range_.start)).emplace(*current_key_, id);
     current_key_ = &entries_[id].key;
     return id;
   }
   void eraseKey(std::uint32_t id) override {
     Entry& e = entries_[id];
-    groups_[static_cast<std::size_t>(e.kg - range_.start)].erase(e.key);
+    groups_.write(static_cast<std::size_t>(e.kg - range_.start)).erase(e.key);
     if (current_key_ == &e.key) {
       // The record's key stays readable for the rest of the call.
       scratch_key_ = e.key;
@@ -515,7 +559,46 @@ class HeapKeyedBackend final : public HeapBackendBase {
     }
   }
 
-  std::vector<std::unordered_map<K, std::uint32_t, ValueHash<K>>> groups_;
+  using KeyMap = std::unordered_map<K, std::uint32_t, ValueHash<K>>;
+
+  // The key of each id as frozen; the index from ids to keys is built on first use, on the thread
+  // that writes the snapshot.
+  class FrozenKeys final : public KeyWriter {
+   public:
+    FrozenKeys(typename CowGroups<KeyMap>::Frozen groups, std::size_t num_ids)
+        : groups_(std::move(groups)), num_ids_(num_ids) {}
+    void writeKey(std::uint32_t id, std::string& out) const override {
+      if constexpr (Serializable<K>) {
+        std::call_once(indexed_, [this] {
+          by_id_.assign(num_ids_, nullptr);
+          for (const auto& group : groups_) {
+            for (const auto& [key, key_id] : *group)
+              by_id_[key_id] = &key;
+          }
+        });
+        if (id >= by_id_.size() || by_id_[id] == nullptr) {
+          throw std::logic_error("a snapshot entry refers to key id " + std::to_string(id) +
+                                 ", which has no key");
+        }
+        appendSerde(out, *by_id_[id]);
+      } else {
+        (void)id;
+        (void)out;
+        throw std::logic_error("the key type has no weir::Serde");
+      }
+    }
+
+   private:
+    typename CowGroups<KeyMap>::Frozen groups_;
+    std::size_t num_ids_;
+    mutable std::once_flag indexed_;
+    mutable std::vector<const K*> by_id_;
+  };
+  std::unique_ptr<KeyWriter> freezeKeys() override {
+    return std::make_unique<FrozenKeys>(groups_.freeze(), refs_.size());
+  }
+
+  CowGroups<KeyMap> groups_;  // by key group: key -> id
   std::deque<Entry> entries_;  // by key id
   const K* current_key_ = nullptr;
   K scratch_key_{};

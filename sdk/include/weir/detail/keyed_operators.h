@@ -24,13 +24,59 @@ namespace weir::detail {
 // namespaces N. The backend is the job's (RuntimeContext::Internals::state_backend): on the heap,
 // or in the RocksDB store the task opens for this operator, with timers in that store or on the
 // heap (Internals::timers_in_kv_store).
+// A keyed operator's key groups on the heap backend (keyed state and both timer queues) frozen at
+// a checkpoint: writeKeyGroup gives, on any thread and however the operator changed since, the
+// bytes KeyedRuntime::snapshotKeyGroup gave at that moment.
+class FrozenKeyGroups {
+ public:
+  static constexpr char kSnapshotMagic[4] = {'W', 'K', 'O', 'S'};
+  static constexpr std::uint8_t kSnapshotVersion = 1;
+
+  FrozenKeyGroups(KeyGroupRange range, std::unique_ptr<HeapBackendBase::Frozen> state,
+                  std::unique_ptr<FrozenState> event_timers,
+                  std::unique_ptr<FrozenState> processing_timers)
+      : range_(range),
+        state_(std::move(state)),
+        event_timers_(std::move(event_timers)),
+        processing_timers_(std::move(processing_timers)) {}
+
+  KeyGroupRange range() const { return range_; }
+  std::string writeKeyGroup(int kg) const {
+    std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+    appendSerde(out, kSnapshotVersion);
+    appendSerde(out, static_cast<std::int32_t>(kg));
+    appendPart(out, state_->writeKeyGroup(kg));  // checks the range
+    const auto g = static_cast<std::size_t>(kg - range_.start);
+    std::string part;
+    event_timers_->writeGroup(g, state_->keys(), part);
+    appendPart(out, part);
+    part.clear();
+    processing_timers_->writeGroup(g, state_->keys(), part);
+    appendPart(out, part);
+    return out;
+  }
+
+ private:
+  static void appendPart(std::string& out, const std::string& part) {
+    appendSerde(out, static_cast<std::uint64_t>(part.size()));
+    out += part;
+  }
+
+  KeyGroupRange range_;
+  std::unique_ptr<HeapBackendBase::Frozen> state_;
+  std::unique_ptr<FrozenState> event_timers_;
+  std::unique_ptr<FrozenState> processing_timers_;
+};
+
 // A keyed operator whose key groups can be snapshotted and restored (heap backend): its keyed
 // state and timers, as KeyedRuntime::snapshotKeyGroup bytes.
 class KeyGroupSnapshotter {
  public:
   virtual ~KeyGroupSnapshotter() = default;
-  virtual std::string snapshotKeyGroup(int kg) = 0;
+  // Quick: nothing is serialised until the result writes key groups.
+  virtual std::unique_ptr<FrozenKeyGroups> freezeKeyGroups() = 0;
   virtual void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) = 0;
+  std::string snapshotKeyGroup(int kg) { return freezeKeyGroups()->writeKeyGroup(kg); }
 };
 
 template <class K, class N>
@@ -77,21 +123,21 @@ class KeyedRuntime {
   TimerQueue<N>& eventTimers() { return *event_timers_; }
   TimerQueue<N>& processingTimers() { return *processing_timers_; }
 
+  // The heap backend's key groups (keyed state and both timer queues) as they are now.
+  std::unique_ptr<FrozenKeyGroups> freezeKeyGroups() {
+    requireHeap();
+    return std::make_unique<FrozenKeyGroups>(heap_->range(), heap_->freeze(),
+                                             event_timers_->freeze(),
+                                             processing_timers_->freeze());
+  }
   // Key group `kg` of the heap backend as bytes: its keyed state and both timer queues.
   std::string snapshotKeyGroup(int kg) {
     requireHeap();
-    std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
-    appendSerde(out, kSnapshotVersion);
-    appendSerde(out, static_cast<std::int32_t>(kg));
-    std::string part = heap_->snapshotKeyGroup(kg);
-    appendPart(out, part);
-    part.clear();
-    event_timers_->snapshotGroup(kg, part);
-    appendPart(out, part);
-    part.clear();
-    processing_timers_->snapshotGroup(kg, part);
-    appendPart(out, part);
-    return out;
+    if (!heap_->range().contains(kg)) {
+      throw std::out_of_range("key group " + std::to_string(kg) +
+                              " is outside this subtask's range");
+    }
+    return freezeKeyGroups()->writeKeyGroup(kg);
   }
   // Restores key group `kg` (in this subtask's range) from snapshotKeyGroup bytes, possibly taken
   // at another parallelism. The timer bytes are checked before the state is restored.
@@ -103,16 +149,17 @@ class KeyedRuntime {
     }
     const std::uint8_t* p = bytes.data();
     const std::uint8_t* end = p + bytes.size();
-    if (bytes.size() < sizeof(kSnapshotMagic) ||
-        std::memcmp(p, kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
+    constexpr auto& kMagic = FrozenKeyGroups::kSnapshotMagic;
+    if (bytes.size() < sizeof(kMagic) || std::memcmp(p, kMagic, sizeof(kMagic)) != 0) {
       throw SnapshotFormatError("not a keyed operator key group snapshot (bad magic)");
     }
-    p += sizeof(kSnapshotMagic);
+    p += sizeof(kMagic);
     std::uint8_t version = 0;
     p = readSnapshot(p, end, version, "version");
-    if (version != kSnapshotVersion) {
+    if (version != FrozenKeyGroups::kSnapshotVersion) {
       throw SnapshotFormatError("keyed operator snapshot has version " + std::to_string(version) +
-                                ", expected " + std::to_string(kSnapshotVersion));
+                                ", expected " +
+                                std::to_string(FrozenKeyGroups::kSnapshotVersion));
     }
     std::int32_t snap_kg = 0;
     p = readSnapshot(p, end, snap_kg, "key group");
@@ -134,17 +181,10 @@ class KeyedRuntime {
   }
 
  private:
-  static constexpr char kSnapshotMagic[4] = {'W', 'K', 'O', 'S'};
-  static constexpr std::uint8_t kSnapshotVersion = 1;
-
   void requireHeap() const {
     if (heap_ == nullptr) {
       throw std::logic_error("RocksDB key groups are snapshotted by the engine");
     }
-  }
-  static void appendPart(std::string& out, const std::string& part) {
-    appendSerde(out, static_cast<std::uint64_t>(part.size()));
-    out += part;
   }
   static const std::uint8_t* readPart(const std::uint8_t* p, const std::uint8_t* end,
                                       std::span<const std::uint8_t>& part) {
@@ -239,7 +279,7 @@ class KeyedProcessOperator final : public OneInputOperator<T, Out, F>, public Ke
  public:
   KeyedProcessOperator(KeyF key, F fn)
       : OneInputOperator<T, Out, F>(std::move(fn)), key_(std::move(key)) {}
-  std::string snapshotKeyGroup(int kg) override { return runtime_.snapshotKeyGroup(kg); }
+  std::unique_ptr<FrozenKeyGroups> freezeKeyGroups() override { return runtime_.freezeKeyGroups(); }
   void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) override {
     runtime_.restoreKeyGroup(kg, bytes);
   }
@@ -312,7 +352,7 @@ class KeyedReduceOperator final : public OneInputOperator<T, T, F>, public KeyGr
  public:
   KeyedReduceOperator(KeyF key, F fn)
       : OneInputOperator<T, T, F>(std::move(fn)), key_(std::move(key)) {}
-  std::string snapshotKeyGroup(int kg) override { return runtime_.snapshotKeyGroup(kg); }
+  std::unique_ptr<FrozenKeyGroups> freezeKeyGroups() override { return runtime_.freezeKeyGroups(); }
   void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) override {
     runtime_.restoreKeyGroup(kg, bytes);
   }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <unordered_set>
@@ -40,6 +41,11 @@ class TimerQueue {
     (void)kg;
     (void)out;
     throw std::logic_error("this timer queue cannot be snapshotted per key group");
+  }
+  // The timers as they are now, to be written per key group later (heap queues; see
+  // frozen_state.h), while the queue goes on changing.
+  virtual std::unique_ptr<FrozenState> freeze() {
+    throw std::logic_error("this timer queue cannot be frozen for a snapshot");
   }
   // Adds the timers of key group `kg` in [p, end). The bytes are checked before any timer is
   // added; bad bytes throw SnapshotFormatError. Moves the backend's current key.
@@ -136,7 +142,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
       return false;
     }
     Timer t{time, id, ns};
-    const bool inserted = groups_[static_cast<std::size_t>(backend_.groupIndex())].insert(t).second;
+    const bool inserted = groups_.write(static_cast<std::size_t>(backend_.groupIndex())).insert(t).second;
     remember(t);
     if (!inserted) return false;
     backend_.ref(id);
@@ -150,7 +156,8 @@ class HeapTimerQueue final : public TimerQueue<N> {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return false;
     forget(Timer{time, id, ns});
-    if (groups_[static_cast<std::size_t>(backend_.groupIndex())].erase(Timer{time, id, ns}) == 0) {
+    if (groups_.write(static_cast<std::size_t>(backend_.groupIndex())).erase(Timer{time, id, ns}) ==
+        0) {
       return false;
     }
     --live_;
@@ -172,8 +179,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
       std::pop_heap(heap_.begin(), heap_.end(), Later{});
       const Timer t = heap_.back();
       heap_.pop_back();
-      groups_[static_cast<std::size_t>(backend_.keyGroupOf(t.key_id) - backend_.range().start)]
-          .erase(t);
+      groups_.write(groupOf(t)).erase(t);
       forget(t);
       --live_;
       backend_.setCurrentKeyById(t.key_id);
@@ -185,7 +191,20 @@ class HeapTimerQueue final : public TimerQueue<N> {
   std::size_t size() const override { return live_; }
 
   void snapshotGroup(int kg, std::string& out) override {
-    snapshotTimers<K, N>([&](auto&& f) { forEachInGroup(kg, f); }, out);
+    if (!backend_.range().contains(kg)) {
+      throw std::out_of_range("key group " + std::to_string(kg) +
+                              " is outside this backend's range");
+    }
+    freeze()->writeGroup(static_cast<std::size_t>(kg - backend_.range().start), backend_, out);
+  }
+  // The timers as they are now, with keys named by ids (snapshotTimers' bytes once written).
+  std::unique_ptr<FrozenState> freeze() override {
+    if constexpr (Serializable<K> && Serializable<N>) {
+      return std::make_unique<FrozenTimers>(groups_.freeze());
+    } else {
+      throw std::logic_error(
+          "timers cannot be snapshotted: the key or namespace type has no weir::Serde");
+    }
   }
   void restoreGroup(int kg, const std::uint8_t* p, const std::uint8_t* end) override {
     if (!backend_.range().contains(kg)) {
@@ -198,7 +217,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
   // Timers of key group `kg`: f(time, key, ns).
   template <class F>
   void forEachInGroup(int kg, F&& f) const {
-    for (const Timer& t : groups_[static_cast<std::size_t>(kg - backend_.range().start)])
+    for (const Timer& t : groups_.read(static_cast<std::size_t>(kg - backend_.range().start)))
       f(t.time, backend_.keyOf(t.key_id), t.ns);
   }
 
@@ -217,14 +236,35 @@ class HeapTimerQueue final : public TimerQueue<N> {
     }
     ValueHash<N> ns_hash;
   };
+  using TimerSet = std::unordered_set<Timer, Hash>;
+
+  class FrozenTimers final : public FrozenState {
+   public:
+    explicit FrozenTimers(typename CowGroups<TimerSet>::Frozen groups)
+        : groups_(std::move(groups)) {}
+    void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const override {
+      appendSerde(out, static_cast<std::uint64_t>(groups_[g]->size()));
+      for (const Timer& t : *groups_[g]) {
+        appendSerde(out, t.time);
+        keys.writeKey(t.key_id, out);
+        appendSerde(out, t.ns);
+      }
+    }
+
+   private:
+    typename CowGroups<TimerSet>::Frozen groups_;
+  };
+
+  std::size_t groupOf(const Timer& t) const {
+    return static_cast<std::size_t>(backend_.keyGroupOf(t.key_id) - backend_.range().start);
+  }
   // Orders the heap's front to the earliest time.
   struct Later {
     bool operator()(const Timer& a, const Timer& b) const { return a.time > b.time; }
   };
 
   bool isLive(const Timer& t) const {
-    return groups_[static_cast<std::size_t>(backend_.keyGroupOf(t.key_id) - backend_.range().start)]
-               .count(t) != 0;
+    return groups_.read(groupOf(t)).count(t) != 0;
   }
   void dropTombstones() {
     while (!heap_.empty() && !isLive(heap_.front())) {
@@ -234,8 +274,8 @@ class HeapTimerQueue final : public TimerQueue<N> {
   }
   void rebuild() {
     heap_.clear();
-    for (const auto& g : groups_)
-      heap_.insert(heap_.end(), g.begin(), g.end());
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      heap_.insert(heap_.end(), groups_.read(g).begin(), groups_.read(g).end());
     std::make_heap(heap_.begin(), heap_.end(), Later{});
   }
 
@@ -260,7 +300,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
   }
 
   HeapKeyedBackend<K>& backend_;
-  std::vector<std::unordered_set<Timer, Hash>> groups_;
+  CowGroups<TimerSet> groups_;  // by key group
   std::vector<Recent> recent_;  // by key id
   std::vector<Timer> heap_;
   std::size_t live_ = 0;

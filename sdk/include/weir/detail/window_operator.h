@@ -277,7 +277,7 @@ class MergingWindowSet {
 template <class T, class K, class Out, class KeyF, class W, class Fn, class Result>
 class WindowOperatorBase : public OneInputOperator<T, Out, Fn>, public KeyGroupSnapshotter {
  public:
-  std::string snapshotKeyGroup(int kg) override { return runtime_.snapshotKeyGroup(kg); }
+  std::unique_ptr<FrozenKeyGroups> freezeKeyGroups() override { return runtime_.freezeKeyGroups(); }
   void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) override {
     runtime_.restoreKeyGroup(kg, bytes);
   }
