@@ -13,6 +13,11 @@
 #                                                    RocksDB state checkpoints (full, incremental)
 #                                                    and restore next to plain copies
 #                                                    (weir_checkpoint_bench; default 100 MB)
+#   bench/run.sh heap-snapshot [--keys N]... [--payload-bytes B] [--runs R]
+#                                                    heap keyed state checkpoints: the
+#                                                    copy-on-write freeze next to serialising every
+#                                                    key group on the task thread
+#                                                    (weir_heap_snapshot_bench)
 #   bench/run.sh ysb-checkpoint [--events N] [--rocksdb-events M] [--backend B] [--runs R]
 #                                                    the ysb example through `weir local` without
 #                                                    and with checkpoints every 1 s
@@ -41,6 +46,10 @@ elif [[ $# -gt 0 && "$1" == "ysb" ]]; then
 elif [[ $# -gt 0 && "$1" == "checkpoint" ]]; then
   shift
   target=weir_checkpoint_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "heap-snapshot" ]]; then
+  shift
+  target=weir_heap_snapshot_bench
   args=("$@")
 elif [[ $# -gt 0 && "$1" == "recovery" ]]; then
   shift

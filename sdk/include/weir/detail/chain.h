@@ -44,8 +44,10 @@ class HeapKeyGroupsWriter final : public KeyGroupsWriter {
         const KeyGroupRange range = frozen_->range();
         key_groups.clear();
         key_groups.reserve(static_cast<std::size_t>(std::max(range.size(), 0)));
-        for (int kg = range.start; kg <= range.end; ++kg)
+        for (int kg = range.start; kg <= range.end; ++kg) {
           key_groups.push_back(frozen_->writeKeyGroup(kg));
+          frozen_->releaseKeyGroup(kg);
+        }
       });
     });
   }

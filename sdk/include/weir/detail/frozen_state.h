@@ -64,13 +64,22 @@ class KeyWriter {
   virtual void writeKey(std::uint32_t id, std::string& out) const = 0;
 };
 
+// The backend's keys as they were frozen. release(g) lets go of key group g's keys once every
+// entry of that group was written: the task then changes the group in place.
+class FrozenKeys : public KeyWriter {
+ public:
+  virtual void release(std::size_t g) = 0;
+};
+
 // One state's (or timer queue's) entries, frozen. writeGroup appends group g's bytes (g counts from
 // the start of the backend's key group range) in the state's snapshot format, naming keys through
-// `keys`. It may run on any thread, and reads nothing the task changes.
+// `keys`. It may run on any thread, and reads nothing the task changes. release(g) lets go of
+// group g (it cannot be written afterwards).
 class FrozenState {
  public:
   virtual ~FrozenState() = default;
   virtual void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const = 0;
+  virtual void release(std::size_t g) = 0;
 };
 
 }  // namespace weir::detail

@@ -189,6 +189,7 @@ class FrozenCells final : public FrozenState {
       write_body_(cell, out);
     });
   }
+  void release(std::size_t g) override { groups_[g].reset(); }
 
  private:
   typename HeapTable<N, Cell>::Frozen groups_;

@@ -376,6 +376,13 @@ class HeapBackendBase : public KeyedBackendBase, public KeyWriter {
     }
     // The keys as they were, for timers frozen at the same moment.
     const KeyWriter& keys() const { return *keys_; }
+    // Lets go of key group `kg` once it was written (timers included): see FrozenState::release.
+    void releaseKeyGroup(int kg) {
+      const auto g = static_cast<std::size_t>(kg - range_.start);
+      for (State& state : states_)
+        state.entries->release(g);
+      keys_->release(g);
+    }
 
    private:
     friend class HeapBackendBase;
@@ -385,7 +392,7 @@ class HeapBackendBase : public KeyedBackendBase, public KeyWriter {
       std::unique_ptr<FrozenState> entries;
     };
     KeyGroupRange range_;
-    std::unique_ptr<KeyWriter> keys_;
+    std::unique_ptr<FrozenKeys> keys_;
     std::vector<State> states_;  // by name
     std::map<std::string, std::map<int, Pending>> pending_;
   };
@@ -447,7 +454,7 @@ class HeapBackendBase : public KeyedBackendBase, public KeyWriter {
   virtual std::uint32_t insertCurrentKey() = 0;
   virtual void eraseKey(std::uint32_t id) = 0;
   // The key ids as they are now, for a frozen snapshot.
-  virtual std::unique_ptr<KeyWriter> freezeKeys() = 0;
+  virtual std::unique_ptr<FrozenKeys> freezeKeys() = 0;
 
   std::uint32_t current_id_ = kNoKeyId;
   std::vector<std::uint32_t> refs_;  // by key id
@@ -562,20 +569,19 @@ class HeapKeyedBackend final : public HeapBackendBase {
   using KeyMap = std::unordered_map<K, std::uint32_t, ValueHash<K>>;
 
   // The key of each id as frozen; the index from ids to keys is built on first use, on the thread
-  // that writes the snapshot.
-  class FrozenKeys final : public KeyWriter {
+  // that writes the snapshot, before any group is released. Ids of a released group are not asked
+  // for again (their entries were written), so their dangling index slots are never read.
+  class FrozenKeyMaps final : public FrozenKeys {
    public:
-    FrozenKeys(typename CowGroups<KeyMap>::Frozen groups, std::size_t num_ids)
+    FrozenKeyMaps(typename CowGroups<KeyMap>::Frozen groups, std::size_t num_ids)
         : groups_(std::move(groups)), num_ids_(num_ids) {}
+    void release(std::size_t g) override {
+      std::call_once(indexed_, [this] { index(); });
+      groups_[g].reset();
+    }
     void writeKey(std::uint32_t id, std::string& out) const override {
       if constexpr (Serializable<K>) {
-        std::call_once(indexed_, [this] {
-          by_id_.assign(num_ids_, nullptr);
-          for (const auto& group : groups_) {
-            for (const auto& [key, key_id] : *group)
-              by_id_[key_id] = &key;
-          }
-        });
+        std::call_once(indexed_, [this] { index(); });
         if (id >= by_id_.size() || by_id_[id] == nullptr) {
           throw std::logic_error("a snapshot entry refers to key id " + std::to_string(id) +
                                  ", which has no key");
@@ -589,13 +595,21 @@ class HeapKeyedBackend final : public HeapBackendBase {
     }
 
    private:
+    void index() const {
+      by_id_.assign(num_ids_, nullptr);
+      for (const auto& group : groups_) {
+        for (const auto& [key, key_id] : *group)
+          by_id_[key_id] = &key;
+      }
+    }
+
     typename CowGroups<KeyMap>::Frozen groups_;
     std::size_t num_ids_;
     mutable std::once_flag indexed_;
     mutable std::vector<const K*> by_id_;
   };
-  std::unique_ptr<KeyWriter> freezeKeys() override {
-    return std::make_unique<FrozenKeys>(groups_.freeze(), refs_.size());
+  std::unique_ptr<FrozenKeys> freezeKeys() override {
+    return std::make_unique<FrozenKeyMaps>(groups_.freeze(), refs_.size());
   }
 
   CowGroups<KeyMap> groups_;  // by key group: key -> id

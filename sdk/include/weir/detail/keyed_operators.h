@@ -55,6 +55,13 @@ class FrozenKeyGroups {
     appendPart(out, part);
     return out;
   }
+  // Lets go of key group `kg` after it was written: the operator changes it in place from then on.
+  void releaseKeyGroup(int kg) {
+    const auto g = static_cast<std::size_t>(kg - range_.start);
+    state_->releaseKeyGroup(kg);
+    event_timers_->release(g);
+    processing_timers_->release(g);
+  }
 
  private:
   static void appendPart(std::string& out, const std::string& part) {

@@ -250,6 +250,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
         appendSerde(out, t.ns);
       }
     }
+    void release(std::size_t g) override { groups_[g].reset(); }
 
    private:
     typename CowGroups<TimerSet>::Frozen groups_;
