@@ -811,6 +811,16 @@ TEST_CASE("heap state snapshot: a group is copied on its first change only while
   to.setKey("a");
   CHECK(*t.value->get() == 2);
   CHECK_THROWS_AS(frozen->writeKeyGroup(kMaxParallelism), std::out_of_range);
+
+  // A group the writer wrote and let go of is changed in place, though the snapshot lives on.
+  frozen = be.b.freeze();
+  frozen->writeKeyGroup(kg);
+  frozen->releaseKeyGroup(kg);
+  be.setKey("a");
+  s.value->update(5);
+  CHECK(s.value->get() == copied);
+  s.write("b", 1);  // another group, still held: copied
+  CHECK(frozen->writeKeyGroup(groupOf("b")).size() > 0);
 }
 
 TEST_CASE("heap snapshot: keyed process state and timers frozen, then changed, resume as of the "
