@@ -821,6 +821,8 @@ TEST_CASE("heap state snapshot: a group is copied on its first change only while
   CHECK(s.value->get() == copied);
   s.write("b", 1);  // another group, still held: copied
   CHECK(frozen->writeKeyGroup(groupOf("b")).size() > 0);
+  CHECK_THROWS_WITH_AS(frozen->writeKeyGroup(kg), "a frozen key group was written twice",
+                       std::logic_error);
 }
 
 TEST_CASE("heap snapshot: keyed process state and timers frozen, then changed, resume as of the "

@@ -180,6 +180,7 @@ class FrozenCells final : public FrozenState {
       : groups_(std::move(groups)), ttl_(ttl), write_body_(std::move(write_body)) {}
 
   void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const override {
+    if (groups_[g] == nullptr) throw std::logic_error("a frozen key group was written twice");
     const auto& group = *groups_[g];
     appendSerde(out, static_cast<std::uint8_t>(ttl_ ? 1 : 0));
     appendSerde(out, static_cast<std::uint64_t>(group.size()));

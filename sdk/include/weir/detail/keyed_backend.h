@@ -7,7 +7,7 @@
 // released when its last state entry and timer are gone, so the table does not grow with keys
 // that come and go (session windows). Reads of a key that holds nothing never touch the table.
 //
-// Everything here runs on the task thread.
+// Everything here runs on the task thread, except writing a frozen snapshot (frozen_state.h).
 #pragma once
 
 #include <cstdint>

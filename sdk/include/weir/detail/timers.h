@@ -243,6 +243,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
     explicit FrozenTimers(typename CowGroups<TimerSet>::Frozen groups)
         : groups_(std::move(groups)) {}
     void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const override {
+      if (groups_[g] == nullptr) throw std::logic_error("a frozen key group was written twice");
       appendSerde(out, static_cast<std::uint64_t>(groups_[g]->size()));
       for (const Timer& t : *groups_[g]) {
         appendSerde(out, t.time);
