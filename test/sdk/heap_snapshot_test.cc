@@ -574,6 +574,16 @@ auto processHarness(HarnessOptions options = {}) {
       options);
 }
 
+const std::vector<std::string> kProcessKeys = {"a", "b", "c", "d", "e", "f", "g", "h"};
+
+// Opens `h`, one record per key, then processing time moves on (no timer fires yet).
+void firstPart(Harness<Event, std::string>& h) {
+  h.open();
+  for (std::size_t i = 0; i < kProcessKeys.size(); ++i)
+    h.push({kProcessKeys[i], 1}, static_cast<std::int64_t>(i));
+  h.advanceProcessingTime(1'000'050);
+}
+
 void secondPart(Harness<Event, std::string>& h, const std::vector<std::string>& keys) {
   for (const std::string& k : keys)
     h.push({k, 1}, 8);
@@ -582,30 +592,29 @@ void secondPart(Harness<Event, std::string>& h, const std::vector<std::string>& 
   h.endInput();
 }
 
+// What the second part outputs when the operator runs both parts uninterrupted.
+std::vector<std::string> uninterruptedSecondPart() {
+  auto whole = processHarness();
+  firstPart(whole);
+  whole.output().clear();
+  secondPart(whole, kProcessKeys);
+  return whole.output().records;
+}
+
 }  // namespace
 
 TEST_CASE("heap snapshot: keyed process state and timers resume in a fresh operator") {
-  const std::vector<std::string> keys = {"a", "b", "c", "d", "e", "f", "g", "h"};
-  auto run_first = [&](Harness<Event, std::string>& h) {
-    h.open();
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      h.push({keys[i], 1}, static_cast<std::int64_t>(i));
-    h.advanceProcessingTime(1'000'050);
-  };
-  auto whole = processHarness();
-  run_first(whole);
-  whole.output().clear();
-  secondPart(whole, keys);
-
+  const std::vector<std::string>& keys = kProcessKeys;
+  const std::vector<std::string> whole = uninterruptedSecondPart();
   auto before = processHarness();
-  run_first(before);
+  firstPart(before);
   auto after = processHarness();
   after.open();
   transfer(before.op(), after.op());
   after.env().now = 1'000'050;
   secondPart(after, keys);
-  CHECK(!whole.output().records.empty());
-  CHECK(sorted(after.output().records) == sorted(whole.output().records));
+  CHECK(!whole.empty());
+  CHECK(sorted(after.output().records) == sorted(whole));
 
   SUBCASE("restored at parallelism 2, subtask 1 only: its keys behave as before") {
     const KeyGroupRange second = weir::keyGroupRangeForSubtask(1, 2, kMaxParallelism);
@@ -624,7 +633,7 @@ TEST_CASE("heap snapshot: keyed process state and timers resume in a fresh opera
     REQUIRE(mine.size() < keys.size());
     secondPart(half, mine);
     std::vector<std::string> expected;
-    for (const std::string& line : whole.output().records) {
+    for (const std::string& line : whole) {
       if (second.contains(groupOf(line.substr(0, line.find(' '))))) expected.push_back(line);
     }
     CHECK(sorted(half.output().records) == sorted(expected));
@@ -827,20 +836,10 @@ TEST_CASE("heap state snapshot: a group is copied on its first change only while
 
 TEST_CASE("heap snapshot: keyed process state and timers frozen, then changed, resume as of the "
           "freeze") {
-  const std::vector<std::string> keys = {"a", "b", "c", "d", "e", "f", "g", "h"};
-  auto run_first = [&](Harness<Event, std::string>& h) {
-    h.open();
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      h.push({keys[i], 1}, static_cast<std::int64_t>(i));
-    h.advanceProcessingTime(1'000'050);
-  };
-  auto whole = processHarness();
-  run_first(whole);
-  whole.output().clear();
-  secondPart(whole, keys);
-
+  const std::vector<std::string>& keys = kProcessKeys;
+  const std::vector<std::string> whole = uninterruptedSecondPart();
   auto before = processHarness();
-  run_first(before);
+  firstPart(before);
   auto frozen = snapshotter(before.op()).freezeKeyGroups();
   // The operator goes on: its timers fire, its state is cleared, new keys come.
   secondPart(before, keys);
@@ -851,5 +850,6 @@ TEST_CASE("heap snapshot: keyed process state and timers frozen, then changed, r
     snapshotter(after.op()).restoreKeyGroup(kg, bytesOf(frozen->writeKeyGroup(kg)));
   after.env().now = 1'000'050;
   secondPart(after, keys);
-  CHECK(sorted(after.output().records) == sorted(whole.output().records));
+  CHECK(!whole.empty());
+  CHECK(sorted(after.output().records) == sorted(whole));
 }

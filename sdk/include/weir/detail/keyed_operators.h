@@ -26,7 +26,7 @@ namespace weir::detail {
 // heap (Internals::timers_in_kv_store).
 // A keyed operator's key groups on the heap backend (keyed state and both timer queues) frozen at
 // a checkpoint: writeKeyGroup gives, on any thread and however the operator changed since, the
-// bytes KeyedRuntime::snapshotKeyGroup gave at that moment.
+// bytes of its key groups at that moment.
 class FrozenKeyGroups {
  public:
   static constexpr char kSnapshotMagic[4] = {'W', 'K', 'O', 'S'};
@@ -76,7 +76,7 @@ class FrozenKeyGroups {
 };
 
 // A keyed operator whose key groups can be snapshotted and restored (heap backend): its keyed
-// state and timers, as KeyedRuntime::snapshotKeyGroup bytes.
+// state and timers, as FrozenKeyGroups::writeKeyGroup bytes.
 class KeyGroupSnapshotter {
  public:
   virtual ~KeyGroupSnapshotter() = default;
@@ -137,16 +137,7 @@ class KeyedRuntime {
                                              event_timers_->freeze(),
                                              processing_timers_->freeze());
   }
-  // Key group `kg` of the heap backend as bytes: its keyed state and both timer queues.
-  std::string snapshotKeyGroup(int kg) {
-    requireHeap();
-    if (!heap_->range().contains(kg)) {
-      throw std::out_of_range("key group " + std::to_string(kg) +
-                              " is outside this subtask's range");
-    }
-    return freezeKeyGroups()->writeKeyGroup(kg);
-  }
-  // Restores key group `kg` (in this subtask's range) from snapshotKeyGroup bytes, possibly taken
+  // Restores key group `kg` (in this subtask's range) from writeKeyGroup bytes, possibly taken
   // at another parallelism. The timer bytes are checked before the state is restored.
   void restoreKeyGroup(int kg, std::span<const std::uint8_t> bytes) {
     requireHeap();
