@@ -134,6 +134,10 @@ const std::vector<OptionSpec>& allOptions() {
        "buffers (and so credits) per output and input channel", 1, 1024},
       {"taskmanager.network.extra-buffers-per-output", T::kInt, "8",
        "floating buffers per task output, shared by its channels", 0, 65536},
+      {"taskmanager.network.overdraft-buffers-per-output", T::kInt, "5",
+       "buffers a task output may take beyond its bound for a record already under way, rather "
+       "than block in it (part of the network memory a job reserves)",
+       0, 1024},
       {"taskmanager.plugin-cache.dir", T::kString, "",
        "where fetched plugins are cached (empty: a folder under the system temp directory)"},
       {"execution.buffer-timeout", T::kDuration, "10 ms",

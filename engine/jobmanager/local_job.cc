@@ -4,7 +4,8 @@ namespace weir::engine {
 
 Result<std::unique_ptr<LocalJob>> LocalJob::start(const ProgramFactory& factory, int parallelism,
                                                   const JobArgs& args,
-                                                  TaskExecutorOptions options) {
+                                                  TaskExecutorOptions options,
+                                                  ExecutorCheckpointing checkpointing) {
   // Client side: build, resolve, validate.
   auto client_program = factory();
   if (!client_program.isOk()) return client_program.status();
@@ -19,6 +20,7 @@ Result<std::unique_ptr<LocalJob>> LocalJob::start(const ProgramFactory& factory,
 
   std::unique_ptr<LocalJob> job(new LocalJob(options));
   job->graph_ = std::move(*graph);
+  job->executor_.setCheckpointing(std::move(checkpointing));
   s = job->executor_.deploy(*task_program, job->graph_, planExecution(job->graph_));
   if (!s.isOk()) return s;
   return job;

@@ -21,13 +21,20 @@ using ProgramFactory = std::function<Result<ProgramPtr>()>;
 
 class LocalJob {
  public:
+  // `checkpointing`: how the tasks take part in checkpoints, which the caller triggers (there is
+  // no coordinator here).
   static Result<std::unique_ptr<LocalJob>> start(const ProgramFactory& factory, int parallelism,
                                                  const JobArgs& args,
-                                                 TaskExecutorOptions options = {});
+                                                 TaskExecutorOptions options = {},
+                                                 ExecutorCheckpointing checkpointing = {});
 
   Status wait() { return executor_.wait(); }
   bool waitFor(std::chrono::milliseconds timeout) { return executor_.waitFor(timeout); }
   void cancel() { executor_.cancel(); }
+  Status triggerCheckpoint(const CheckpointBarrier& barrier,
+                           const std::vector<std::pair<int, int>>& subtasks) {
+    return executor_.triggerCheckpoint(barrier, subtasks);
+  }
   const JobGraph& graph() const { return graph_; }
   const ExecutionPlan& plan() const { return executor_.plan(); }
   std::vector<TaskSnapshot> snapshot() const { return executor_.snapshot(); }

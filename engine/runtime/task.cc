@@ -75,6 +75,13 @@ Status StreamTask::init(const ProgramPtr& program) {
     return Status::internal("task " + deployment_.task_name + ": checkpoints without a writer");
   }
   channel_ended_.assign(static_cast<std::size_t>(deployment_.spec.num_input_channels), 0);
+  if (gate_) {
+    gate_->setBarrierListener([this] {
+      barrier_queued_.store(true, std::memory_order_release);
+      for (const auto& o : outputs_)
+        o->pool().wakeAll();
+    });
+  }
   Status s = createChain(program, deployment_.spec, *this, chain_);
   if (s.isOk() && restore_) s = restoreChain();
   return s.withContext("task " + deployment_.task_name);
@@ -371,19 +378,25 @@ Status StreamTask::runSource() {
   }
 }
 
-bool StreamTask::awaitOutputBuffers(Clock::time_point& flush_deadline,
-                                    Clock::time_point timer_deadline) {
+bool StreamTask::outputsAvailable() const {
+  for (const auto& o : outputs_) {
+    if (!o->pool().available()) return false;
+  }
+  return true;
+}
+
+bool StreamTask::awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point wake_at) {
   for (auto& o : outputs_) {
     if (o->pool().available()) continue;
-    // Back-pressured: the source waits here, between records, where mail (a checkpoint trigger)
-    // still reaches it, rather than inside its next record.
+    // Back-pressured: the task waits here, between records, where mail (a checkpoint trigger)
+    // and barriers still reach it, rather than inside its next record.
     if (Clock::now() >= flush_deadline) {
       flushOutputs();
       flush_deadline = Clock::time_point::max();
     }
     metrics_.backpressured.begin(Clock::now());
-    const bool available = o->pool().awaitAvailable(std::min(flush_deadline, timer_deadline),
-                                                    cancelled_, has_mail_);
+    const bool available = o->pool().awaitAvailable(std::min(flush_deadline, wake_at), cancelled_,
+                                                    has_mail_, &barrier_queued_);
     metrics_.backpressured.end(Clock::now());
     if (!available) return false;
   }
@@ -501,14 +514,27 @@ Status StreamTask::runInputs() {
       if (Status s = startUnaligned(barrier, -1, 0, barrier_received_); !s.isOk()) return s;
       continue;
     }
-    metrics_.idle.begin(wait_start);
-    auto item =
-        gate_->poll(std::min({flush_deadline, timer_deadline, alignmentDeadline(),
-                              aligned_timeout ? next_promotion_check_ : Clock::time_point::max()}),
-                    cancelled_, &has_mail_);
+    const auto wake_at =
+        std::min({flush_deadline, timer_deadline, alignmentDeadline(),
+                  aligned_timeout ? next_promotion_check_ : Clock::time_point::max()});
+    std::optional<InputGate::Item> item;
+    if (!outputsAvailable()) {
+      // Back-pressured: no input is taken until every output has a buffer free, so that records
+      // rarely block halfway (see ResultPartition::advance). Barriers need no buffer: one at the
+      // head of a channel is taken meanwhile, and an unaligned one overtakes the queued data.
+      barrier_queued_.store(false, std::memory_order_release);
+      item = gate_->pollBarrier();
+      if (!item) {
+        awaitOutputBuffers(flush_deadline, wake_at);
+        continue;
+      }
+    } else {
+      metrics_.idle.begin(wait_start);
+      item = gate_->poll(wake_at, cancelled_, &has_mail_);
+      metrics_.idle.end(Clock::now());
+      if (!item) continue;
+    }
     const auto got = Clock::now();
-    metrics_.idle.end(got);
-    if (!item) continue;
     const int ch = item->channel;
     const auto index = static_cast<std::size_t>(ch);
     const Buffer::Kind kind = item->buffer.kind();
@@ -589,7 +615,7 @@ void StreamTask::post(Mail mail) {
   mail_cv_.notify_all();
   if (gate_) gate_->wake();
   for (const auto& o : outputs_)
-    o->pool().wakeAll();  // a source waiting for a buffer (awaitOutputBuffers)
+    o->pool().wakeAll();  // a task waiting for a buffer (awaitOutputBuffers)
   { std::lock_guard<std::mutex> lock(mu_); }
   idle_cv_.notify_all();
 }

@@ -185,9 +185,12 @@ class StreamTask final : public TaskEnvironment {
   // When the alignment in progress switches to unaligned (max() when it never does): the aligned
   // timeout counts from the checkpoint's trigger time.
   Clock::time_point alignmentDeadline() const;
-  // A source, before it polls: true when every output has a free buffer; else waits for one
-  // (flushing at `flush_deadline`) and returns false at mail, cancellation or a deadline.
-  bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point timer_deadline);
+  // True when every output has a free buffer (within its pool's bound).
+  bool outputsAvailable() const;
+  // Before the next record (a source's poll, an input buffer): true when every output has a free
+  // buffer; else waits for one (flushing at `flush_deadline`) and returns false at mail, at a
+  // barrier queued in the input gate, at cancellation or at `wake_at`.
+  bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point wake_at);
   // Replays the restored in-flight input into the chain.
   Status replayInputState();
   // Sends the restored in-flight output again, before anything else is emitted.
@@ -285,6 +288,9 @@ class StreamTask final : public TaskEnvironment {
   std::condition_variable mail_cv_;
   std::vector<Mail> mail_;  // guarded by mail_mu_
   std::atomic<bool> has_mail_{false};
+  // Set when a barrier was queued in the input gate: ends a wait for an output buffer, so that
+  // a back-pressured task takes it (InputGate::pollBarrier).
+  std::atomic<bool> barrier_queued_{false};
 
   std::atomic<bool> cancelled_{false};
   std::atomic<TaskState> state_{TaskState::kCreated};

@@ -129,8 +129,9 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
   for (auto& task : tasks) {
     const TaskDeployment& d = task->deployment();
     for (const auto& routes : d.routes) {
-      budget +=
-          routes.size() * per_channel + static_cast<std::size_t>(options_.extra_buffers_per_output);
+      budget += routes.size() * per_channel +
+                static_cast<std::size_t>(options_.extra_buffers_per_output) +
+                static_cast<std::size_t>(options_.overdraft_buffers_per_output);
     }
     for (const InputChannelSource& in : d.inputs) {
       if (!is_local(in.producer_chain, in.producer_subtask)) budget += per_channel;
@@ -178,7 +179,9 @@ Status TaskExecutor::deploy(const ProgramPtr& program, const JobGraph& graph,
       }
       const std::size_t max_buffers = targets.size() * per_channel +
                                       static_cast<std::size_t>(options_.extra_buffers_per_output);
-      auto pool = std::make_shared<BufferPool>(options_.segment_size, max_buffers);
+      auto pool = std::make_shared<BufferPool>(
+          options_.segment_size, max_buffers,
+          static_cast<std::size_t>(options_.overdraft_buffers_per_output));
       task->addOutput(std::make_unique<ResultPartition>(
           std::move(pool), std::move(targets), task->cancelFlag(), task->backpressureTimer()));
     }
@@ -369,6 +372,7 @@ TaskSnapshot TaskExecutor::snapshotOf(const StreamTask& t) {
     s.buffers_in_use += o->pool().inUse();
     s.peak_buffers_in_use += o->pool().peakInUse();
     s.max_buffers += o->pool().maxSegments();
+    s.max_overdraft += o->pool().maxOverdraft();
   }
   return s;
 }

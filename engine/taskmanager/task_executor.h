@@ -34,6 +34,8 @@ struct TaskExecutorOptions {
   std::size_t segment_size = 32 * 1024;  // bytes per network buffer
   int buffers_per_channel = 2;           // per output channel of a task
   int extra_buffers_per_output = 8;      // floating buffers per task output
+  // Buffers beyond its pool's bound a task output may take for a record already under way.
+  int overdraft_buffers_per_output = 5;
   std::size_t total_buffers = 16384;     // the executor's network memory, in segments
   std::chrono::milliseconds buffer_timeout{10};
   // Periodic watermark emission (pipeline.auto-watermark-interval); 0 disables it.
@@ -102,6 +104,7 @@ struct TaskSnapshot {
   std::size_t buffers_in_use = 0;  // output buffers held right now
   std::size_t peak_buffers_in_use = 0;
   std::size_t max_buffers = 0;  // bound of the task's output pools
+  std::size_t max_overdraft = 0;  // buffers they may take beyond it (for a record under way)
 };
 
 class TaskExecutor {

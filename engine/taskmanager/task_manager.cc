@@ -121,6 +121,8 @@ TaskManager::TaskManager(Configuration config)
       static_cast<int>(config_.getInt("taskmanager.network.buffers-per-channel"));
   executor_options_.extra_buffers_per_output =
       static_cast<int>(config_.getInt("taskmanager.network.extra-buffers-per-output"));
+  executor_options_.overdraft_buffers_per_output =
+      static_cast<int>(config_.getInt("taskmanager.network.overdraft-buffers-per-output"));
   executor_options_.buffer_timeout = config_.getDuration("execution.buffer-timeout");
   const StateSettings state = stateSettingsFromConfig(config_);
   executor_options_.auto_watermark_interval =

@@ -25,8 +25,10 @@ engine::ProgramFactory factoryFor(BuildFn build, JobArgs args = {}) {
 template <class BuildFn>
 Result<std::unique_ptr<engine::LocalJob>> startJob(BuildFn build, int parallelism,
                                                    JobArgs args = {},
-                                                   engine::TaskExecutorOptions options = {}) {
-  return engine::LocalJob::start(factoryFor(build, args), parallelism, args, options);
+                                                   engine::TaskExecutorOptions options = {},
+                                                   engine::ExecutorCheckpointing checkpointing = {}) {
+  return engine::LocalJob::start(factoryFor(build, args), parallelism, args, options,
+                                 std::move(checkpointing));
 }
 
 // Runs a bounded job to completion.

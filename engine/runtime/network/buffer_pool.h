@@ -5,6 +5,11 @@
 // that wait is back-pressure, and the pool's bound is what keeps memory bounded however slow a
 // consumer is. Pools allocate segments lazily up to their bound and keep them until destroyed.
 //
+// Overdraft: a producer waits for a free buffer between records (awaitAvailable), but one record
+// may need more than one buffer. Rather than block inside that record, where neither checkpoint
+// barriers nor mail reach it, it may take up to `max_overdraft` segments beyond the bound
+// (tryRequestOverdraft). The pool counts as available again only once it is back under its bound.
+//
 // Thread-safety: request/recycle may be called from any thread (one mutex per pool, taken once per
 // buffer, never per record).
 #pragma once
@@ -25,22 +30,27 @@ namespace weir::engine {
 
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
-  BufferPool(std::size_t segment_size, std::size_t max_segments);
+  BufferPool(std::size_t segment_size, std::size_t max_segments, std::size_t max_overdraft = 0);
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // A free segment, or null at once when none is free.
+  // A free segment within the bound, or null at once when none is free.
   std::uint8_t* tryRequest();
+  // A segment beyond the bound (see Overdraft above), or null at once when the overdraft is used up
+  // too. For a record already under way when the pool ran out.
+  std::uint8_t* tryRequestOverdraft();
   // A free segment, waiting while none is; null when `cancelled` becomes true (see wakeAll).
   std::uint8_t* request(const std::atomic<bool>& cancelled);
   void recycle(std::uint8_t* segment);
-  // Whether a segment is free (without the pool's lock).
+  // Whether a segment within the bound is free (without the pool's lock).
   bool available() const { return available_.load(std::memory_order_acquire); }
-  // Waits until a segment is free (true), or until `deadline` or one of the flags is set (false).
-  // Takes nothing: the producer waits here between records rather than inside one.
+  // Waits until a segment within the bound is free (true), or until `deadline` or one of the flags
+  // (`interrupt2` when given) is set (false). Takes nothing: the producer waits here between
+  // records rather than inside one.
   bool awaitAvailable(std::chrono::steady_clock::time_point deadline,
-                      const std::atomic<bool>& cancelled, const std::atomic<bool>& interrupt);
+                      const std::atomic<bool>& cancelled, const std::atomic<bool>& interrupt,
+                      const std::atomic<bool>* interrupt2 = nullptr);
   // Wakes waiting requesters so they re-check their cancellation flag.
   void wakeAll();
   // Called (outside the pool's lock) after every recycle: how a receiving channel learns that it
@@ -49,6 +59,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
   std::size_t segmentSize() const { return segment_size_; }
   std::size_t maxSegments() const { return max_segments_; }
+  std::size_t maxOverdraft() const { return max_overdraft_; }
   std::size_t inUse() const;
   std::size_t peakInUse() const;
   std::size_t allocated() const;
@@ -56,14 +67,16 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::size_t waiting() const;
 
  private:
-  std::uint8_t* takeLocked();
-  bool availableLocked() const { return !free_.empty() || all_.size() < max_segments_; }
+  // A free or new segment while fewer than `limit` are in use; null otherwise.
+  std::uint8_t* takeLocked(std::size_t limit);
+  bool availableLocked() const { return in_use_ < max_segments_; }
   void updateAvailableLocked() {
     available_.store(availableLocked(), std::memory_order_release);
   }
 
   const std::size_t segment_size_;
   const std::size_t max_segments_;
+  const std::size_t max_overdraft_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::uint8_t*> free_;  // guarded by mu_

@@ -7,6 +7,7 @@ namespace weir::engine {
 
 void InputGate::push(int channel, Buffer buffer) {
   bool notify = false;
+  const bool barrier = buffer.kind() == Buffer::Kind::kBarrier;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& q = queues_.at(static_cast<std::size_t>(channel));
@@ -17,11 +18,13 @@ void InputGate::push(int channel, Buffer buffer) {
     }
     const bool was_empty = q.empty();
     q.push_back(std::move(buffer));
-    if (!was_empty || blocked_[static_cast<std::size_t>(channel)]) return;
-    available_.push_back(channel);
-    notify = waiting_;
+    if (was_empty && !blocked_[static_cast<std::size_t>(channel)]) {
+      available_.push_back(channel);
+      notify = waiting_;
+    }
   }
   if (notify) cv_.notify_one();
+  if (barrier && on_barrier_) on_barrier_();
 }
 
 void InputGate::pushPriority(int channel, Buffer barrier) {
@@ -38,11 +41,13 @@ void InputGate::pushPriority(int channel, Buffer barrier) {
     barrier.addOvertaken(overtaken);
     const bool was_empty = q.empty();
     q.insert(at, std::move(barrier));
-    if (!was_empty || blocked_[static_cast<std::size_t>(channel)]) return;
-    available_.push_back(channel);
-    notify = waiting_;
+    if (was_empty && !blocked_[static_cast<std::size_t>(channel)]) {
+      available_.push_back(channel);
+      notify = waiting_;
+    }
   }
   if (notify) cv_.notify_one();
+  if (on_barrier_) on_barrier_();
 }
 
 int InputGate::promoteBarriers(std::int64_t cutoff_ms) {
@@ -111,6 +116,21 @@ std::optional<InputGate::Item> InputGate::poll(std::chrono::steady_clock::time_p
   q.pop_front();
   if (!q.empty()) available_.push_back(channel);
   return item;
+}
+
+std::optional<InputGate::Item> InputGate::pollBarrier() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = available_.begin(); it != available_.end(); ++it) {
+    const int channel = *it;
+    auto& q = queues_[static_cast<std::size_t>(channel)];
+    if (q.front().kind() != Buffer::Kind::kBarrier) continue;
+    Item item{channel, std::move(q.front())};
+    q.pop_front();
+    available_.erase(it);
+    if (!q.empty()) available_.push_back(channel);
+    return item;
+  }
+  return std::nullopt;
 }
 
 void InputGate::blockChannel(int channel) {

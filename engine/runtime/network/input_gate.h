@@ -61,6 +61,14 @@ class InputGate {
                            const std::atomic<bool>* interrupt = nullptr);
   // Makes a waiting poll() re-check its flags.
   void wake();
+  // The first checkpoint barrier at the head of a channel that is not blocked, without waiting;
+  // nullopt when there is none. Takes nothing else: for a task waiting for an output buffer, which
+  // must not take data, but can take a barrier (it needs no buffer to pass one on). Consumer thread.
+  std::optional<Item> pollBarrier();
+  // Called after a barrier was queued (push or pushPriority), on the pushing thread and outside
+  // the gate's lock: how a task waiting for an output buffer learns it may have a barrier to take.
+  // Set before the gate is shared.
+  void setBarrierListener(std::function<void()> listener) { on_barrier_ = std::move(listener); }
 
   // Holds back channel `channel`: poll() skips it (its buffers stay queued) until unblockAll().
   void blockChannel(int channel);
@@ -83,6 +91,7 @@ class InputGate {
   std::vector<bool> blocked_;  // guarded by mu_
   int num_blocked_ = 0;        // guarded by mu_
   bool waiting_ = false;       // guarded by mu_
+  std::function<void()> on_barrier_;
 };
 
 }  // namespace weir::engine

@@ -34,6 +34,9 @@ bool ResultPartition::advance(int channel) noexcept {
   if (c.begin != nullptr && c.pos == c.begin) return true;  // already empty
   submit(channel);
   std::uint8_t* segment = pool_->tryRequest();
+  // The task waited for a free buffer before this record; one that needs more takes overdraft
+  // buffers rather than block halfway (where barriers and mail cannot reach the task).
+  if (segment == nullptr) segment = pool_->tryRequestOverdraft();
   if (segment == nullptr) {
     backpressured_->begin(StateTimer::Clock::now());
     segment = pool_->request(*cancelled_);

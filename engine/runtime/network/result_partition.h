@@ -1,7 +1,9 @@
 // The output side of a task for one outgoing edge: one channel per consumer subtask it feeds. It
 // implements the SDK's OutputGate: the chain serialises records straight into the current buffer of
 // a channel through its WriteCursor; a full buffer is handed to the consumer and replaced by one
-// from this partition's bounded pool, waiting (back-pressure) while the pool is exhausted.
+// from this partition's bounded pool. The task waits for a free buffer between records; a record
+// that needs more than were free draws on the pool's overdraft, and waits (back-pressure) only when
+// that is used up too.
 //
 // Only the producing task's thread calls into a partition. Partly filled buffers are flushed by
 // that thread when its buffer timeout expires, when it has no input, and at end of input.

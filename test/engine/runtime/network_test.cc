@@ -1,6 +1,7 @@
 #include <limits>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -161,6 +162,45 @@ TEST_CASE("buffer pool: awaitAvailable waits for a free buffer, taking none, or 
   CHECK(pool->inUse() == 0);
 }
 
+TEST_CASE("buffer pool: overdraft goes beyond the bound only when asked, and availability waits") {
+  using Clock = std::chrono::steady_clock;
+  auto pool = std::make_shared<BufferPool>(1024, 2, 2);
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> mail{false};
+  std::vector<std::uint8_t*> held = {pool->tryRequest(), pool->tryRequest()};
+  CHECK(pool->tryRequest() == nullptr);
+  CHECK_FALSE(pool->available());
+  // A record under way may take two more, then none.
+  held.push_back(pool->tryRequestOverdraft());
+  held.push_back(pool->tryRequestOverdraft());
+  CHECK(std::count(held.begin(), held.end(), nullptr) == 0);
+  CHECK(pool->tryRequestOverdraft() == nullptr);
+  CHECK(pool->inUse() == 4);
+  CHECK(pool->allocated() == 4);
+  CHECK(pool->maxOverdraft() == 2);
+  // Back within the overdraft is not available: the bound is 2 in use.
+  pool->recycle(held.back());
+  held.pop_back();
+  CHECK_FALSE(pool->available());
+  CHECK(pool->tryRequest() == nullptr);
+  CHECK_FALSE(pool->awaitAvailable(Clock::now(), cancelled, mail));
+  pool->recycle(held.back());
+  held.pop_back();
+  CHECK_FALSE(pool->available());
+  pool->recycle(held.back());
+  held.pop_back();
+  CHECK(pool->available());
+  CHECK(pool->awaitAvailable(Clock::now(), cancelled, mail));
+  // A second interrupt flag ends a wait too.
+  held.push_back(pool->tryRequest());
+  std::atomic<bool> barrier{true};
+  CHECK_FALSE(pool->awaitAvailable(Clock::time_point::max(), cancelled, mail, &barrier));
+  CHECK(pool->peakInUse() == 4);
+  for (auto* s : held)
+    pool->recycle(s);
+  CHECK(pool->allocated() == 4);  // kept, within bound plus overdraft
+}
+
 TEST_CASE("input gate: channels are served round robin and poll times out") {
   std::atomic<bool> cancelled{false};
   InputGate gate(3);
@@ -245,6 +285,40 @@ TEST_CASE("result partition: flush hands over partial buffers, and back-pressure
   pool->wakeAll();
   blocked.join();
   CHECK_FALSE(advanced);
+}
+
+TEST_CASE("result partition: a record under way takes overdraft buffers before it waits") {
+  std::atomic<bool> cancelled{false};
+  StateTimer backpressured;
+  InputGate gate(1);
+  auto pool = std::make_shared<BufferPool>(128, 1, 2);
+  ResultPartition partition(pool, {std::make_shared<LocalChannelSink>(&gate, 0)}, &cancelled,
+                            &backpressured);
+  // One buffer within the bound, then two beyond it, each handed on full: no wait.
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(partition.advance(0));
+    *partition.cursors()[0].pos++ = static_cast<std::uint8_t>(i);
+  }
+  CHECK(backpressured.read() == 0);
+  CHECK(pool->inUse() == 3);
+  CHECK_FALSE(pool->available());
+  // The overdraft is used up: the next advance waits until the consumer frees a buffer, and the
+  // pool is available again only once it is back within its bound.
+  bool advanced = false;
+  std::thread producer([&] { advanced = partition.advance(0); });
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (pool->waiting() == 0 && Clock::now() < deadline)
+    std::this_thread::yield();
+  REQUIRE(pool->waiting() == 1);
+  for (int i = 0; i < 3; ++i)
+    CHECK(gate.poll(Clock::now(), cancelled).has_value());
+  producer.join();
+  CHECK(advanced);
+  CHECK(backpressured.read() > 0);
+  CHECK(pool->inUse() == 1);
+  CHECK_FALSE(pool->available());
+  partition.discard();
+  CHECK(pool->available());
 }
 
 namespace {
@@ -464,6 +538,53 @@ TEST_CASE("input gate: a priority barrier overtakes queued data and counts it") 
   CHECK(copied == "345");
   CHECK(gate.copyQueued(0, 1, [](const Buffer&) {}) == 1);
   CHECK(gate.queued() == 5);
+}
+
+TEST_CASE("input gate: pollBarrier takes a barrier at a channel's head, never data") {
+  const std::atomic<bool> cancelled{false};
+  InputGate gate(4);
+  auto pool = std::make_shared<BufferPool>(16, 4);
+  auto data = [&](std::uint8_t value) {
+    std::uint8_t* segment = pool->tryRequest();
+    segment[0] = value;
+    return Buffer::data(pool, segment, 1);
+  };
+  int told = 0;
+  gate.setBarrierListener([&] { ++told; });
+  auto barrier = std::make_shared<const CheckpointBarrier>(CheckpointBarrier{4, 0});
+  CHECK_FALSE(gate.pollBarrier().has_value());
+  gate.push(0, data(1));
+  gate.push(3, data(3));
+  gate.push(3, Buffer::barrier(barrier));  // behind data: not taken
+  gate.push(2, Buffer::barrier(barrier));
+  gate.push(2, data(2));
+  gate.push(1, Buffer::barrier(barrier));
+  CHECK(told == 3);
+  gate.blockChannel(1);  // a blocked channel's barrier waits too
+  auto item = gate.pollBarrier();
+  REQUIRE(item.has_value());
+  CHECK(item->channel == 2);
+  CHECK(item->buffer.barrier()->id == 4);
+  CHECK_FALSE(gate.pollBarrier().has_value());
+  // A priority barrier goes to the head and is taken.
+  gate.pushPriority(0, Buffer::barrier(barrier));
+  CHECK(told == 4);
+  item = gate.pollBarrier();
+  REQUIRE(item.has_value());
+  CHECK(item->channel == 0);
+  CHECK(item->buffer.overtaken() == 1);
+  gate.unblockAll();
+  CHECK(gate.pollBarrier()->channel == 1);
+  // Everything else is still there, in order.
+  std::vector<std::string> got;
+  while (auto next = gate.poll(Clock::now(), cancelled)) {
+    got.push_back(std::to_string(next->channel) + ":" +
+                  (next->buffer.kind() == Buffer::Kind::kBarrier
+                       ? std::string("b")
+                       : std::to_string(next->buffer.bytes()[0])));
+  }
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<std::string>{"0:1", "2:2", "3:3", "3:b"});
 }
 
 TEST_CASE("exchange: a record cut at a snapshot is reassembled from its partial frame") {

@@ -1,11 +1,16 @@
 // A slow consumer back-pressures its producer: the producer blocks on its bounded buffer pool, the
-// records in flight stay bounded, and the blocked time is reported.
+// records in flight stay bounded (by the pool and its overdraft), and the blocked time is reported.
+// A back-pressured task waits for an output buffer between records, where checkpoint barriers
+// still reach it.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 
 #include "engine/job_test_util.h"
+#include "process_util.h"
 #include "weir/weir.h"
 
 using weir::JobBuilder;
@@ -88,20 +93,21 @@ TEST_CASE("back-pressure: an unbounded source behind a stalled sink stays bounde
   REQUIRE(weir::testing::eventually([&] {
     tasks = (*job)->snapshot();
     const TaskSnapshot* src = find(tasks, 0);
-    return valve->consumedSoFar() == 1000 && src->buffers_in_use == src->max_buffers &&
+    return valve->consumedSoFar() == 1000 && src->buffers_in_use >= src->max_buffers &&
            src->backpressured_ns > 0;
   }));
   const TaskSnapshot* src = find(tasks, 0);
   const std::uint64_t emitted = src->vertices[0].records_out;
   // Frames are 4 + 1 + 100 bytes: 39 per 4 KiB buffer. What the source emitted beyond what the sink
-  // consumed must fit in the pool's buffers plus one batch in the writer.
+  // consumed must fit in the pool's buffers and its overdraft plus one batch in the writer.
   const std::uint64_t per_buffer = 4096 / 105;
-  const std::uint64_t bound =
-      src->max_buffers * per_buffer + weir::RecordBatch<std::string>::kCapacity;
+  const std::uint64_t buffers = src->max_buffers + src->max_overdraft;
+  const std::uint64_t bound = buffers * per_buffer + weir::RecordBatch<std::string>::kCapacity;
   CHECK(src->max_buffers == 1 * 2 + 8);
+  CHECK(src->max_overdraft == 5);
   CHECK(emitted > 1000);
   CHECK(emitted - 1000 <= bound);
-  CHECK(src->peak_buffers_in_use <= src->max_buffers);
+  CHECK(src->peak_buffers_in_use <= buffers);
 
   // Still blocked a while later: the emitted count cannot grow while the sink consumes nothing.
   REQUIRE(weir::testing::eventually([&] {
@@ -114,6 +120,95 @@ TEST_CASE("back-pressure: an unbounded source behind a stalled sink stays bounde
   REQUIRE(weir::testing::eventually(
       [&] { return find((*job)->snapshot(), 0)->vertices[0].records_out > emitted + 3000; }));
   valve->release();
+  (*job)->cancel();
+  CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
+}
+
+namespace {
+
+// The acknowledgements and declines of the tasks' checkpoints, as the executor reports them.
+struct Acks {
+  std::mutex mu;
+  std::vector<weir::thrift::CheckpointAck> acks;
+  std::vector<std::string> declines;
+
+  std::optional<weir::thrift::CheckpointAck> of(int chain) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& a : acks) {
+      if (a.chainId == chain) return a;
+    }
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned checkpoint") {
+  // source -> relay -> stalled sink: the relay's output pool is exhausted and stays so, as long as
+  // the sink takes nothing. The relay must still pass the barrier on and acknowledge.
+  auto valve = std::make_shared<Valve>();
+  auto build = [valve](JobBuilder& job) {
+    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+        .name("source")
+        .rebalance()
+        .map([](const std::string& s) { return s; })
+        .name("relay")
+        .rebalance()
+        .addSink(SlowSink{valve})
+        .name("stalled sink");
+  };
+  weir::testing::TempDir dir;
+  auto acks = std::make_shared<Acks>();
+  weir::engine::ExecutorCheckpointing checkpointing;
+  checkpointing.enabled = true;
+  checkpointing.job_dir = dir.file("job");
+  checkpointing.unaligned = true;
+  checkpointing.acknowledge = [acks](weir::thrift::CheckpointAck ack) {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    acks->acks.push_back(std::move(ack));
+  };
+  checkpointing.decline = [acks](std::int64_t, int chain, int, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    acks->declines.push_back("chain " + std::to_string(chain) + ": " + reason);
+  };
+  // Buffers of 32 KiB: a poll of the generator (at most 256 records of 105 bytes) needs at most
+  // two, so that the source never blocks inside one either.
+  auto job = weir::testing::startJob(build, 1, {}, {}, checkpointing);
+  REQUIRE(job.isOk());
+  ReleaseOnExit release_on_exit{valve};
+  REQUIRE((*job)->plan().tasks.size() == 3);
+
+  // The relay (chain 1) is back-pressured: its pool is used up, and it waits.
+  REQUIRE(weir::testing::eventually([&] {
+    const auto tasks = (*job)->snapshot();
+    const TaskSnapshot* relay = find(tasks, 1);
+    return relay->buffers_in_use >= relay->max_buffers && relay->backpressured_ns > 0;
+  }));
+
+  weir::engine::CheckpointBarrier barrier;
+  barrier.id = 1;
+  barrier.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  barrier.target_dir = dir.file("job/chk-1");
+  REQUIRE((*job)->triggerCheckpoint(barrier, {{0, 0}}).isOk());
+
+  // Source and relay acknowledge while the sink still takes nothing.
+  REQUIRE(weir::testing::eventually([&] { return acks->of(0) && acks->of(1); },
+                                    std::chrono::seconds(10)));
+  CHECK_FALSE(acks->of(2));
+  {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    CHECK_MESSAGE(acks->declines.empty(), acks->declines.front());
+  }
+
+  // Once the sink moves, it meets the barrier ahead of the data it overtook, and persists that
+  // data as its in-flight input.
+  valve->release();
+  REQUIRE(weir::testing::eventually([&] { return acks->of(2).has_value(); }));
+  const auto sink = *acks->of(2);
+  REQUIRE(sink.vertices.size() == 1);
+  CHECK_FALSE(sink.vertices[0].inputChannelState.empty());
   (*job)->cancel();
   CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
 }
