@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "checkpoint/channel_state_file.h"
@@ -298,6 +299,10 @@ void StreamTask::run() {
     if (capture_->discard) capture_->discard();
     capture_.reset();
   }
+  if (settling_) {
+    settling_->discard();
+    settling_.reset();
+  }
   Status closed = chain_->close();
   if (s.isOk()) s = std::move(closed);
   // Keyed state dies with the task (it survives through checkpoints): the chain is closed and no
@@ -346,7 +351,10 @@ Status StreamTask::runSource() {
     if (Clock::now() >= timer_deadline) {
       if (Status s = firePendingTimers(timer_deadline); !s.isOk()) return s;
     }
-    if (!awaitOutputBuffers(flush_deadline, timer_deadline)) continue;
+    if (alignedTimeoutOn() && Clock::now() >= next_promotion_check_) checkAlignedTimeout();
+    const auto wake_at = std::min(
+        timer_deadline, alignedTimeoutOn() ? next_promotion_check_ : Clock::time_point::max());
+    if (!awaitOutputBuffers(flush_deadline, wake_at)) continue;
     metrics_.busy.begin(Clock::now());
     SourceStatus status = SourceStatus::kMoreAvailable;
     Status s = chain_->pollSource(status);
@@ -362,7 +370,7 @@ Status StreamTask::runSource() {
       flush_deadline = Clock::time_point::max();
       metrics_.idle.begin(now);
       std::unique_lock<std::mutex> lock(mu_);
-      idle_cv_.wait_until(lock, std::min(now + kIdleSourceBackoff, timer_deadline), [&] {
+      idle_cv_.wait_until(lock, std::min(now + kIdleSourceBackoff, wake_at), [&] {
         return cancelled_.load(std::memory_order_acquire) || hasMail();
       });
       metrics_.idle.end(Clock::now());
@@ -493,16 +501,8 @@ Status StreamTask::runInputs() {
     if (Status s = handleMail(resumed); !s.isOk()) return s;
     if (stopped_) return Status::ok();
     if (resumed) continue;
-    const bool aligned_timeout =
-        checkpointing_.unaligned && checkpointing_.aligned_timeout.count() > 0;
-    if (aligned_timeout && Clock::now() >= next_promotion_check_) {
-      // Barriers stuck behind data for longer than the timeout overtake it (a channel that
-      // delivers one makes this task's checkpoint unaligned).
-      gate_->promoteBarriers(currentProcessingTime() - checkpointing_.aligned_timeout.count());
-      next_promotion_check_ =
-          Clock::now() +
-          std::min<Clock::duration>(checkpointing_.aligned_timeout, std::chrono::milliseconds(50));
-    }
+    const bool aligned_timeout = alignedTimeoutOn();
+    if (aligned_timeout && Clock::now() >= next_promotion_check_) checkAlignedTimeout();
     if (const auto switch_at = alignmentDeadline(); Clock::now() >= switch_at) {
       // The alignment took too long: the checkpoint goes on unaligned.
       std::shared_ptr<const CheckpointBarrier> barrier = std::move(aligning_);
@@ -674,6 +674,9 @@ Status StreamTask::processMail() {
         if (capture_ && capture_->id == m.checkpoint_id) {
           abandonCapture("checkpoint " + std::to_string(m.checkpoint_id) + " was aborted");
         }
+        if (settling_ && settling_->id == m.checkpoint_id) {
+          abandonSettling("checkpoint " + std::to_string(m.checkpoint_id) + " was aborted");
+        }
         last_checkpoint_id_ = std::max(last_checkpoint_id_, m.checkpoint_id);
         if (Status s = chain_->notifyCheckpointAborted(m.checkpoint_id); !s.isOk()) return s;
         if (stop_pending_ == m.checkpoint_id) {
@@ -792,8 +795,10 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
   if (channel >= 0 && overtaken == 0) capture.complete[static_cast<std::size_t>(channel)] = 1;
   std::string partial;
   for (std::size_t ch = 0; ch < n; ++ch) {
-    if (capture.complete[ch]) continue;
-    ++capture.incomplete;
+    // The barrier's own channel can be complete with a record cut: the rest of the record was in
+    // a buffer the barrier overtook at the producer, which persists and sends it again.
+    if (capture.complete[ch] && static_cast<int>(ch) != channel) continue;
+    if (!capture.complete[ch]) ++capture.incomplete;
     // A record the snapshot cut: its bytes read so far lead the channel's in-flight state.
     partial.clear();
     if (Status s = chain_->partialInput(static_cast<int>(ch), partial); !s.isOk()) return s;
@@ -861,6 +866,40 @@ void StreamTask::abandonCapture(const std::string& reason) {
   if (checkpointing_.decline) checkpointing_.decline(id, reason);
 }
 
+void StreamTask::checkAlignedTimeout() {
+  const std::int64_t cutoff = currentProcessingTime() - checkpointing_.aligned_timeout.count();
+  // Barriers stuck behind data for longer than the timeout overtake it (a channel that delivers
+  // one makes this task's checkpoint unaligned).
+  if (gate_) gate_->promoteBarriers(cutoff);
+  if (settling_ && settleOutputs(settling_->id, cutoff, *settling_->body) == 0) {
+    checkpointing_.writer->submit(std::move(settling_->async_part));
+    settling_.reset();
+  }
+  // While barriers settle the check is frequent: the acknowledgement waits for it.
+  const auto interval = settling_ ? std::chrono::milliseconds(10) : std::chrono::milliseconds(50);
+  next_promotion_check_ =
+      Clock::now() + std::min<Clock::duration>(checkpointing_.aligned_timeout, interval);
+}
+
+int StreamTask::settleOutputs(std::int64_t id, std::int64_t cutoff_ms, std::string& body) {
+  int waiting = 0;
+  int first_channel = 0;
+  for (auto& o : outputs_) {
+    waiting += o->settleBarrier(id, cutoff_ms, [&](int channel, const Buffer& b) {
+      appendChannelBuffer(body, first_channel + channel, b.bytes(), b.size());
+    });
+    first_channel += o->numChannels();
+  }
+  return waiting;
+}
+
+void StreamTask::abandonSettling(const std::string& reason) {
+  const std::int64_t id = settling_->id;
+  settling_->discard();
+  settling_.reset();
+  if (checkpointing_.decline) checkpointing_.decline(id, reason);
+}
+
 namespace {
 
 std::int64_t filesSize(const std::vector<thrift::StateFile>& files) {
@@ -875,6 +914,10 @@ std::int64_t filesSize(const std::vector<thrift::StateFile>& files) {
 Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarrier>& barrier) {
   const std::int64_t id = barrier->id;
   last_checkpoint_id_ = std::max(last_checkpoint_id_, id);
+  if (settling_) {
+    abandonSettling("checkpoint " + std::to_string(id) + " started before the barrier of checkpoint " +
+                    std::to_string(settling_->id) + " left this task");
+  }
   const auto sync_start = Clock::now();
   metrics_.busy.begin(sync_start);
   CheckpointOptions options;
@@ -929,6 +972,7 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
   // An unaligned one overtakes the output still queued here for other TaskManagers, which is
   // persisted with this snapshot; its channels are numbered over the outputs in order.
   auto output_body = std::make_shared<std::string>();
+  bool settling = false;
   if (!outputs_finished_) {
     int first_channel = 0;
     for (auto& o : outputs_) {
@@ -940,6 +984,11 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
         o->emitBarrier(barrier);
       }
       first_channel += o->numChannels();
+    }
+    // Aligned, but it may switch to unaligned while its barriers wait in the send queues: the
+    // in-flight output is known once they have all left.
+    if (!barrier->unaligned && !barrier->savepoint && alignedTimeoutOn()) {
+      settling = settleOutputs(id, std::numeric_limits<std::int64_t>::min(), *output_body) > 0;
     }
   }
   // The job's last checkpoint (every subtask ended its data) or a stop-with-savepoint: this task
@@ -1092,6 +1141,10 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
     capture_->body = std::move(channel_body);
     capture_->async_part = std::move(async_part);
     capture_->discard = cleanup;
+  } else if (settling) {
+    settling_ = SettlingOutput{id, output_body, std::move(async_part), cleanup};
+    // The barriers usually leave at once: look again soon.
+    next_promotion_check_ = Clock::now() + std::chrono::milliseconds(1);
   } else {
     checkpointing_.writer->submit(std::move(async_part));
   }
@@ -1101,12 +1154,18 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
 Status StreamTask::waitForMail() {
   if (!hasMail()) {
     std::unique_lock<std::mutex> lock(mail_mu_);
-    mail_cv_.wait(lock, [&] {
+    auto ready = [&] {
       return has_mail_.load(std::memory_order_acquire) ||
              cancelled_.load(std::memory_order_acquire);
-    });
+    };
+    if (settling_) {
+      mail_cv_.wait_until(lock, next_promotion_check_, ready);  // its barriers may still move
+    } else {
+      mail_cv_.wait(lock, ready);
+    }
   }
   if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
+  if (settling_ && Clock::now() >= next_promotion_check_) checkAlignedTimeout();
   return processMail();
 }
 

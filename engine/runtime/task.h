@@ -182,6 +182,17 @@ class StreamTask final : public TaskEnvironment {
   void captureData(int channel, const Buffer& buffer);
   void completeChannel(int channel);
   void abandonCapture(const std::string& reason);
+  // Whether checkpoints start aligned and switch to unaligned after aligned_timeout.
+  bool alignedTimeoutOn() const {
+    return checkpointing_.unaligned && checkpointing_.aligned_timeout.count() > 0;
+  }
+  // The aligned timeout's periodic part: promotes barriers stuck in the gate, settles the output
+  // of settling_, and schedules the next check.
+  void checkAlignedTimeout();
+  // ResultPartition::settleBarrier over every output, appending what is persisted to `body` (its
+  // channels numbered over the outputs in order); how many channels still hold the barrier.
+  int settleOutputs(std::int64_t id, std::int64_t cutoff_ms, std::string& body);
+  void abandonSettling(const std::string& reason);
   // When the alignment in progress switches to unaligned (max() when it never does): the aligned
   // timeout counts from the checkpoint's trigger time.
   Clock::time_point alignmentDeadline() const;
@@ -262,8 +273,20 @@ class StreamTask final : public TaskEnvironment {
     std::function<void()> discard;      // drops the synchronous part's local files
   };
   std::optional<InFlightCapture> capture_;
-  // The aligned timeout: when the gate's queues are next checked for barriers that waited too
-  // long behind data (InputGate::promoteBarriers).
+  // An aligned checkpoint whose barrier still waits behind data in a send queue of this task (for
+  // credit), with the aligned timeout on: its acknowledgement waits until every barrier left, or
+  // overtook that data after the timeout (ChannelSink::settleBarrier), which then is the task's
+  // in-flight output.
+  struct SettlingOutput {
+    std::int64_t id = 0;
+    std::shared_ptr<std::string> body;  // in-flight output, channel_state_file.h's format
+    std::function<void()> async_part;   // submitted to the writer once settled
+    std::function<void()> discard;      // drops the synchronous part's local files
+  };
+  std::optional<SettlingOutput> settling_;
+  // The aligned timeout: when the gate's queues and the barriers settling in the send queues are
+  // next checked for barriers that waited too long behind data (InputGate::promoteBarriers,
+  // ChannelSink::settleBarrier).
   Clock::time_point next_promotion_check_ = Clock::time_point::min();
   // In-flight input to replay and output to send again on restore (the head vertex's), relative
   // to restore_->baseDir.

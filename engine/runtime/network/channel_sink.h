@@ -20,6 +20,17 @@ class ChannelSink {
   // side (for credit) are handed to `persist`, in order, for the producer's own in-flight state.
   // Producing thread only.
   virtual void pushPriority(Buffer barrier, const std::function<void(const Buffer&)>& persist) = 0;
+  // The aligned-checkpoint timeout on this side. True while the aligned barrier of checkpoint `id`
+  // still waits here behind data. When that checkpoint was triggered at or before `cutoff_ms` (ms
+  // since the epoch) the barrier overtakes the data instead, as a barrier of an unaligned
+  // checkpoint, and the data goes to `persist`, in order (the producer's in-flight output), and
+  // false is returned. False too when the barrier is not, or no longer, waiting here (the default:
+  // a local sink hands everything to the consumer's gate, which has its own timeout).
+  // Producing thread only.
+  virtual bool settleBarrier(std::int64_t /*id*/, std::int64_t /*cutoff_ms*/,
+                             const std::function<void(const Buffer&)>& /*persist*/) {
+    return false;
+  }
 };
 
 class LocalChannelSink final : public ChannelSink {

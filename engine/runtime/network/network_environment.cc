@@ -246,6 +246,34 @@ void RemoteOutputChannel::pushPriority(Buffer barrier,
   notifyLocked(lock);
 }
 
+bool RemoteOutputChannel::settleBarrier(std::int64_t id, std::int64_t cutoff_ms,
+                                       const std::function<void(const Buffer&)>& persist) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (failed_) return false;
+  const auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Buffer& b) {
+    return b.kind() == Buffer::Kind::kBarrier && b.barrier()->id == id && !b.barrier()->unaligned;
+  });
+  if (it == queue_.end()) return false;  // sent
+  auto at = it;
+  bool data = false;
+  while (at != queue_.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier) {
+    --at;
+    data = data || at->kind() == Buffer::Kind::kData;
+  }
+  // Nothing to overtake: it goes as soon as the connection takes it.
+  if (!data || it->barrier()->timestamp_ms > cutoff_ms) return true;
+  for (auto d = at; d != it; ++d) {
+    if (d->kind() == Buffer::Kind::kData) persist(*d);
+  }
+  auto unaligned = std::make_shared<CheckpointBarrier>(*it->barrier());
+  unaligned->unaligned = true;
+  const auto index = at - queue_.begin();
+  queue_.erase(it);
+  queue_.insert(queue_.begin() + index, Buffer::barrier(std::move(unaligned)));
+  notifyLocked(lock);
+  return false;
+}
+
 void RemoteOutputChannel::bind(const std::shared_ptr<Connection>& connection, std::uint32_t id,
                                std::uint32_t credits) {
   std::unique_lock<std::mutex> lock(mu_);

@@ -65,6 +65,10 @@ class RemoteOutputChannel final : public ChannelSink,
   // hands the data buffers it overtakes there to `persist`; it needs no credit. Those buffers are
   // the producer's to persist: the consumer only persists what the barrier overtakes in its gate.
   void pushPriority(Buffer barrier, const std::function<void(const Buffer&)>& persist) override;
+  // An aligned barrier waits here for the data before it to get credit; after the timeout it moves
+  // to where pushPriority would have put it, marked unaligned.
+  bool settleBarrier(std::int64_t id, std::int64_t cutoff_ms,
+                     const std::function<void(const Buffer&)>& persist) override;
 
   // --- connection side ---
   void bind(const std::shared_ptr<Connection>& connection, std::uint32_t id, std::uint32_t credits);

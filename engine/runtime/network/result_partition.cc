@@ -94,6 +94,18 @@ void ResultPartition::emitPriorityBarrier(
   }
 }
 
+int ResultPartition::settleBarrier(std::int64_t id, std::int64_t cutoff_ms,
+                                   const std::function<void(int channel, const Buffer&)>& persist) {
+  int waiting = 0;
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    const int channel = static_cast<int>(i);
+    if (targets_[i]->settleBarrier(id, cutoff_ms, [&](const Buffer& b) { persist(channel, b); })) {
+      ++waiting;
+    }
+  }
+  return waiting;
+}
+
 void ResultPartition::emitRecovered(int channel, const std::uint8_t* data, std::size_t size) {
   submit(channel);
   targets_.at(static_cast<std::size_t>(channel))->push(Buffer::heapCopy(data, size));

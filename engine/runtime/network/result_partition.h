@@ -49,6 +49,10 @@ class ResultPartition final : public OutputGate {
   // `persist` with their channel, in order: they are the producer's in-flight output state.
   void emitPriorityBarrier(const std::shared_ptr<const CheckpointBarrier>& barrier,
                            const std::function<void(int channel, const Buffer&)>& persist);
+  // ChannelSink::settleBarrier on every channel: how many still hold the aligned barrier of
+  // checkpoint `id` (and so the producer's in-flight output for it is not known yet).
+  int settleBarrier(std::int64_t id, std::int64_t cutoff_ms,
+                    const std::function<void(int channel, const Buffer&)>& persist);
   // Restore from an unaligned checkpoint, before anything else is emitted: sends a copy of a
   // buffer of in-flight output persisted by emitPriorityBarrier on `channel`.
   void emitRecovered(int channel, const std::uint8_t* data, std::size_t size);

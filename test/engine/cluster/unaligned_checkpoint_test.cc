@@ -154,6 +154,26 @@ TEST_CASE("unaligned checkpoints complete under back-pressure across TaskManager
   CHECK_MESSAGE(cancelled.exit_code == 0, cancelled.err);
 }
 
+TEST_CASE("aligned checkpoints switch to unaligned at the producer too, across TaskManagers") {
+  // Over the network an aligned barrier first waits at the producer, behind the buffers queued
+  // there for credit; after aligned-checkpoint-timeout it overtakes them there.
+  Cluster c;
+  c.startJobManager();
+  c.startTaskManager(1);
+  c.startTaskManager(1);
+  const std::string job = submitBackpressured(
+      c, "switching-remote",
+      {"execution.checkpointing.unaligned=true",
+       "execution.checkpointing.aligned-checkpoint-timeout=300 ms"},
+      2);
+  REQUIRE(eventually([&] { return history(c, job).completed >= 2; }, std::chrono::seconds(30)));
+  // Waiting at the producer until the queue drained, the first checkpoints would expire.
+  CHECK_MESSAGE(history(c, job).failed <= 1, c.weir({"checkpoints", job}).out);
+  CHECK(hasChannelStateFile(c.dir.file("checkpoints-switching-remote"), ".output.channels"));
+  auto cancelled = c.weir({"cancel", job});
+  CHECK_MESSAGE(cancelled.exit_code == 0, cancelled.err);
+}
+
 namespace {
 
 void runKilled(int task_managers, int slots, std::int64_t count, int slow_us) {

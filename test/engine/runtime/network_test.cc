@@ -14,6 +14,7 @@
 
 #include "runtime/network/buffer_pool.h"
 #include "runtime/network/input_gate.h"
+#include "runtime/network/network_environment.h"
 #include "runtime/network/result_partition.h"
 #include "weir/detail/exchange.h"
 
@@ -729,6 +730,49 @@ TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is
     }
   }
   CHECK(got == std::vector<std::string>{"0:b/2", "1:b/0", "0:1", "0:2"});
+}
+
+TEST_CASE("remote output channel: an aligned barrier waiting for credit overtakes after the timeout") {
+  auto pool = std::make_shared<BufferPool>(16, 8);
+  auto data = [&](std::uint8_t value) {
+    std::uint8_t* segment = pool->tryRequest();
+    segment[0] = value;
+    return Buffer::data(pool, segment, 1);
+  };
+  auto barrier = [](std::int64_t id, std::int64_t timestamp_ms) {
+    auto b = std::make_shared<CheckpointBarrier>();
+    b->id = id;
+    b->timestamp_ms = timestamp_ms;
+    return Buffer::barrier(std::move(b));
+  };
+  // Not bound to a connection: nothing leaves the queue.
+  auto channel = std::make_shared<RemoteOutputChannel>("key", "peer", nullptr);
+  std::string persisted;
+  auto persist = [&](const Buffer& b) { persisted += std::to_string(b.bytes()[0]); };
+  channel->push(data(1));
+  channel->push(barrier(1, 100));
+  channel->push(data(2));
+  channel->push(Buffer::watermark(5));
+  channel->push(data(3));
+  channel->push(barrier(2, 200));
+  CHECK(channel->settleBarrier(3, 1000, persist) == false);  // not here
+  // Triggered after the cutoff: it keeps waiting.
+  CHECK(channel->settleBarrier(2, 199, persist) == true);
+  CHECK(persisted.empty());
+  // At the cutoff: it overtakes the data after barrier 1, which is persisted, in order.
+  CHECK(channel->settleBarrier(2, 200, persist) == false);
+  CHECK(persisted == "23");
+  CHECK(channel->queued() == 6);
+  // Promoted once: it is an unaligned barrier now, and nothing more is persisted.
+  persisted.clear();
+  CHECK(channel->settleBarrier(2, 1000, persist) == false);
+  CHECK(persisted.empty());
+  // At the front, with nothing to overtake, a barrier just waits to be sent.
+  auto front = std::make_shared<RemoteOutputChannel>("key2", "peer", nullptr);
+  front->push(barrier(7, 0));
+  front->push(data(4));
+  CHECK(front->settleBarrier(7, 1000, persist) == true);
+  CHECK(persisted.empty());
 }
 
 TEST_CASE("result partition: recovered output goes out first, as it was persisted") {
