@@ -84,9 +84,18 @@ struct TaskCheckpointing {
 //     for credit) is its in-flight output, taken in the synchronous part and written as a second
 //     file; a restored task sends it again before emitting anything else. So no checkpoint waits
 //     for credit: each side persists what waits on its side;
-//   - the synchronous part snapshots the chain (operator state, heap key groups as bytes) and
-//     takes a local RocksDB checkpoint of each store (hard links); the asynchronous part, on the
-//     job's writer thread, writes files and acknowledges with their handles;
+//   - with aligned_timeout, an aligned barrier n still waiting in a send queue to another
+//     TaskManager when the timeout expires overtakes the data there as an unaligned one, and that
+//     data becomes this task's in-flight output of checkpoint n. So this task acknowledges n only
+//     once each of its barriers n left its queues, or overtook (settling_);
+//   - a task does not take an input buffer while an output has no free buffer: it waits between
+//     records, where mail and barriers reach it (an unaligned barrier is taken from the head of
+//     its channel at once); a record that needs more buffers than were free draws on its pool's
+//     overdraft rather than block halfway;
+//   - the synchronous part snapshots the chain (operator state; heap key groups are frozen, not
+//     copied) and takes a local RocksDB checkpoint of each store (hard links); the asynchronous
+//     part, on the job's writer thread, serialises the frozen key groups, writes files and
+//     acknowledges with their handles;
 //   - with checkpointing on, a task whose input ended does not finish at once: it ends its
 //     outputs, tells the coordinator, and takes part in every checkpoint until the job's last one
 //     (triggered once every subtask ended its data, marked `stop`) completed, so that
