@@ -80,11 +80,6 @@ class SourceDriver {
   weir::Collector<T> out_;
 };
 
-std::vector<std::uint64_t> offsetOf(OperatorStateStore& store) {
-  RuntimeContext ctx = contextFor(store);
-  return ctx.getOperatorListState(ListStateDescriptor<std::uint64_t>("offset")).get();
-}
-
 std::vector<weir::GeneratorStride> stridesOf(OperatorStateStore& store) {
   RuntimeContext ctx = contextFor(store);
   return ctx.getOperatorListState(ListStateDescriptor<weir::GeneratorStride>("strides")).get();
@@ -337,46 +332,18 @@ TEST_CASE("sources: a generator restored from its snapshot resumes exactly where
   }
 }
 
-TEST_CASE("sources: restoring a collection's position at another parallelism is refused") {
-  const auto items = numbers(3000);
-  OperatorStateStore first_store;
-  SourceDriver<std::int64_t, Collection> first(Collection(items), first_store, 1, 2);
-  first.open();
-  first.poll();
-  const auto snapshot = first_store.snapshot();
-
-  SUBCASE("an index of another subtask") {
-    OperatorStateStore store;
-    store.restore(snapshot);
-    SourceDriver<std::int64_t, Collection> source(Collection(items), store, 0, 2);
-    CHECK_THROWS_WITH_AS(source.open(),
-                         doctest::Contains("which belongs to another subtask: changing the "
-                                           "parallelism of this source is not supported"),
-                         std::runtime_error);
-  }
-  SUBCASE("a restored subtask without a position (scaled out)") {
-    auto two = weir::detail::redistributeOperatorState({snapshot}, 2);
-    OperatorStateStore store;
-    store.restore(two[1]);
-    SourceDriver<std::int64_t, Collection> source(Collection(items), store, 1, 2);
-    CHECK_THROWS_WITH_AS(source.open(),
-                         doctest::Contains("restored with 0 positions instead of one"),
-                         std::runtime_error);
-  }
-  SUBCASE("two positions (scaled in)") {
-    OperatorStateStore other;
-    SourceDriver<std::int64_t, Collection> zero(Collection(items), other, 0, 2);
-    zero.open();
-    auto one = weir::detail::redistributeOperatorState({other.snapshot(), snapshot}, 1);
-    OperatorStateStore store;
-    store.restore(one[0]);
-    SourceDriver<std::int64_t, Collection> source(Collection(items), store, 0, 1);
-    CHECK_THROWS_WITH_AS(source.open(), doctest::Contains("restored with 2 positions"),
-                         std::runtime_error);
-  }
+TEST_CASE("sources: an 'offset' position of an earlier version is refused with a clear error") {
+  OperatorStateStore store;
+  store.restore({{"offset", OperatorStateMode::kSplitDistribute, encoded<std::uint64_t>({3})}});
+  SourceDriver<std::int64_t, Collection> source(Collection(numbers(10)), store, 1, 2);
+  CHECK_THROWS_WITH_AS(source.open(),
+                       doctest::Contains("collection subtask 1 was restored with a position in "
+                                         "the 'offset' state of an earlier Weir version"),
+                       std::runtime_error);
 }
 
-TEST_CASE("sources: the collection and text file sources keep their position too") {
+TEST_CASE("sources: the collection and text file sources keep their strides too") {
+  using Strides = std::vector<weir::GeneratorStride>;
   SUBCASE("collection") {
     auto items = std::make_shared<const std::vector<std::string>>(
         std::vector<std::string>{"a", "b", "c", "d", "e"});
@@ -384,21 +351,21 @@ TEST_CASE("sources: the collection and text file sources keep their position too
     SourceDriver<std::string, weir::CollectionSource<std::string>> source(
         weir::CollectionSource<std::string>(items), store, 1, 2);
     source.open();
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{1});
+    CHECK(stridesOf(store) == Strides{{1, 2}});
     source.drain();
     CHECK(source.records() == std::vector<std::string>{"b", "d"});
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{5});
+    CHECK(stridesOf(store).empty());
 
     OperatorStateStore resumed_store;
-    resumed_store.restore(
-        {{"offset", OperatorStateMode::kSplitDistribute, encoded<std::uint64_t>({3})}});
+    resumed_store.restore({{"strides", OperatorStateMode::kSplitDistribute,
+                            encoded<weir::GeneratorStride>({{3, 2}})}});
     SourceDriver<std::string, weir::CollectionSource<std::string>> resumed(
         weir::CollectionSource<std::string>(items), resumed_store, 1, 2);
     resumed.open();
     resumed.drain();
     CHECK(resumed.records() == std::vector<std::string>{"d"});
   }
-  SUBCASE("text file: the number of lines read") {
+  SUBCASE("text file: the next line of each stride") {
     weir::testing::TempDir dir;
     const std::string path = dir.file("in.txt");
     {
@@ -409,11 +376,9 @@ TEST_CASE("sources: the collection and text file sources keep their position too
     OperatorStateStore store;
     SourceDriver<std::string, weir::TextFileSource> source(weir::TextFileSource(path), store, 0, 2);
     source.open();
-    CHECK(offsetOf(store) == std::vector<std::uint64_t>{0});
+    CHECK(stridesOf(store) == Strides{{0, 2}});
     source.poll();
-    const auto read = offsetOf(store);
-    REQUIRE(read.size() == 1);
-    CHECK(read[0] == weir::kSourceRecordsPerPoll);
+    CHECK(stridesOf(store) == Strides{{weir::kSourceRecordsPerPoll, 2}});
     CHECK(source.records().size() == weir::kSourceRecordsPerPoll / 2);
 
     OperatorStateStore resumed_store;
@@ -422,10 +387,32 @@ TEST_CASE("sources: the collection and text file sources keep their position too
                                                             resumed_store, 0, 2);
     resumed.open();
     resumed.drain();
-    CHECK(offsetOf(resumed_store) == std::vector<std::uint64_t>{3000});
+    CHECK(stridesOf(resumed_store).empty());
     REQUIRE(resumed.records().size() == 1500 - weir::kSourceRecordsPerPoll / 2);
     CHECK(resumed.records().front() == "line " + std::to_string(weir::kSourceRecordsPerPoll));
     CHECK(resumed.records().back() == "line 2998");
+  }
+  SUBCASE("text file: a position the file never reached is an error, one just past it is not") {
+    weir::testing::TempDir dir;
+    const std::string path = dir.file("in.txt");
+    {
+      std::ofstream out(path);
+      out << "a\nb\nc\n";
+    }
+    auto resumeAt = [&](std::uint64_t next) {
+      OperatorStateStore store;
+      store.restore({{"strides", OperatorStateMode::kSplitDistribute,
+                      encoded<weir::GeneratorStride>({{next, 2}})}});
+      SourceDriver<std::string, weir::TextFileSource> source(weir::TextFileSource(path), store, 0,
+                                                             2);
+      source.open();
+      source.drain();
+      return source.records();
+    };
+    CHECK(resumeAt(2) == std::vector<std::string>{"c"});
+    CHECK(resumeAt(4).empty());  // read to the end (3 lines) with step 2: next is 4
+    CHECK_THROWS_WITH_AS(resumeAt(5), doctest::Contains("at line 5: it has only 3 lines"),
+                         std::runtime_error);
   }
 }
 

@@ -1,10 +1,12 @@
-// Sources restored at another parallelism: the number sequence source (fromSequence) and the
-// generator (fromGenerator) keep their position per split or stride in split-distributed operator
-// state, and chains restored from redistributed snapshots emit every number exactly once.
+// Sources restored at another parallelism: the number sequence source (fromSequence), the
+// generator (fromGenerator), the collection source (fromCollection) and the text file source
+// (readTextFile) keep their position per split or stride in split-distributed operator state, and
+// chains restored from redistributed snapshots emit every number exactly once.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "operator_harness.h"
+#include "process_util.h"
 #include "weir/weir.h"
 
 namespace {
@@ -236,6 +239,18 @@ SourceDef sequence(std::int64_t from, std::int64_t to) {
 
 SourceDef generator(std::uint64_t count) {
   return [=](weir::JobBuilder& job) { return job.fromGenerator(identity, count); };
+}
+
+SourceDef collection(std::int64_t count) {
+  return [=](weir::JobBuilder& job) { return job.fromCollection(closedRange(0, count - 1)); };
+}
+
+// The lines of `path` (the numbers 0 to count - 1, one per line) as numbers.
+SourceDef textFile(const std::string& path) {
+  return [=](weir::JobBuilder& job) {
+    return job.readTextFile(path).map(
+        [](const std::string& line) { return static_cast<std::int64_t>(std::stoll(line)); });
+  };
 }
 
 }  // namespace
@@ -464,4 +479,42 @@ TEST_CASE("generator: a subtask with several strides emits from them in turn") {
     CHECK(stridesOf(rest_store).empty());
     CHECK(sorted(all) == closedRange(0, static_cast<std::int64_t>(count) - 1));
   }
+}
+
+TEST_CASE("collection source: stop with savepoint at parallelism 2, resume at 3, then at 1") {
+  const auto runs = runStages(collection(10000), {{2, {3, 1}}, {3, {2, 1, 3}}, {1, {}}});
+  // The two strides go to the first two new subtasks; the third has none and ends at once.
+  CHECK(runs[1][2].empty());
+  CHECK(runs[1][1].front() == weir::kSourceRecordsPerPoll * 2 + 1);  // subtask 1 resumes
+  std::vector<std::int64_t> all;
+  for (const auto& stage : runs) {
+    const auto records = flatten(stage);
+    all.insert(all.end(), records.begin(), records.end());
+  }
+  CHECK(sorted(all) == closedRange(0, 9999));
+}
+
+TEST_CASE("text file source: stop with savepoint at parallelism 2, resume at 3, then at 1") {
+  weir::testing::TempDir dir;
+  const std::string path = dir.file("numbers.txt");
+  {
+    std::ofstream out(path);
+    for (int i = 0; i < 10000; ++i)
+      out << i << "\n";
+  }
+  // Scaled in first, so that one subtask emits two strides, in line order.
+  const auto runs = runStages(textFile(path), {{2, {3, 1}}, {1, {3}}, {3, {}}});
+  // The subtask of parallelism 1 emits lines of both old subtasks' strides, in order: odd ones
+  // from where subtask 1 stood, even ones from where subtask 0 stood.
+  const auto& merged = runs[1][0];
+  CHECK(std::is_sorted(merged.begin(), merged.end()));
+  CHECK(merged.front() == weir::kSourceRecordsPerPoll + 1);
+  CHECK(std::count_if(merged.begin(), merged.end(), [](std::int64_t v) { return v % 2 == 0; }) >
+        0);
+  std::vector<std::int64_t> all;
+  for (const auto& stage : runs) {
+    const auto records = flatten(stage);
+    all.insert(all.end(), records.begin(), records.end());
+  }
+  CHECK(sorted(all) == closedRange(0, 9999));
 }

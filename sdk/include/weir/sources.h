@@ -6,16 +6,14 @@
 // polls holds exactly where the subtask stands:
 //   - the sequence source (SequenceSource, fromSequence) in "splits" (kSourceSplitsState): one
 //     SequenceSplit {next, end} per sub-range the subtask still has to emit;
-//   - the generator (GeneratorSource, fromGenerator) in "strides" (kSourceStridesState): one
-//     GeneratorStride {next, step} per arithmetic progression of indices it still has to emit;
-//   - the collection and text file sources in "offset" (kSourceOffsetState): one element, the
-//     index of the next element this subtask emits, or the number of lines it has read.
-// The sequence and generator sources can be restored at another parallelism: the engine pools the
-// elements of all old subtasks and hands each new subtask a share, and a subtask emits exactly the
-// splits or strides it was given (possibly several, possibly none), so every number or index is
-// still emitted exactly once across the job. A subtask given none ends at once. The collection and
-// text file sources resume at their position when restored at the same parallelism; restoring
-// them at another parallelism is refused with a clear error.
+//   - the generator (GeneratorSource, fromGenerator), the collection source (CollectionSource,
+//     fromCollection) and the text file source (TextFileSource, readTextFile) in "strides"
+//     (kSourceStridesState): one GeneratorStride {next, step} per arithmetic progression of
+//     indices (generator indices, elements, lines) it still has to emit.
+// Every built-in source can be restored at another parallelism: the engine pools the elements of
+// all old subtasks and hands each new subtask a share, and a subtask emits exactly the splits or
+// strides it was given (possibly several, possibly none), so every number, index, element or line
+// is still emitted exactly once across the job. A subtask given none ends at once.
 #pragma once
 
 #include <algorithm>
@@ -66,7 +64,9 @@ class UnboundedSource {
   bool bounded() const { return false; }
 };
 
-// The operator list states in which the built-in sources keep their position (see above).
+// The operator list states in which the built-in sources keep their position (see above). Earlier
+// versions kept the position of the collection and text file sources in "offset" (one index),
+// which is refused on restore with a clear error.
 inline constexpr const char* kSourceOffsetState = "offset";
 inline constexpr const char* kSourceStridesState = "strides";
 inline constexpr const char* kSourceSplitsState = "splits";
@@ -91,33 +91,91 @@ struct SequenceSplit {
 
 namespace source_detail {
 
-// The position a built-in source resumes from, registering its offset state: the restored
-// element, or `fresh` when the subtask starts from scratch.
-inline std::uint64_t openOffset(const RuntimeContext& ctx, ListState<std::uint64_t>*& state,
-                                std::uint64_t fresh) {
-  state = &ctx.getOperatorListState(ListStateDescriptor<std::uint64_t>(kSourceOffsetState));
-  const std::vector<std::uint64_t>& restored = state->get();
-  if (restored.size() == 1) return restored.front();
-  if (restored.empty() && !ctx.operatorStateStore().isRestored()) return fresh;
-  throw std::runtime_error("source subtask " + std::to_string(ctx.subtaskIndex()) + " of " +
-                           std::to_string(ctx.parallelism()) + " was restored with " +
-                           std::to_string(restored.size()) +
-                           " positions instead of one: changing the parallelism of this source "
-                           "is not supported");
+// The strides an index-striding source (generator, collection, text file) emits, registering its
+// state: the restored ones, or {subtask, parallelism} at a fresh start. Strides at or beyond
+// `count` are dropped. `what` names the source in errors.
+inline std::vector<GeneratorStride> openStrides(const RuntimeContext& ctx,
+                                                ListState<GeneratorStride>*& state,
+                                                std::uint64_t count, const char* what) {
+  state = &ctx.getOperatorListState(ListStateDescriptor<GeneratorStride>(kSourceStridesState));
+  std::vector<GeneratorStride> strides = state->get();
+  const bool restored = ctx.operatorStateStore().isRestored();
+  if (strides.empty() && restored &&
+      !ctx.getOperatorListState(ListStateDescriptor<std::uint64_t>(kSourceOffsetState))
+           .get()
+           .empty()) {
+    throw std::runtime_error(std::string(what) + " subtask " +
+                             std::to_string(ctx.subtaskIndex()) +
+                             " was restored with a position in the 'offset' state of an earlier "
+                             "Weir version, which this version cannot resume from");
+  }
+  if (strides.empty() && !restored) {
+    strides.push_back({static_cast<std::uint64_t>(ctx.subtaskIndex()),
+                       static_cast<std::uint64_t>(ctx.parallelism())});
+  }
+  for (const GeneratorStride& stride : strides) {
+    if (stride.step == 0) {
+      throw std::runtime_error(std::string(what) + " subtask " +
+                               std::to_string(ctx.subtaskIndex()) +
+                               " was restored with a stride of step 0");
+    }
+  }
+  std::erase_if(strides, [count](const GeneratorStride& st) { return st.next >= count; });
+  state->update(strides);
+  return strides;
 }
 
-// An index-striding source's restored position must be one of this subtask's indices.
-inline void checkStride(const RuntimeContext& ctx, std::uint64_t next) {
-  const auto subtask = static_cast<std::uint64_t>(ctx.subtaskIndex());
-  const auto step = static_cast<std::uint64_t>(ctx.parallelism());
-  if (next < subtask || (next - subtask) % step != 0) {
-    throw std::runtime_error("source subtask " + std::to_string(subtask) + " of " +
-                             std::to_string(step) + " cannot resume at index " +
-                             std::to_string(next) +
-                             ", which belongs to another subtask: changing the parallelism of "
-                             "this source is not supported");
+// The strides of a source that emits its indices in increasing order (collection, text file):
+// next() is the smallest index any stride still has to emit.
+class OrderedStrides {
+ public:
+  void open(const RuntimeContext& ctx, std::uint64_t count, const char* what) {
+    count_ = count;
+    strides_ = openStrides(ctx, state_, count, what);
+    for (const GeneratorStride& st : strides_)
+      max_step_ = std::max(max_step_, st.step);
+    findNext();
   }
-}
+  // The next index to emit; kUnbounded when there is none.
+  std::uint64_t next() const { return next_; }
+  // The largest step among the strides (0 when none).
+  std::uint64_t maxStep() const { return max_step_; }
+  // next() was emitted: its stride moves on (and is dropped once at or beyond the count).
+  void advance() {
+    GeneratorStride& st = strides_[current_];
+    if (count_ - st.next <= st.step) {  // st.next < count_ always
+      strides_.erase(strides_.begin() + static_cast<std::ptrdiff_t>(current_));
+    } else {
+      st.next += st.step;
+    }
+    findNext();
+  }
+  // The input ended before the count: nothing is left to emit.
+  void clear() {
+    strides_.clear();
+    next_ = kUnbounded;
+  }
+  // Records the position in the operator state (after every poll).
+  void save() { state_->update(strides_); }
+
+ private:
+  void findNext() {
+    next_ = kUnbounded;
+    for (std::size_t i = 0; i < strides_.size(); ++i) {
+      if (strides_[i].next < next_) {
+        next_ = strides_[i].next;
+        current_ = i;
+      }
+    }
+  }
+
+  std::uint64_t count_ = kUnbounded;
+  std::vector<GeneratorStride> strides_;
+  std::size_t current_ = 0;
+  std::uint64_t next_ = kUnbounded;
+  std::uint64_t max_step_ = 0;
+  ListState<GeneratorStride>* state_ = nullptr;
+};
 
 }  // namespace source_detail
 
@@ -137,21 +195,8 @@ class GeneratorSource {
   GeneratorSource(F fn, std::uint64_t count) : fn_(std::move(fn)), count_(count) {}
 
   void open(const RuntimeContext& ctx) {
-    state_ = &ctx.getOperatorListState(ListStateDescriptor<GeneratorStride>(kSourceStridesState));
-    strides_ = state_->get();
-    if (strides_.empty() && !ctx.operatorStateStore().isRestored()) {
-      strides_.push_back({static_cast<std::uint64_t>(ctx.subtaskIndex()),
-                          static_cast<std::uint64_t>(ctx.parallelism())});
-    }
-    for (const GeneratorStride& stride : strides_) {
-      if (stride.step == 0) {
-        throw std::runtime_error("generator subtask " + std::to_string(ctx.subtaskIndex()) +
-                                 " was restored with a stride of step 0");
-      }
-    }
-    std::erase_if(strides_, [this](const GeneratorStride& s) { return s.next >= count_; });
+    strides_ = source_detail::openStrides(ctx, state_, count_, "generator");
     current_ = 0;
-    state_->update(strides_);
   }
 
   SourceStatus pollNext(Collector<T>& out) {
@@ -308,100 +353,90 @@ class SequenceSource {
   ListState<SequenceSplit>* state_ = nullptr;
 };
 
-// Emits the elements of a collection; element i goes to subtask i mod parallelism.
+// Emits the elements of a collection; at a fresh start element i goes to subtask i mod
+// parallelism. Restored, a subtask emits the elements of the strides it was given, in index order.
 template <class T>
 class CollectionSource {
  public:
   explicit CollectionSource(std::shared_ptr<const std::vector<T>> items)
       : items_(std::move(items)) {}
 
-  void open(const RuntimeContext& ctx) {
-    const std::uint64_t next =
-        source_detail::openOffset(ctx, offset_, static_cast<std::uint64_t>(ctx.subtaskIndex()));
-    source_detail::checkStride(ctx, next);
-    next_ = static_cast<std::size_t>(next);
-    step_ = static_cast<std::size_t>(ctx.parallelism());
-    savePosition();
-  }
+  void open(const RuntimeContext& ctx) { strides_.open(ctx, items_->size(), "collection"); }
 
   SourceStatus pollNext(Collector<T>& out) {
-    for (int i = 0; i < kSourceRecordsPerPoll && next_ < items_->size(); ++i) {
-      out.collect((*items_)[next_]);
-      next_ += step_;
+    for (int i = 0; i < kSourceRecordsPerPoll && strides_.next() != kUnbounded; ++i) {
+      out.collect((*items_)[static_cast<std::size_t>(strides_.next())]);
+      strides_.advance();
     }
-    savePosition();
-    return next_ >= items_->size() ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
+    strides_.save();
+    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
+                                         : SourceStatus::kMoreAvailable;
   }
 
  private:
-  void savePosition() {
-    position_[0] = next_;
-    offset_->update(position_);
-  }
-
   std::shared_ptr<const std::vector<T>> items_;
-  std::size_t next_ = 0;
-  std::size_t step_ = 1;
-  ListState<std::uint64_t>* offset_ = nullptr;
-  std::vector<std::uint64_t> position_ = {0};
+  source_detail::OrderedStrides strides_;
 };
 
-// Emits the lines of a text file (without line terminators); line i goes to subtask i mod
-// parallelism. A file that cannot be read fails the task with the path and the reason.
+// Emits the lines of a text file (without line terminators); at a fresh start line i goes to
+// subtask i mod parallelism. Restored, a subtask emits the lines of the strides it was given, in
+// order. Every subtask reads the file from its start. A file that cannot be read, or that has
+// fewer lines than a restored position needs, fails the task with the path and the reason.
 class TextFileSource {
  public:
   explicit TextFileSource(std::string path) : path_(std::move(path)) {}
   TextFileSource(const TextFileSource& other) : path_(other.path_) {}
 
   void open(const RuntimeContext& ctx) {
-    subtask_ = static_cast<std::uint64_t>(ctx.subtaskIndex());
-    parallelism_ = static_cast<std::uint64_t>(ctx.parallelism());
+    strides_.open(ctx, kUnbounded, "text file source");
     in_ = std::make_unique<std::ifstream>(path_);
     if (!*in_) {
       throw std::runtime_error("cannot open input file '" + path_ + "': " + std::strerror(errno));
     }
-    const std::uint64_t resume_at = source_detail::openOffset(ctx, offset_, 0);
-    while (line_no_ < resume_at) {
+    // Skips to the first line to emit. A stride may point just past the last line (the subtask
+    // had read to the end, not yet past it); one further points beyond what the file ever had.
+    const std::uint64_t resume_at = strides_.next();
+    while (resume_at != kUnbounded && line_no_ < resume_at) {
       if (!std::getline(*in_, line_)) {
-        throw std::runtime_error("cannot resume '" + path_ + "' at line " +
-                                 std::to_string(resume_at) + ": it has only " +
-                                 std::to_string(line_no_) + " lines");
+        if (in_->bad()) throw std::runtime_error("error reading '" + path_ + "'");
+        if (line_no_ + strides_.maxStep() <= resume_at) {
+          throw std::runtime_error("cannot resume '" + path_ + "' at line " +
+                                   std::to_string(resume_at) + ": it has only " +
+                                   std::to_string(line_no_) + " lines");
+        }
+        strides_.clear();
+        break;
       }
       ++line_no_;
     }
-    savePosition();
+    strides_.save();
   }
 
   SourceStatus pollNext(Collector<std::string>& out) {
-    for (int i = 0; i < kSourceRecordsPerPoll; ++i) {
+    for (int i = 0; i < kSourceRecordsPerPoll && strides_.next() != kUnbounded; ++i) {
       if (!std::getline(*in_, line_)) {
         if (in_->bad()) throw std::runtime_error("error reading '" + path_ + "'");
-        savePosition();
-        return SourceStatus::kEndOfInput;
+        strides_.clear();
+        break;
       }
+      if (line_no_++ != strides_.next()) continue;
       if (!line_.empty() && line_.back() == '\r') line_.pop_back();
-      if (line_no_++ % parallelism_ == subtask_) out.collect(line_);
+      out.collect(line_);
+      strides_.advance();
     }
-    savePosition();
-    return SourceStatus::kMoreAvailable;
+    strides_.save();
+    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
+                                         : SourceStatus::kMoreAvailable;
   }
 
   void close() { in_.reset(); }
 
  private:
-  void savePosition() {
-    position_[0] = line_no_;
-    offset_->update(position_);
-  }
-
   std::string path_;
   std::unique_ptr<std::ifstream> in_;
   std::string line_;
   std::uint64_t line_no_ = 0;
-  std::uint64_t subtask_ = 0;
-  std::uint64_t parallelism_ = 1;
-  ListState<std::uint64_t>* offset_ = nullptr;
-  std::vector<std::uint64_t> position_ = {0};
+  source_detail::OrderedStrides strides_;
 };
 
 }  // namespace weir
