@@ -881,15 +881,21 @@ void StreamTask::checkAlignedTimeout() {
       Clock::now() + std::min<Clock::duration>(checkpointing_.aligned_timeout, interval);
 }
 
-int StreamTask::settleOutputs(std::int64_t id, std::int64_t cutoff_ms, std::string& body) {
-  int waiting = 0;
+void StreamTask::forEachOutput(const std::function<void(ResultPartition&, int)>& fn) {
   int first_channel = 0;
   for (auto& o : outputs_) {
-    waiting += o->settleBarrier(id, cutoff_ms, [&](int channel, const Buffer& b) {
-      appendChannelBuffer(body, first_channel + channel, b.bytes(), b.size());
-    });
+    fn(*o, first_channel);
     first_channel += o->numChannels();
   }
+}
+
+int StreamTask::settleOutputs(std::int64_t id, std::int64_t cutoff_ms, std::string& body) {
+  int waiting = 0;
+  forEachOutput([&](ResultPartition& o, int first_channel) {
+    waiting += o.settleBarrier(id, cutoff_ms, [&](int channel, const Buffer& b) {
+      appendChannelBuffer(body, first_channel + channel, b.bytes(), b.size());
+    });
+  });
   return waiting;
 }
 
@@ -974,17 +980,15 @@ Status StreamTask::performCheckpoint(const std::shared_ptr<const CheckpointBarri
   auto output_body = std::make_shared<std::string>();
   bool settling = false;
   if (!outputs_finished_) {
-    int first_channel = 0;
-    for (auto& o : outputs_) {
+    forEachOutput([&](ResultPartition& o, int first_channel) {
       if (barrier->unaligned) {
-        o->emitPriorityBarrier(barrier, [&](int channel, const Buffer& b) {
+        o.emitPriorityBarrier(barrier, [&](int channel, const Buffer& b) {
           appendChannelBuffer(*output_body, first_channel + channel, b.bytes(), b.size());
         });
       } else {
-        o->emitBarrier(barrier);
+        o.emitBarrier(barrier);
       }
-      first_channel += o->numChannels();
-    }
+    });
     // Aligned, but it may switch to unaligned while its barriers wait in the send queues: the
     // in-flight output is known once they have all left.
     if (!barrier->unaligned && !barrier->savepoint && alignedTimeoutOn()) {

@@ -198,6 +198,9 @@ class StreamTask final : public TaskEnvironment {
   // The aligned timeout's periodic part: promotes barriers stuck in the gate, settles the output
   // of settling_, and schedules the next check.
   void checkAlignedTimeout();
+  // Calls `fn` for every output with the number of its first channel in in-flight output state,
+  // where channels are numbered over the outputs in order.
+  void forEachOutput(const std::function<void(ResultPartition&, int first_channel)>& fn);
   // ResultPartition::settleBarrier over every output, appending what is persisted to `body` (its
   // channels numbered over the outputs in order); how many channels still hold the barrier.
   int settleOutputs(std::int64_t id, std::int64_t cutoff_ms, std::string& body);
