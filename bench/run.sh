@@ -22,6 +22,10 @@
 #                                                    the ysb example through `weir local` without
 #                                                    and with checkpoints every 1 s
 #                                                    (bench/ysb_checkpoint.sh)
+#   bench/run.sh backpressure [--sleep-us U] [--checkpoints N]
+#                                                    checkpoints through a back-pressured
+#                                                    pipeline next to the same one without
+#                                                    (weir_backpressure_bench)
 #   bench/run.sh recovery [--runs R] [--backend heap|rocksdb] [-D key=value]...
 #                                                    time to recover from kill -9 of a TaskManager
 #                                                    (weir_recovery_bench)
@@ -50,6 +54,10 @@ elif [[ $# -gt 0 && "$1" == "checkpoint" ]]; then
 elif [[ $# -gt 0 && "$1" == "heap-snapshot" ]]; then
   shift
   target=weir_heap_snapshot_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "backpressure" ]]; then
+  shift
+  target=weir_backpressure_bench
   args=("$@")
 elif [[ $# -gt 0 && "$1" == "recovery" ]]; then
   shift
