@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -237,5 +238,33 @@ class Buffer {
   std::uint8_t* segment_ = nullptr;
   std::size_t size_ = 0;
 };
+
+// A queue of buffers on their way to a consumer (a gate's channel, a remote channel's send queue),
+// and how a barrier of an unaligned checkpoint overtakes in it.
+using BufferQueue = std::deque<Buffer>;
+
+// Where a barrier overtaking what is queued before `end` goes: just after the last barrier before
+// `end` (barriers never overtake barriers), or the front of `queue` when there is none.
+inline BufferQueue::iterator overtakingPosition(BufferQueue& queue, BufferQueue::iterator end) {
+  while (end != queue.begin() && std::prev(end)->kind() != Buffer::Kind::kBarrier)
+    --end;
+  return end;
+}
+
+// The data buffers in [from, to).
+inline std::int64_t dataBuffers(BufferQueue::const_iterator from, BufferQueue::const_iterator to) {
+  return std::count_if(from, to, [](const Buffer& b) { return b.kind() == Buffer::Kind::kData; });
+}
+
+// Replaces the aligned barrier at `it` by a copy marked unaligned, queued at `at` (before `it`),
+// that overtook `overtaken` data buffers.
+inline void moveAsUnaligned(BufferQueue& queue, BufferQueue::iterator it, BufferQueue::iterator at,
+                            std::int64_t overtaken) {
+  auto unaligned = std::make_shared<CheckpointBarrier>(*it->barrier());
+  unaligned->unaligned = true;
+  const auto index = at - queue.begin();
+  queue.erase(it);
+  queue.insert(queue.begin() + index, Buffer::barrier(std::move(unaligned), overtaken));
+}
 
 }  // namespace weir::engine

@@ -32,13 +32,8 @@ void InputGate::pushPriority(int channel, Buffer barrier) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& q = queues_.at(static_cast<std::size_t>(channel));
-    auto at = q.end();
-    while (at != q.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier)
-      --at;
-    std::int64_t overtaken = 0;
-    for (auto it = at; it != q.end(); ++it)
-      overtaken += it->kind() == Buffer::Kind::kData ? 1 : 0;
-    barrier.addOvertaken(overtaken);
+    const auto at = overtakingPosition(q, q.end());
+    barrier.addOvertaken(dataBuffers(at, q.end()));
     const bool was_empty = q.empty();
     q.insert(at, std::move(barrier));
     if (was_empty && !blocked_[static_cast<std::size_t>(channel)]) {
@@ -60,19 +55,10 @@ int InputGate::promoteBarriers(std::int64_t cutoff_ms) {
       if (it->kind() != Buffer::Kind::kBarrier) continue;
       const auto& b = it->barrier();
       if (b->unaligned || b->savepoint || b->timestamp_ms > cutoff_ms) continue;
-      // Moves forward to just after the barrier before it (the queue's front when none).
-      auto at = it;
-      std::int64_t overtaken = 0;
-      while (at != q.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier) {
-        --at;
-        overtaken += at->kind() == Buffer::Kind::kData ? 1 : 0;
-      }
+      const auto at = overtakingPosition(q, it);
+      const std::int64_t overtaken = dataBuffers(at, it);
       if (overtaken == 0) continue;
-      auto copy = std::make_shared<CheckpointBarrier>(*b);
-      copy->unaligned = true;
-      const auto index = at - q.begin();
-      q.erase(it);
-      q.insert(q.begin() + index, Buffer::barrier(std::move(copy), overtaken));
+      moveAsUnaligned(q, it, at, overtaken);
       ++promoted;
       break;
     }

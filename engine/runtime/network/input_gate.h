@@ -85,7 +85,7 @@ class InputGate {
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::deque<Buffer>> queues_;  // guarded by mu_
+  std::vector<BufferQueue> queues_;  // guarded by mu_
   // guarded by mu_: the channels with a non-empty queue that are not blocked, each once
   std::deque<int> available_;
   std::vector<bool> blocked_;  // guarded by mu_

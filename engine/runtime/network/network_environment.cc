@@ -236,9 +236,7 @@ void RemoteOutputChannel::pushPriority(Buffer barrier,
                                        const std::function<void(const Buffer&)>& persist) {
   std::unique_lock<std::mutex> lock(mu_);
   if (failed_) return;
-  auto at = queue_.end();
-  while (at != queue_.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier)
-    --at;
+  const auto at = overtakingPosition(queue_, queue_.end());
   for (auto it = at; it != queue_.end(); ++it) {
     if (it->kind() == Buffer::Kind::kData) persist(*it);
   }
@@ -254,22 +252,14 @@ bool RemoteOutputChannel::settleBarrier(std::int64_t id, std::int64_t cutoff_ms,
     return b.kind() == Buffer::Kind::kBarrier && b.barrier()->id == id && !b.barrier()->unaligned;
   });
   if (it == queue_.end()) return false;  // sent
-  auto at = it;
-  bool data = false;
-  while (at != queue_.begin() && std::prev(at)->kind() != Buffer::Kind::kBarrier) {
-    --at;
-    data = data || at->kind() == Buffer::Kind::kData;
-  }
+  const auto at = overtakingPosition(queue_, it);
   // Nothing to overtake: it goes as soon as the connection takes it.
-  if (!data || it->barrier()->timestamp_ms > cutoff_ms) return true;
+  if (dataBuffers(at, it) == 0 || it->barrier()->timestamp_ms > cutoff_ms) return true;
   for (auto d = at; d != it; ++d) {
     if (d->kind() == Buffer::Kind::kData) persist(*d);
   }
-  auto unaligned = std::make_shared<CheckpointBarrier>(*it->barrier());
-  unaligned->unaligned = true;
-  const auto index = at - queue_.begin();
-  queue_.erase(it);
-  queue_.insert(queue_.begin() + index, Buffer::barrier(std::move(unaligned)));
+  // The overtaken buffers are the producer's to persist: the consumer counts none of them.
+  moveAsUnaligned(queue_, it, at, 0);
   notifyLocked(lock);
   return false;
 }

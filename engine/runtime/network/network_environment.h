@@ -87,7 +87,7 @@ class RemoteOutputChannel final : public ChannelSink,
   const std::string peer_;
   ChannelFailureHandler on_failure_;
   mutable std::mutex mu_;
-  std::deque<Buffer> queue_;              // guarded by mu_
+  BufferQueue queue_;                     // guarded by mu_
   std::uint32_t credit_ = 0;              // guarded by mu_
   std::uint32_t id_ = 0;                  // guarded by mu_
   std::weak_ptr<Connection> connection_;  // guarded by mu_

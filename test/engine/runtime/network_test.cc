@@ -40,6 +40,14 @@ class Collect final : public weir::BatchConsumer<T> {
   int batches = 0;
 };
 
+// A data buffer of `pool` holding the one byte `value`.
+Buffer oneByte(const std::shared_ptr<BufferPool>& pool, std::uint8_t value) {
+  std::uint8_t* segment = pool->tryRequest();
+  REQUIRE(segment != nullptr);
+  segment[0] = value;
+  return Buffer::data(pool, segment, 1);
+}
+
 // Record i's timestamp in pipe(): none for every third record, negative and huge ones too.
 std::int64_t timestampOf(std::size_t i) {
   if (i % 3 == 0) return weir::kNoTimestamp;
@@ -484,11 +492,7 @@ TEST_CASE("input gate: a priority barrier overtakes queued data and counts it") 
   const std::atomic<bool> cancelled{false};
   InputGate gate(2);
   auto pool = std::make_shared<BufferPool>(16, 16);
-  auto data = [&](std::uint8_t value) {
-    std::uint8_t* segment = pool->tryRequest();
-    segment[0] = value;
-    return Buffer::data(pool, segment, 1);
-  };
+  auto data = [&](std::uint8_t value) { return oneByte(pool, value); };
   auto b1 =
       std::make_shared<const CheckpointBarrier>(CheckpointBarrier{1, 0, false, false, false, ""});
   auto b2 =
@@ -545,11 +549,7 @@ TEST_CASE("input gate: pollBarrier takes a barrier at a channel's head, never da
   const std::atomic<bool> cancelled{false};
   InputGate gate(4);
   auto pool = std::make_shared<BufferPool>(16, 4);
-  auto data = [&](std::uint8_t value) {
-    std::uint8_t* segment = pool->tryRequest();
-    segment[0] = value;
-    return Buffer::data(pool, segment, 1);
-  };
+  auto data = [&](std::uint8_t value) { return oneByte(pool, value); };
   int told = 0;
   gate.setBarrierListener([&] { ++told; });
   auto barrier = std::make_shared<const CheckpointBarrier>(CheckpointBarrier{4, 0});
@@ -647,11 +647,7 @@ TEST_CASE("input gate: barriers waiting too long behind data are promoted to una
   const std::atomic<bool> cancelled{false};
   InputGate gate(3);
   auto pool = std::make_shared<BufferPool>(16, 16);
-  auto data = [&](std::uint8_t value) {
-    std::uint8_t* segment = pool->tryRequest();
-    segment[0] = value;
-    return Buffer::data(pool, segment, 1);
-  };
+  auto data = [&](std::uint8_t value) { return oneByte(pool, value); };
   auto barrier = [](std::int64_t id, std::int64_t timestamp_ms, bool savepoint) {
     return Buffer::barrier(std::make_shared<const CheckpointBarrier>(
         CheckpointBarrier{id, timestamp_ms, savepoint, false, false, ""}));
@@ -734,11 +730,7 @@ TEST_CASE("result partition: emitPriorityBarrier flushes, then overtakes what is
 
 TEST_CASE("remote output channel: an aligned barrier waiting for credit overtakes after the timeout") {
   auto pool = std::make_shared<BufferPool>(16, 8);
-  auto data = [&](std::uint8_t value) {
-    std::uint8_t* segment = pool->tryRequest();
-    segment[0] = value;
-    return Buffer::data(pool, segment, 1);
-  };
+  auto data = [&](std::uint8_t value) { return oneByte(pool, value); };
   auto barrier = [](std::int64_t id, std::int64_t timestamp_ms) {
     auto b = std::make_shared<CheckpointBarrier>();
     b->id = id;
