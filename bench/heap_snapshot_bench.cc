@@ -17,12 +17,16 @@
 //             groups (as the checkpoint writer does, letting go of each once written): a group
 //             is copied on its first change if it was not written yet.
 // longest     the longest single update in the last run's pass and pass+cow (an update that copies
-//             a group first takes that group's copy).
+//             the state it changes first takes that copy).
 // written     how long that other thread took to write every key group.
+// hot         one update each of 1024 keys spread over the key groups (hot keys), with no snapshot
+//             held and right after a freeze whose snapshot is still held (each first change then
+//             copies what it changes), and the longest single update of the latter; run between
+//             pass and pass+cow.
 //
-// Ratios: serialise / freeze (how much shorter the pause is) and pass / pass+cow (the first pass
-// after a checkpoint against the steady state; 1 = no cost). The frozen bytes are restored into a
-// fresh backend and checked against the values at the freeze.
+// Ratios: serialise / freeze (how much shorter the pause is), pass / pass+cow (the first pass
+// after a checkpoint against the steady state; 1 = no cost) and hot / hot+cow. The frozen bytes
+// are restored into a fresh backend and checked against the values at the freeze.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -111,6 +115,7 @@ std::vector<std::string> writeAll(Backend::Frozen& frozen) {
 struct Times {
   double serialise = 1e9, freeze = 1e9, pass = 1e9, cow_pass = 1e9, written = 1e9;
   double longest = 0, cow_longest = 0;  // longest single update of the last run's passes
+  double hot = 1e9, hot_cow = 1e9, hot_longest = 0;
   std::size_t bytes = 0;
 };
 
@@ -131,8 +136,37 @@ void runOnce(std::int64_t keys, int payload_bytes, Times& best) {
   best.longest = s.pass(keys);  // k + 2
   best.pass = std::min(best.pass, secondsSince(start));
 
+  // Hot keys: 1024 of them, spread over the key groups.
+  std::vector<std::int64_t> hot;
+  for (std::int64_t k = 0; k < keys; k += std::max<std::int64_t>(1, keys / 1024))
+    hot.push_back(k);
   start = Clock::now();
+  for (std::int64_t k : hot) {
+    s.setKey(k);
+    s.count->update(*s.count->get() + 1);
+  }
+  best.hot = std::min(best.hot, secondsSince(start));
   std::unique_ptr<Backend::Frozen> frozen = s.backend.freeze();
+  Clock::duration hot_longest{};
+  start = Clock::now();
+  Clock::time_point last = start;
+  for (std::int64_t k : hot) {
+    s.setKey(k);
+    s.count->update(*s.count->get() + 1);
+    const Clock::time_point now = Clock::now();
+    hot_longest = std::max(hot_longest, now - last);
+    last = now;
+  }
+  best.hot_cow = std::min(best.hot_cow, secondsSince(start));
+  best.hot_longest = std::chrono::duration<double>(hot_longest).count();
+  frozen.reset();
+  for (std::int64_t k : hot) {  // back to k + 2
+    s.setKey(k);
+    s.count->update(*s.count->get() - 2);
+  }
+
+  start = Clock::now();
+  frozen = s.backend.freeze();
   best.freeze = std::min(best.freeze, secondsSince(start));
   double written = 0;
   std::thread writer([&] {
@@ -177,19 +211,22 @@ int main(int argc, char** argv) {
   if (key_counts.empty()) key_counts = {1e6, 4e6};
 
   std::printf("| keys | state bytes | serialise (before) | freeze (now) | ratio | pass | "
-              "pass+cow | ratio | longest update: pass / pass+cow | written (other thread) |\n");
-  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+              "pass+cow | ratio | longest update: pass / pass+cow | written (other thread) | "
+              "hot | hot+cow | ratio | longest hot+cow |\n");
+  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+              "| ---: | ---: |\n");
   for (double n : key_counts) {
     const auto keys = static_cast<std::int64_t>(n);
     Times t;
     for (int r = 0; r < runs; ++r)
       runOnce(keys, payload_bytes, t);
     std::printf("| %lld | %.1f MB | %.1f ms | %.3f ms | %.0f | %.1f ms | %.1f ms | %.2f | "
-                "%.3f / %.3f ms | %.1f ms |\n",
+                "%.3f / %.3f ms | %.1f ms | %.3f ms | %.3f ms | %.2f | %.3f ms |\n",
                 static_cast<long long>(keys), static_cast<double>(t.bytes) / 1e6,
                 t.serialise * 1e3, t.freeze * 1e3, t.serialise / t.freeze, t.pass * 1e3,
                 t.cow_pass * 1e3, t.pass / t.cow_pass, t.longest * 1e3, t.cow_longest * 1e3,
-                t.written * 1e3);
+                t.written * 1e3, t.hot * 1e3, t.hot_cow * 1e3, t.hot / t.hot_cow,
+                t.hot_longest * 1e3);
     std::fflush(stdout);
   }
   return 0;

@@ -790,12 +790,19 @@ TEST_CASE("heap state snapshot: a frozen snapshot keeps its moment while the sta
   CHECK(a.describe("zz") == "zz: value=49 list=zz49, map=49->zz, sum=49 avg=49");
 }
 
-TEST_CASE("heap state snapshot: a group is copied on its first change only while a snapshot holds "
+TEST_CASE("heap state snapshot: a cell is copied on its first change only while a snapshot holds "
           "it") {
   Backend be;
   States s(be);
   s.registerAll();
   s.write("a", 1);
+  // Another key of the same key group.
+  std::string same = "a0";
+  for (int i = 1; groupOf(same) != groupOf("a"); ++i)
+    same = "a" + std::to_string(i);
+  s.write(same, 1);
+  be.setKey(same);
+  const long* other = s.value->get();
   be.setKey("a");
   const long* cell = s.value->get();
   REQUIRE(cell != nullptr);
@@ -811,6 +818,9 @@ TEST_CASE("heap state snapshot: a group is copied on its first change only while
   CHECK(*copied == 3);
   s.value->update(4);  // copied once per snapshot
   CHECK(s.value->get() == copied);
+  be.setKey(same);  // the rest of the group is not copied
+  CHECK(s.value->get() == other);
+  be.setKey("a");
 
   Backend to;
   States t(to);
@@ -828,7 +838,7 @@ TEST_CASE("heap state snapshot: a group is copied on its first change only while
   be.setKey("a");
   s.value->update(5);
   CHECK(s.value->get() == copied);
-  s.write("b", 1);  // another group, still held: copied
+  s.write("b", 1);  // another group, still held
   CHECK(frozen->writeKeyGroup(groupOf("b")).size() > 0);
   CHECK_THROWS_WITH_AS(frozen->writeKeyGroup(kg), "a frozen key group was written twice",
                        std::logic_error);

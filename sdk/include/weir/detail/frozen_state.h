@@ -1,60 +1,46 @@
 // Heap keyed state frozen at a checkpoint, so that it can be written out on another thread while
 // the task goes on changing it.
 //
-// Every per-key-group table of the heap backend (keys, state cells, timers) lives in CowGroups:
-// freezing hands the checkpoint the groups as they are (a shared pointer each, nothing is copied),
-// and the first write to a group after that copies that group alone, if the checkpoint still
-// holds it. Groups the task does not touch before the checkpoint is written are never copied.
+// Every per-key-group table of the heap backend (keys, state cells, timers) is a CowHashTable in
+// CowGroups: freezing hands the checkpoint each group as it is (nothing is copied), and a change
+// while the checkpoint may still read the group copies only the entry it changes (and, once per
+// group, the group's slot array of pointers). See cow_hash_table.h.
 #pragma once
 
-#include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "weir/detail/cow_hash_table.h"
 
 namespace weir::detail {
 
 template <class Group>
 class CowGroups {
  public:
-  using Frozen = std::vector<std::shared_ptr<const Group>>;
+  // By group; a group is reset once written (released).
+  using Frozen = std::vector<std::optional<typename Group::Snapshot>>;
 
-  explicit CowGroups(std::size_t n) : shared_(n, 0) {
-    groups_.reserve(n);
-    for (std::size_t i = 0; i < n; ++i)
-      groups_.push_back(std::make_shared<Group>());
-  }
+  explicit CowGroups(std::size_t n) : size_(n), groups_(std::make_unique<Group[]>(n)) {}
 
-  std::size_t size() const { return groups_.size(); }
-  const Group& read(std::size_t g) const { return *groups_[g]; }
-  // Group g, to change: copied first when a frozen snapshot still holds it.
-  Group& write(std::size_t g) {
-    if (shared_[g] != 0) unshare(g);
-    return *groups_[g];
-  }
+  std::size_t size() const { return size_; }
+  const Group& read(std::size_t g) const { return groups_[g]; }
+  Group& write(std::size_t g) { return groups_[g]; }
   // Every group as it is now. Later writes leave what this returns untouched.
   Frozen freeze() {
-    std::fill(shared_.begin(), shared_.end(), std::uint8_t{1});
-    return Frozen(groups_.begin(), groups_.end());
+    Frozen frozen;
+    frozen.reserve(size_);
+    for (std::size_t g = 0; g < size_; ++g)
+      frozen.emplace_back(groups_[g].freeze());
+    return frozen;
   }
 
  private:
-  void unshare(std::size_t g) {
-    shared_[g] = 0;
-    if (groups_[g].use_count() > 1) {
-      groups_[g] = std::make_shared<Group>(*groups_[g]);
-    } else {
-      // The snapshot that held it was released (on the writer's thread, with release order):
-      // its reads happen before the writes that follow.
-      std::atomic_thread_fence(std::memory_order_acquire);
-    }
-  }
-
-  std::vector<std::shared_ptr<Group>> groups_;
-  std::vector<std::uint8_t> shared_;  // by group: freeze() handed it out since the last write
+  std::size_t size_;
+  std::unique_ptr<Group[]> groups_;
 };
 
 // Appends the Serde bytes of the key with id `id`: the backend's keys now, or as they were frozen.

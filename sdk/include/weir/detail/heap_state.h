@@ -46,15 +46,16 @@ class TtlPolicy {
 };
 
 // The (key id, namespace) -> Cell table behind one heap state, partitioned by key group (copied on
-// write after a freeze(): see frozen_state.h).
+// write per cell after a freeze(): see frozen_state.h).
 template <class N, class Cell>
 class HeapTable {
   struct Entry;
   struct Hash;
 
  public:
-  using Group = std::unordered_map<Entry, Cell, Hash>;
+  using Group = CowHashMap<Entry, Cell, Hash>;
   using Frozen = typename CowGroups<Group>::Frozen;
+  using FrozenGroup = typename Group::Snapshot;
 
   explicit HeapTable(HeapBackendBase& backend)
       : backend_(backend), groups_(static_cast<std::size_t>(std::max(backend.range().size(), 0))) {}
@@ -63,11 +64,19 @@ class HeapTable {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return nullptr;
     if (Cell* c = recent(id, ns)) return c;
-    auto& g = group();
-    auto it = g.find(Entry{id, ns});
-    if (it == g.end()) return nullptr;
-    remember(id, ns, &it->second);
-    return &it->second;
+    auto* e = group().findMutable(Entry{id, ns});
+    if (e == nullptr) return nullptr;
+    remember(id, ns, &e->second);
+    return &e->second;
+  }
+  // The cell for ns, to read only (a frozen cell is not copied), or null.
+  const Cell* peek(const N& ns) {
+    const std::uint32_t id = backend_.currentKeyId();
+    if (id == kNoKeyId) return nullptr;
+    if (const Cell* c = recent(id, ns)) return c;
+    const auto* e =
+        groups_.read(static_cast<std::size_t>(backend_.groupIndex())).find(Entry{id, ns});
+    return e == nullptr ? nullptr : &e->second;
   }
   Cell& findOrCreate(const N& ns, bool& created) {
     const std::uint32_t id = backend_.materializeCurrentKey();
@@ -75,11 +84,11 @@ class HeapTable {
       created = false;
       return *c;
     }
-    auto [it, inserted] = group().try_emplace(Entry{id, ns});
+    auto [e, inserted] = group().tryEmplace(Entry{id, ns});
     created = inserted;
     if (inserted) backend_.ref(id);
-    remember(id, ns, &it->second);
-    return it->second;
+    remember(id, ns, &e->second);
+    return e->second;
   }
   void erase(const N& ns) {
     const std::uint32_t id = backend_.currentKeyId();
@@ -87,7 +96,7 @@ class HeapTable {
     if (id < recent_.size() && recent_[id].cell != nullptr && recent_[id].ns == ns) {
       recent_[id].cell = nullptr;
     }
-    if (group().erase(Entry{id, ns}) != 0) backend_.unref(id);
+    if (group().erase(Entry{id, ns})) backend_.unref(id);
   }
   std::size_t size() const {
     std::size_t n = 0;
@@ -95,15 +104,15 @@ class HeapTable {
       n += groups_.read(g).size();
     return n;
   }
-  // Every group as it is now; later changes copy a group first. Cells remembered for the fast path
-  // may sit in frozen groups, so they are all forgotten.
+  // Every group as it is now; a later change copies the cell it changes first. Cells remembered
+  // for the fast path may be frozen, so they are all forgotten.
   Frozen freeze() {
     ++epoch_;
     return groups_.freeze();
   }
   // The entries of a frozen group: f(key id, namespace, cell).
   template <class F>
-  static void forEach(const Group& group, F&& f) {
+  static void forEach(const FrozenGroup& group, F&& f) {
     for (const auto& [e, cell] : group)
       f(e.id, e.ns, cell);
   }
@@ -126,8 +135,8 @@ class HeapTable {
   };
   // The cell of each key's most recently used namespace: a record's key usually touches the same
   // window (or, for VoidNamespace, the only cell) as its previous record, and this skips the hash
-  // probe. Map nodes never move, erase() clears a slot before its cell goes, and a slot remembered
-  // before the last freeze() (its epoch) is not used: its group may have been copied since.
+  // probe. Table nodes never move, erase() clears a slot before its cell goes, and a slot
+  // remembered before the last freeze() (its epoch) is not used: its cell may be copied since.
   struct Recent {
     N ns{};
     Cell* cell = nullptr;
@@ -180,7 +189,7 @@ class FrozenCells final : public FrozenState {
       : groups_(std::move(groups)), ttl_(ttl), write_body_(std::move(write_body)) {}
 
   void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const override {
-    if (groups_[g] == nullptr) throw std::logic_error("a frozen key group was written twice");
+    if (!groups_[g]) throw std::logic_error("a frozen key group was written twice");
     const auto& group = *groups_[g];
     appendSerde(out, static_cast<std::uint8_t>(ttl_ ? 1 : 0));
     appendSerde(out, static_cast<std::uint64_t>(group.size()));
@@ -275,6 +284,12 @@ class HeapSingleCell {
     }
     return &c->value;
   }
+  // The live cell for ns to read only, or null.
+  const V* peek(const N& ns) {
+    if (ttl_.enabled()) return read(ns);  // a read may remove or refresh the cell
+    const TimedCell<V>* c = table_.peek(ns);
+    return c == nullptr ? nullptr : &c->value;
+  }
   // The cell for ns, created (value-initialised) if absent or expired; `created` tells which.
   V& write(const N& ns, bool& created) {
     TimedCell<V>& c = table_.findOrCreate(ns, created);
@@ -329,7 +344,7 @@ class HeapValueState final : public InternalValueState<N, V> {
  public:
   HeapValueState(HeapBackendBase& backend, const ValueStateDescriptor<V>& d)
       : cells_(backend, d.ttl) {}
-  const V* get() override { return cells_.read(*this->ns_); }
+  const V* get() override { return cells_.peek(*this->ns_); }
   void update(const V& value) override {
     bool created = false;
     cells_.write(*this->ns_, created) = value;
@@ -349,7 +364,7 @@ class HeapReducingState final : public InternalReducingState<N, V> {
  public:
   HeapReducingState(HeapBackendBase& backend, const ReducingStateDescriptor<V, F>& d)
       : cells_(backend, d.ttl), fn_(d.fn) {}
-  const V* get() override { return cells_.read(*this->ns_); }
+  const V* get() override { return cells_.peek(*this->ns_); }
   void add(const V& value) override {
     bool created = false;
     V& acc = cells_.write(*this->ns_, created);
@@ -389,7 +404,7 @@ class HeapAggregatingState final
   HeapAggregatingState(HeapBackendBase& backend, const AggregatingStateDescriptor<In, F>& d)
       : cells_(backend, d.ttl), fn_(d.fn) {}
   std::optional<Out> get() override {
-    const Acc* acc = cells_.read(*this->ns_);
+    const Acc* acc = cells_.peek(*this->ns_);
     if (acc == nullptr) return std::nullopt;
     return fn_.getResult(*acc);
   }
@@ -405,7 +420,7 @@ class HeapAggregatingState final
     cells_.restoreGroup(*this, kg, p, end);
   }
   // The accumulator itself (windows read it without computing a result per pane).
-  const Acc* accumulator() override { return cells_.read(*this->ns_); }
+  const Acc* accumulator() override { return cells_.peek(*this->ns_); }
   void mergeNamespaces(const N& target, const std::vector<N>& sources) override {
     for (const N& s : sources) {
       if (s == target) continue;
@@ -481,9 +496,12 @@ class HeapListState final : public InternalListState<N, V> {
   }
 
   const std::vector<V>& get() override {
+    if (!ttl_.enabled()) {
+      const ListCell<V>* c = table_.peek(*this->ns_);
+      return c == nullptr ? empty_ : c->values;
+    }
     ListCell<V>* c = table_.find(*this->ns_);
     if (c == nullptr) return empty_;
-    if (!ttl_.enabled()) return c->values;
     const std::int64_t now = ttl_.now();
     // Expired elements are removed; with "return expired" they are returned this once. Reads
     // refresh the others when the update type says so.
@@ -616,6 +634,12 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
   }
 
   const UV* get(const UK& key) override {
+    if (!ttl_.enabled()) {
+      const Map* m = table_.peek(*this->ns_);
+      if (m == nullptr) return nullptr;
+      auto it = m->find(key);
+      return it == m->end() ? nullptr : &it->second.value;
+    }
     Map* m = table_.find(*this->ns_);
     if (m == nullptr) return nullptr;
     auto it = m->find(key);
@@ -640,6 +664,8 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
     if (ttl_.enabled()) c.ts = ttl_.now();
   }
   void remove(const UK& key) override {
+    const Map* present = table_.peek(*this->ns_);
+    if (present == nullptr || present->find(key) == present->end()) return;
     Map* m = table_.find(*this->ns_);
     if (m == nullptr) return;
     auto it = m->find(key);
@@ -647,6 +673,7 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
   }
   bool contains(const UK& key) override { return get(key) != nullptr; }
   bool isEmpty() override {
+    if (!ttl_.enabled()) return table_.peek(*this->ns_) == nullptr;
     Map* m = table_.find(*this->ns_);
     if (m == nullptr) return true;
     if (ttl_.enabled()) pruneAll(*m);
@@ -654,13 +681,15 @@ class HeapMapState final : public InternalMapState<N, UK, UV> {
   }
   void clear() override { table_.erase(*this->ns_); }
   void forEach(const std::function<void(const UK&, const UV&)>& f) override {
-    Map* m = table_.find(*this->ns_);
-    if (m == nullptr) return;
     if (!ttl_.enabled()) {
-      for (const auto& [k, c] : *m)
-        f(k, c.value);
+      if (const Map* m = table_.peek(*this->ns_)) {
+        for (const auto& [k, c] : *m)
+          f(k, c.value);
+      }
       return;
     }
+    Map* m = table_.find(*this->ns_);
+    if (m == nullptr) return;
     // Expired entries are removed (and visited this once when the visibility allows); reads
     // refresh the others when the update type says so.
     const std::int64_t now = ttl_.now();

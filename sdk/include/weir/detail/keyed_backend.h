@@ -475,9 +475,8 @@ class HeapKeyedBackend final : public HeapBackendBase {
   void setCurrentKey(const K& key, int kg) {
     current_kg_ = kg;
     current_key_ = &key;
-    const KeyMap& group = groups_.read(static_cast<std::size_t>(kg - range_.start));
-    auto it = group.find(key);
-    current_id_ = it == group.end() ? kNoKeyId : it->second;
+    const auto* e = groups_.read(static_cast<std::size_t>(kg - range_.start)).find(key);
+    current_id_ = e == nullptr ? kNoKeyId : e->second;
   }
   // Makes the key with table id `id` current (timers).
   void setCurrentKeyById(std::uint32_t id) {
@@ -552,7 +551,7 @@ class HeapKeyedBackend final : public HeapBackendBase {
     if (entries_.size() <= id) entries_.resize(id + 1);  // a deque: earlier entries stay put
     entries_[id].key = *current_key_;
     entries_[id].kg = current_kg_;
-    groups_.write(static_cast<std::size_t>(current_kg_ - range_.start)).emplace(*current_key_, id);
+    groups_.write(static_cast<std::size_t>(current_kg_ - range_.start)).tryEmplace(*current_key_, id);
     current_key_ = &entries_[id].key;
     return id;
   }
@@ -566,7 +565,7 @@ class HeapKeyedBackend final : public HeapBackendBase {
     }
   }
 
-  using KeyMap = std::unordered_map<K, std::uint32_t, ValueHash<K>>;
+  using KeyMap = CowHashMap<K, std::uint32_t, ValueHash<K>>;
 
   // The key of each id as frozen; the index from ids to keys is built on first use, on the thread
   // that writes the snapshot, before any group is released. Ids of a released group are not asked
@@ -598,6 +597,7 @@ class HeapKeyedBackend final : public HeapBackendBase {
     void index() const {
       by_id_.assign(num_ids_, nullptr);
       for (const auto& group : groups_) {
+        if (!group) continue;
         for (const auto& [key, key_id] : *group)
           by_id_[key_id] = &key;
       }

@@ -14,7 +14,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "weir/detail/keyed_backend.h"
@@ -142,7 +141,8 @@ class HeapTimerQueue final : public TimerQueue<N> {
       return false;
     }
     Timer t{time, id, ns};
-    const bool inserted = groups_.write(static_cast<std::size_t>(backend_.groupIndex())).insert(t).second;
+    const bool inserted =
+        groups_.write(static_cast<std::size_t>(backend_.groupIndex())).tryEmplace(t).second;
     remember(t);
     if (!inserted) return false;
     backend_.ref(id);
@@ -156,8 +156,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return false;
     forget(Timer{time, id, ns});
-    if (groups_.write(static_cast<std::size_t>(backend_.groupIndex())).erase(Timer{time, id, ns}) ==
-        0) {
+    if (!groups_.write(static_cast<std::size_t>(backend_.groupIndex())).erase(Timer{time, id, ns})) {
       return false;
     }
     --live_;
@@ -236,14 +235,14 @@ class HeapTimerQueue final : public TimerQueue<N> {
     }
     ValueHash<N> ns_hash;
   };
-  using TimerSet = std::unordered_set<Timer, Hash>;
+  using TimerSet = CowHashSet<Timer, Hash>;
 
   class FrozenTimers final : public FrozenState {
    public:
     explicit FrozenTimers(typename CowGroups<TimerSet>::Frozen groups)
         : groups_(std::move(groups)) {}
     void writeGroup(std::size_t g, const KeyWriter& keys, std::string& out) const override {
-      if (groups_[g] == nullptr) throw std::logic_error("a frozen key group was written twice");
+      if (!groups_[g]) throw std::logic_error("a frozen key group was written twice");
       appendSerde(out, static_cast<std::uint64_t>(groups_[g]->size()));
       for (const Timer& t : *groups_[g]) {
         appendSerde(out, t.time);
@@ -266,7 +265,7 @@ class HeapTimerQueue final : public TimerQueue<N> {
   };
 
   bool isLive(const Timer& t) const {
-    return groups_.read(groupOf(t)).count(t) != 0;
+    return groups_.read(groupOf(t)).find(t) != nullptr;
   }
   void dropTombstones() {
     while (!heap_.empty() && !isLive(heap_.front())) {
