@@ -9,10 +9,10 @@
 // read, a change copies first what it would change and is older than the freeze: the directory
 // (one pointer per chunk), the chunk of the slots it writes, and the node whose value it changes;
 // so a change costs at most one node, one chunk and the directory, whatever the table's size. What
-// the table lets go of meanwhile (replaced chunks and nodes, removed nodes) goes to the snapshot's
-// bin, which frees it when the last snapshot that can see it is released, on whichever thread
-// releases it. Growing relinks pointers into new chunks and copies no value. Once every snapshot is
-// released, chunks and nodes change in place again.
+// the table lets go of meanwhile (replaced chunks and nodes, removed nodes) is handed to the frozen
+// directory, which frees it when the last snapshot that can see it is released, on whichever
+// thread releases it. Freezing allocates nothing. Growing relinks pointers into new chunks and
+// copies no value. Once every snapshot is released, chunks and nodes change in place again.
 //
 // The table is used from one thread; a Snapshot may be read and released on another.
 #pragma once
@@ -45,23 +45,22 @@ class CowHashTable {
     Node** slots;
     std::uint32_t version;
   };
-  using Directory = std::vector<Chunk>;
-
-  // Nodes and chunks a snapshot may still read though the table let go of them. A bin is held by
-  // the snapshot of its freeze and by the bin of the freeze before (whose snapshot sees as much).
-  struct Bin {
-    Bin() = default;
-    Bin(const Bin&) = delete;
-    Bin& operator=(const Bin&) = delete;
-    ~Bin() {
-      for (Node* n : nodes)
+  // The slot chunks. A frozen directory also keeps what its snapshot may still read though the
+  // table let go of it, and the directory frozen after it (whose keepings its snapshot may read).
+  struct Directory {
+    Directory() = default;
+    Directory(const Directory& o) : chunks(o.chunks) {}  // the chunks only
+    Directory& operator=(const Directory&) = delete;
+    ~Directory() {
+      for (Node* n : old_nodes)
         delete n;
-      for (Node** c : chunks)
+      for (Node** c : old_chunks)
         delete[] c;
     }
-    std::vector<Node*> nodes;
-    std::vector<Node**> chunks;
-    std::shared_ptr<Bin> newer;
+    std::vector<Chunk> chunks;
+    std::vector<Node*> old_nodes;
+    std::vector<Node**> old_chunks;
+    std::shared_ptr<Directory> newer;
   };
 
   static constexpr int kMaxChunkBits = 9;
@@ -124,15 +123,13 @@ class CowHashTable {
 
    private:
     friend class CowHashTable;
-    Snapshot(std::shared_ptr<const Directory> dir, Layout layout, std::size_t size,
-             std::shared_ptr<Bin> bin)
-        : dir_(std::move(dir)), layout_(layout), size_(size), bin_(std::move(bin)) {}
-    const Chunk* chunks() const { return dir_ ? dir_->data() : nullptr; }
+    Snapshot(std::shared_ptr<const Directory> dir, Layout layout, std::size_t size)
+        : dir_(std::move(dir)), layout_(layout), size_(size) {}
+    const Chunk* chunks() const { return dir_ ? dir_->chunks.data() : nullptr; }
 
     std::shared_ptr<const Directory> dir_;
     Layout layout_;
     std::size_t size_ = 0;
-    std::shared_ptr<Bin> bin_;
   };
 
   CowHashTable() = default;
@@ -140,19 +137,19 @@ class CowHashTable {
   CowHashTable& operator=(const CowHashTable&) = delete;
   ~CowHashTable() {
     if (dir_ == nullptr) return;
-    // What a snapshot may still read goes to its bin.
-    const std::shared_ptr<Bin> bin = maybe_held_ ? bin_.lock() : nullptr;
+    // What a snapshot may still read goes to the frozen directory (which may be this one).
+    const std::shared_ptr<Directory> frozen = held() ? frozen_.lock() : nullptr;
     for (std::size_t i = 0; i < layout_.capacity; ++i) {
       Node* n = slot(i);
       if (n == nullptr) continue;
-      if (bin != nullptr && n->version != version_) {
-        keep(bin->nodes, n);
+      if (frozen != nullptr && n->version != version_) {
+        keep(frozen->old_nodes, n);
       } else {
         delete n;
       }
     }
-    for (const Chunk& c : *dir_)
-      dropChunk(bin.get(), c);
+    for (const Chunk& c : dir_->chunks)
+      dropChunk(frozen.get(), c);
   }
 
   std::size_t size() const { return size_; }
@@ -218,12 +215,13 @@ class CowHashTable {
   Snapshot freeze() {
     ++version_;
     if (size_ == 0) return Snapshot();  // nothing to keep
-    auto bin = std::make_shared<Bin>();
-    if (std::shared_ptr<Bin> older = maybe_held_ ? bin_.lock() : nullptr) older->newer = bin;
-    bin_ = bin;
+    if (std::shared_ptr<Directory> older = maybe_held_ ? frozen_.lock() : nullptr) {
+      if (older != dir_) older->newer = dir_;
+    }
+    frozen_ = dir_;
     maybe_held_ = true;
     dir_shared_ = true;
-    return Snapshot(dir_, layout_, size_, std::move(bin));
+    return Snapshot(dir_, layout_, size_);
   }
 
  private:
@@ -249,12 +247,17 @@ class CowHashTable {
   // Whether a snapshot may still read what was made before the last freeze.
   bool held() {
     if (!maybe_held_) return false;
-    if (!bin_.expired()) return true;
-    // Released (with release order on the reading thread): its reads happen before what follows.
+    // The table's own reference does not count while it still uses the frozen directory.
+    if (frozen_.use_count() > (dir_shared_ ? 1 : 0)) return true;
+    released();
+    return false;
+  }
+  // Every snapshot was released (with release order on the reading thread): their reads happen
+  // before what follows.
+  void released() {
     std::atomic_thread_fence(std::memory_order_acquire);
     maybe_held_ = false;
-    bin_.reset();
-    return false;
+    frozen_.reset();
   }
   // Slot i, to change: its chunk (and the directory) copied first when a snapshot may read them.
   Node*& writableSlot(std::size_t i) {
@@ -262,7 +265,7 @@ class CowHashTable {
       if (dir_.use_count() > 1) {
         setDirectory(std::make_shared<Directory>(*dir_), layout_);
       } else {
-        std::atomic_thread_fence(std::memory_order_acquire);  // as in held()
+        released();
       }
       dir_shared_ = false;
     }
@@ -271,8 +274,8 @@ class CowHashTable {
     if (c.version != version_ && held()) {
       Node** copy = new Node*[n];
       std::copy(c.slots, c.slots + n, copy);
-      if (std::shared_ptr<Bin> bin = bin_.lock()) {
-        keep(bin->chunks, c.slots);
+      if (std::shared_ptr<Directory> frozen = frozen_.lock()) {
+        keep(frozen->old_chunks, c.slots);
       } else {
         delete[] c.slots;  // released meanwhile
       }
@@ -292,24 +295,24 @@ class CowHashTable {
     return copy;
   }
   void retire(Node* n) {
-    if (std::shared_ptr<Bin> bin = bin_.lock()) {
-      keep(bin->nodes, n);
+    if (std::shared_ptr<Directory> frozen = frozen_.lock()) {
+      keep(frozen->old_nodes, n);
     } else {
       delete n;  // released meanwhile
     }
   }
-  // A chunk the table lets go of: to the bin when a snapshot may read it.
-  void dropChunk(Bin* bin, const Chunk& c) {
-    if (bin != nullptr && c.version != version_) {
-      keep(bin->chunks, c.slots);
+  // A chunk the table lets go of: to the frozen directory when a snapshot may read it.
+  void dropChunk(Directory* frozen, const Chunk& c) {
+    if (frozen != nullptr && c.version != version_) {
+      keep(frozen->old_chunks, c.slots);
     } else {
       delete[] c.slots;
     }
   }
   template <class T>
-  static void keep(std::vector<T>& bin, T p) {
+  static void keep(std::vector<T>& into, T p) {
     try {
-      bin.push_back(p);
+      into.push_back(p);
     } catch (...) {
       // Out of memory: a snapshot may still read it, so it is left allocated.
     }
@@ -320,12 +323,12 @@ class CowHashTable {
     layout.bits = std::min(std::countr_zero(layout.capacity), kMaxChunkBits);
     const std::size_t chunk = std::size_t{1} << layout.bits;
     auto dir = std::make_shared<Directory>();
-    dir->reserve(layout.capacity / chunk);
+    dir->chunks.reserve(layout.capacity / chunk);
     try {
       for (std::size_t c = 0; c < layout.capacity / chunk; ++c)
-        dir->push_back(Chunk{new Node*[chunk](), version_});
+        dir->chunks.push_back(Chunk{new Node*[chunk](), version_});
     } catch (...) {
-      for (const Chunk& c : *dir)
+      for (const Chunk& c : dir->chunks)
         delete[] c.slots;
       throw;
     }
@@ -335,21 +338,21 @@ class CowHashTable {
       Node* n = slot(i);
       if (n == nullptr) continue;
       std::size_t j = slotOf(n->hash, shift);
-      while (layout.at(dir->data(), j) != nullptr)
+      while (layout.at(dir->chunks.data(), j) != nullptr)
         j = (j + 1) & mask;
-      (*dir)[j >> layout.bits].slots[j & (chunk - 1)] = n;
+      dir->chunks[j >> layout.bits].slots[j & (chunk - 1)] = n;
     }
     if (dir_ != nullptr) {
-      const std::shared_ptr<Bin> bin = held() ? bin_.lock() : nullptr;
-      for (const Chunk& c : *dir_)
-        dropChunk(bin.get(), c);
+      const std::shared_ptr<Directory> frozen = held() ? frozen_.lock() : nullptr;
+      for (const Chunk& c : dir_->chunks)
+        dropChunk(frozen.get(), c);
     }
     setDirectory(std::move(dir), layout);
     dir_shared_ = false;
   }
   void setDirectory(std::shared_ptr<Directory> dir, Layout layout) {
     dir_ = std::move(dir);
-    chunks_ = dir_->data();
+    chunks_ = dir_->chunks.data();
     layout_ = layout;
     mask_ = layout.capacity - 1;
     shift_ = 64 - std::countr_zero(layout.capacity);
@@ -362,9 +365,9 @@ class CowHashTable {
   int shift_ = 64;
   std::size_t size_ = 0;
   std::uint32_t version_ = 0;  // freeze() calls; what is older existed at the last one
-  std::weak_ptr<Bin> bin_;     // the last freeze's, while its snapshot (or an older one) lives
-  bool maybe_held_ = false;    // bin_ was set and not yet seen released
-  bool dir_shared_ = false;    // freeze() handed out dir_ since the last change
+  std::weak_ptr<Directory> frozen_;  // the last freeze's directory
+  bool maybe_held_ = false;  // frozen_ was set and not yet seen released
+  bool dir_shared_ = false;  // dir_ is frozen_: freeze() handed it out since the last change
   [[no_unique_address]] Hash hash_;
 };
 
