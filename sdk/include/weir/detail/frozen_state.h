@@ -3,8 +3,8 @@
 //
 // Every per-key-group table of the heap backend (keys, state cells, timers) is a CowHashTable in
 // CowGroups: freezing hands the checkpoint each group as it is (nothing is copied), and a change
-// while the checkpoint may still read the group copies only the entry it changes (and, once per
-// group, the group's slot array of pointers). See cow_hash_table.h.
+// while the checkpoint may still read the group copies only what it touches: the entry, a chunk of
+// slot pointers and the group's chunk directory. See cow_hash_table.h.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +27,7 @@ class CowGroups {
   explicit CowGroups(std::size_t n) : size_(n), groups_(std::make_unique<Group[]>(n)) {}
 
   std::size_t size() const { return size_; }
+  // Group g to read, or to change (each table copies on write itself).
   const Group& read(std::size_t g) const { return groups_[g]; }
   Group& write(std::size_t g) { return groups_[g]; }
   // Every group as it is now. Later writes leave what this returns untouched.
