@@ -138,7 +138,7 @@ class CowHashTable {
   ~CowHashTable() {
     if (dir_ == nullptr) return;
     // What a snapshot may still read goes to the frozen directory (which may be this one).
-    const std::shared_ptr<Directory> frozen = held() ? frozen_.lock() : nullptr;
+    const std::shared_ptr<Directory> frozen = heldDirectory();
     for (std::size_t i = 0; i < layout_.capacity; ++i) {
       Node* n = slot(i);
       if (n == nullptr) continue;
@@ -252,6 +252,13 @@ class CowHashTable {
     released();
     return false;
   }
+  // The last frozen directory while a snapshot may read what it keeps, else null.
+  std::shared_ptr<Directory> heldDirectory() {
+    if (!held()) return nullptr;
+    std::shared_ptr<Directory> frozen = frozen_.lock();
+    if (frozen == nullptr) released();  // meanwhile
+    return frozen;
+  }
   // Every snapshot was released (with release order on the reading thread): their reads happen
   // before what follows.
   void released() {
@@ -271,16 +278,14 @@ class CowHashTable {
     }
     Chunk& c = chunks_[i >> layout_.bits];
     const std::size_t n = std::size_t{1} << layout_.bits;
-    if (c.version != version_ && held()) {
-      Node** copy = new Node*[n];
-      std::copy(c.slots, c.slots + n, copy);
-      if (std::shared_ptr<Directory> frozen = frozen_.lock()) {
+    if (c.version != version_) {
+      if (const std::shared_ptr<Directory> frozen = heldDirectory()) {
+        Node** copy = new Node*[n];
+        std::copy(c.slots, c.slots + n, copy);
         keep(frozen->old_chunks, c.slots);
-      } else {
-        delete[] c.slots;  // released meanwhile
+        c.slots = copy;
+        c.version = version_;
       }
-      c.slots = copy;
-      c.version = version_;
     }
     return c.slots[i & (n - 1)];
   }
@@ -295,10 +300,10 @@ class CowHashTable {
     return copy;
   }
   void retire(Node* n) {
-    if (std::shared_ptr<Directory> frozen = frozen_.lock()) {
+    if (const std::shared_ptr<Directory> frozen = heldDirectory()) {
       keep(frozen->old_nodes, n);
     } else {
-      delete n;  // released meanwhile
+      delete n;
     }
   }
   // A chunk the table lets go of: to the frozen directory when a snapshot may read it.
@@ -343,7 +348,7 @@ class CowHashTable {
       dir->chunks[j >> layout.bits].slots[j & (chunk - 1)] = n;
     }
     if (dir_ != nullptr) {
-      const std::shared_ptr<Directory> frozen = held() ? frozen_.lock() : nullptr;
+      const std::shared_ptr<Directory> frozen = heldDirectory();
       for (const Chunk& c : dir_->chunks)
         dropChunk(frozen.get(), c);
     }
