@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <ranges>
 #include <span>
 #include <string>
 #include <thread>
@@ -77,12 +78,15 @@ struct Keyed {
     }
   }
   // Adds one to every counter; returns the longest single update (seconds).
-  double pass(std::int64_t keys) {
+  double pass(std::int64_t keys) { return add(std::views::iota(std::int64_t{0}, keys), 1); }
+  // Adds `delta` to the counters of `ks`; returns the longest single update (seconds).
+  template <class Keys>
+  double add(const Keys& ks, std::int64_t delta) {
     Clock::duration longest{};
     Clock::time_point last = Clock::now();
-    for (std::int64_t k = 0; k < keys; ++k) {
+    for (std::int64_t k : ks) {
       setKey(k);
-      count->update(*count->get() + 1);
+      count->update(*count->get() + delta);
       const Clock::time_point now = Clock::now();
       longest = std::max(longest, now - last);
       last = now;
@@ -141,29 +145,14 @@ void runOnce(std::int64_t keys, int payload_bytes, Times& best) {
   for (std::int64_t k = 0; k < keys; k += std::max<std::int64_t>(1, keys / 1024))
     hot.push_back(k);
   start = Clock::now();
-  for (std::int64_t k : hot) {
-    s.setKey(k);
-    s.count->update(*s.count->get() + 1);
-  }
+  s.add(hot, 1);
   best.hot = std::min(best.hot, secondsSince(start));
   std::unique_ptr<Backend::Frozen> frozen = s.backend.freeze();
-  Clock::duration hot_longest{};
   start = Clock::now();
-  Clock::time_point last = start;
-  for (std::int64_t k : hot) {
-    s.setKey(k);
-    s.count->update(*s.count->get() + 1);
-    const Clock::time_point now = Clock::now();
-    hot_longest = std::max(hot_longest, now - last);
-    last = now;
-  }
+  best.hot_longest = s.add(hot, 1);
   best.hot_cow = std::min(best.hot_cow, secondsSince(start));
-  best.hot_longest = std::chrono::duration<double>(hot_longest).count();
   frozen.reset();
-  for (std::int64_t k : hot) {  // back to k + 2
-    s.setKey(k);
-    s.count->update(*s.count->get() - 2);
-  }
+  s.add(hot, -2);  // back to k + 2
 
   start = Clock::now();
   frozen = s.backend.freeze();

@@ -1,6 +1,6 @@
-// A hash table that can be frozen at a moment in O(1) and read on another thread while the task goes
-// on changing it, copying only what changes: the per-key-group tables of the heap backend (keys,
-// state cells, timers).
+// A hash table that can be frozen at a moment in O(1) and read on another thread while the task
+// goes on changing it, copying only what changes: the per-key-group tables of the heap backend
+// (keys, state cells, timers).
 //
 // Open addressing (linear probing) over slots that point to nodes; a node holds one value and the
 // table version it was made in, and never moves. The slots are cut into chunks of up to 512 (4 KiB)

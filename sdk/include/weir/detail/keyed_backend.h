@@ -551,7 +551,8 @@ class HeapKeyedBackend final : public HeapBackendBase {
     if (entries_.size() <= id) entries_.resize(id + 1);  // a deque: earlier entries stay put
     entries_[id].key = *current_key_;
     entries_[id].kg = current_kg_;
-    groups_.write(static_cast<std::size_t>(current_kg_ - range_.start)).tryEmplace(*current_key_, id);
+    const auto g = static_cast<std::size_t>(current_kg_ - range_.start);
+    groups_.write(g).tryEmplace(*current_key_, id);
     current_key_ = &entries_[id].key;
     return id;
   }
@@ -597,7 +598,6 @@ class HeapKeyedBackend final : public HeapBackendBase {
     void index() const {
       by_id_.assign(num_ids_, nullptr);
       for (const auto& group : groups_) {
-        if (!group) continue;
         for (const auto& [key, key_id] : *group)
           by_id_[key_id] = &key;
       }

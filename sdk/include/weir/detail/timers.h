@@ -156,9 +156,8 @@ class HeapTimerQueue final : public TimerQueue<N> {
     const std::uint32_t id = backend_.currentKeyId();
     if (id == kNoKeyId) return false;
     forget(Timer{time, id, ns});
-    if (!groups_.write(static_cast<std::size_t>(backend_.groupIndex())).erase(Timer{time, id, ns})) {
-      return false;
-    }
+    const auto g = static_cast<std::size_t>(backend_.groupIndex());
+    if (!groups_.write(g).erase(Timer{time, id, ns})) return false;
     --live_;
     backend_.unref(id);
     if (heap_.size() > 1024 && heap_.size() > 2 * live_) rebuild();
