@@ -11,7 +11,7 @@ namespace weir::engine {
 
 namespace {
 
-constexpr const char* kEntrySymbol = "weir_plugin_v4";
+constexpr const char* kEntrySymbol = "weir_plugin_v5";
 
 std::string quoted(const std::string& path) {
   return "plugin '" + path + "'";

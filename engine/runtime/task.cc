@@ -421,7 +421,7 @@ Status StreamTask::replayInputState() {
                                       std::to_string(channel) + " of a task with " +
                                       std::to_string(gate_->numChannels()) + " input channels");
           }
-          return chain_->processInput(channel, data, size);
+          return readAll(channel, data, size);
         });
     if (!s.isOk()) return s.withContext("replaying the in-flight state " + file.path);
     spdlog::info("task {}: replayed {} bytes of in-flight input from checkpoint {}",
@@ -484,6 +484,18 @@ Status StreamTask::runInputs() {
   int open_channels = channels;
   auto flush_deadline = Clock::time_point::max();
   auto timer_deadline = Clock::time_point::min();  // check at once
+  auto after_work = [&](Clock::time_point done) {
+    if (flush_deadline == Clock::time_point::max() && anyPendingOutput()) {
+      flush_deadline = done + options_.buffer_timeout;
+    }
+    // The chain may have registered an earlier processing-time timer.
+    timer_deadline = std::min(timer_deadline, steadyDeadline(chain_->nextProcessingTime()));
+  };
+  // However the loop ends, a buffer read in part goes back to its pool.
+  struct DropReading {
+    std::optional<InputGate::Item>& reading;
+    ~DropReading() { reading.reset(); }
+  } drop_reading{reading_};
   while (open_channels > 0) {
     if (cancelled_.load(std::memory_order_acquire)) return Status::cancelled();
     const auto wait_start = Clock::now();
@@ -518,14 +530,31 @@ Status StreamTask::runInputs() {
         std::min({flush_deadline, timer_deadline, alignmentDeadline(),
                   aligned_timeout ? next_promotion_check_ : Clock::time_point::max()});
     std::optional<InputGate::Item> item;
+    const int reading = reading_ ? reading_->channel : -1;
     if (!outputsAvailable()) {
       // Back-pressured: no input is taken until every output has a buffer free, so that records
       // rarely block halfway (see ResultPartition::advance). Barriers need no buffer: one at the
       // head of a channel is taken meanwhile, and an unaligned one overtakes the queued data.
       barrier_queued_.store(false, std::memory_order_release);
-      item = gate_->pollBarrier();
+      item = gate_->pollBarrier(reading);
       if (!item) {
         awaitOutputBuffers(flush_deadline, wake_at);
+        continue;
+      }
+    } else if (reading_) {
+      // Between two batches of a buffer: a barrier queued meanwhile is taken first.
+      if (barrier_queued_.exchange(false, std::memory_order_acq_rel)) {
+        item = gate_->pollBarrier(reading);
+        // Another one may be queued behind it.
+        if (item) barrier_queued_.store(true, std::memory_order_release);
+      }
+      if (!item) {
+        metrics_.busy.begin(wait_start);
+        Status s = readNextBatch();
+        const auto done = Clock::now();
+        metrics_.busy.end(done);
+        if (!s.isOk()) return s;
+        after_work(done);
         continue;
       }
     } else {
@@ -563,18 +592,45 @@ Status StreamTask::runInputs() {
         break;
       case Buffer::Kind::kData:
         if (capture_) captureData(ch, item->buffer);
-        s = chain_->processInput(ch, item->buffer.bytes(), item->buffer.size());
+        reading_ = std::move(item);
+        reading_offset_ = 0;
+        s = readNextBatch();
         break;
     }
     item.reset();  // recycle the buffer at once
     const auto done = Clock::now();
     metrics_.busy.end(done);
     if (!s.isOk()) return s;
-    if (flush_deadline == Clock::time_point::max() && anyPendingOutput()) {
-      flush_deadline = done + options_.buffer_timeout;
+    after_work(done);
+  }
+  return Status::ok();
+}
+
+Status StreamTask::readNextBatch() {
+  const Buffer& buffer = reading_->buffer;
+  const std::size_t left = buffer.size() - reading_offset_;
+  std::size_t consumed = 0;
+  Status s = chain_->processInput(reading_->channel, buffer.bytes() + reading_offset_, left,
+                                  consumed);
+  if (s.isOk() && (consumed > left || (consumed == 0 && left > 0))) {
+    s = Status::internal("the chain read " + std::to_string(consumed) + " of " +
+                         std::to_string(left) + " bytes of an input buffer");
+  }
+  reading_offset_ += consumed;
+  if (!s.isOk() || reading_offset_ >= buffer.size()) reading_.reset();  // recycled at once
+  return s;
+}
+
+Status StreamTask::readAll(int channel, const std::uint8_t* data, std::size_t size) {
+  while (size > 0) {
+    std::size_t consumed = 0;
+    if (Status s = chain_->processInput(channel, data, size, consumed); !s.isOk()) return s;
+    if (consumed == 0 || consumed > size) {
+      return Status::internal("the chain read " + std::to_string(consumed) + " of " +
+                              std::to_string(size) + " bytes of input");
     }
-    // The chain may have registered an earlier processing-time timer.
-    timer_deadline = std::min(timer_deadline, steadyDeadline(chain_->nextProcessingTime()));
+    data += consumed;
+    size -= consumed;
   }
   return Status::ok();
 }
@@ -764,6 +820,11 @@ Status StreamTask::onChannelEnded(int channel) {
 }
 
 Status StreamTask::finishAlignment() {
+  if (reading_) {
+    // Every channel delivered its barrier, so no buffer before one can be read in part.
+    return Status::internal("an alignment finished with a buffer of channel " +
+                            std::to_string(reading_->channel) + " read only in part");
+  }
   alignment_ms_ =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - alignment_start_)
           .count();
@@ -793,6 +854,12 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
     capture.complete[ch] = channel_ended_[ch] || (ch < received.size() && received[ch]) ? 1 : 0;
   }
   if (channel >= 0 && overtaken == 0) capture.complete[static_cast<std::size_t>(channel)] = 1;
+  const int reading = reading_ ? reading_->channel : -1;
+  if (reading >= 0 && capture.complete[static_cast<std::size_t>(reading)] && reading != channel) {
+    // An aligned barrier is only taken after the buffer before it was read (pollBarrier).
+    return Status::internal("channel " + std::to_string(reading) +
+                            " delivered its barrier with a buffer of it read only in part");
+  }
   std::string partial;
   for (std::size_t ch = 0; ch < n; ++ch) {
     // The barrier's own channel can be complete with a record cut: the rest of the record was in
@@ -805,6 +872,12 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
     if (!partial.empty()) {
       appendChannelBuffer(capture.channels[ch], static_cast<int>(ch),
                           reinterpret_cast<const std::uint8_t*>(partial.data()), partial.size());
+    }
+    if (static_cast<int>(ch) == reading) {
+      // The batches of the buffer the chain has not read yet follow (the barrier overtook them).
+      const Buffer& buffer = reading_->buffer;
+      appendChannelBuffer(capture.channels[ch], reading, buffer.bytes() + reading_offset_,
+                          buffer.size() - reading_offset_);
     }
   }
   auto unaligned = std::make_shared<CheckpointBarrier>(*barrier);

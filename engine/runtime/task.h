@@ -214,6 +214,11 @@ class StreamTask final : public TaskEnvironment {
   // buffer; else waits for one (flushing at `flush_deadline`) and returns false at mail, at a
   // barrier queued in the input gate, at cancellation or at `wake_at`.
   bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point wake_at);
+  // Hands the chain the next batch of records of reading_ (see there); drops the buffer once it
+  // was read to its end.
+  Status readNextBatch();
+  // Hands the chain every record of `data`, a batch at a time.
+  Status readAll(int channel, const std::uint8_t* data, std::size_t size);
   // Replays the restored in-flight input into the chain.
   Status replayInputState();
   // Sends the restored in-flight output again, before anything else is emitted.
@@ -285,6 +290,12 @@ class StreamTask final : public TaskEnvironment {
     std::function<void()> discard;      // drops the synchronous part's local files
   };
   std::optional<InFlightCapture> capture_;
+  // The data buffer the chain has read only in part, and how many of its bytes it read: the chain
+  // takes a buffer one batch of records at a time, and between batches the task handles mail,
+  // takes barriers (an unaligned one overtakes the rest of the buffer, which goes into the
+  // in-flight state) and waits for output buffers.
+  std::optional<InputGate::Item> reading_;
+  std::size_t reading_offset_ = 0;
   // An aligned checkpoint whose barrier still waits behind data in a send queue of this task (for
   // credit), with the aligned timeout on: its acknowledgement waits until every barrier left, or
   // overtook that data after the timeout (ChannelSink::settleBarrier), which then is the task's

@@ -104,12 +104,13 @@ std::optional<InputGate::Item> InputGate::poll(std::chrono::steady_clock::time_p
   return item;
 }
 
-std::optional<InputGate::Item> InputGate::pollBarrier() {
+std::optional<InputGate::Item> InputGate::pollBarrier(int reading) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = available_.begin(); it != available_.end(); ++it) {
     const int channel = *it;
     auto& q = queues_[static_cast<std::size_t>(channel)];
     if (q.front().kind() != Buffer::Kind::kBarrier) continue;
+    if (channel == reading && !q.front().barrier()->unaligned) continue;
     Item item{channel, std::move(q.front())};
     q.pop_front();
     available_.erase(it);

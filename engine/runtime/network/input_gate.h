@@ -63,8 +63,11 @@ class InputGate {
   void wake();
   // The first checkpoint barrier at the head of a channel that is not blocked, without waiting;
   // nullopt when there is none. Takes nothing else: for a task waiting for an output buffer, which
-  // must not take data, but can take a barrier (it needs no buffer to pass one on). Consumer thread.
-  std::optional<Item> pollBarrier();
+  // must not take data, but can take a barrier (it needs no buffer to pass one on), and for a task
+  // between two batches of records of one buffer. `reading` (unless -1) is the channel whose
+  // buffer the task has read only in part: a barrier of an aligned checkpoint at its head follows
+  // the rest of that buffer and is left queued; an unaligned one is taken. Consumer thread.
+  std::optional<Item> pollBarrier(int reading = -1);
   // Called after a barrier was queued (push or pushPriority), on the pushing thread and outside
   // the gate's lock: how a task waiting for an output buffer learns it may have a barrier to take.
   // Set before the gate is shared.

@@ -4,7 +4,7 @@
 //   void build(weir::JobBuilder& job) { ... }
 //   WEIR_PLUGIN("wordcount", "1.0.0", build)
 //
-// The entry's exported name carries the ABI number (weir_plugin_v4). It returns a descriptor whose
+// The entry's exported name carries the ABI number (weir_plugin_v5). It returns a descriptor whose
 // leading fields (size, ABI version, build fingerprint) have a fixed C layout, so an engine can
 // check them before it trusts anything else in the library. The fingerprint names the compiler and
 // its version, the C++ standard library and its ABI, the language standard and the SDK header hash:
@@ -58,15 +58,15 @@
   ";std=" WEIR_DETAIL_STR(__cplusplus) ";sdk=" WEIR_SDK_HEADER_HASH
 #endif
 #ifndef WEIR_PLUGIN_ABI_VERSION
-#define WEIR_PLUGIN_ABI_VERSION 4
+#define WEIR_PLUGIN_ABI_VERSION 5
 #endif
 #ifndef WEIR_PLUGIN_ENTRY_SYMBOL
-#define WEIR_PLUGIN_ENTRY_SYMBOL weir_plugin_v4
+#define WEIR_PLUGIN_ENTRY_SYMBOL weir_plugin_v5
 #endif
 
 namespace weir {
 
-static_assert(kSdkAbiVersion == 4, "update WEIR_PLUGIN_ENTRY_SYMBOL with the ABI version");
+static_assert(kSdkAbiVersion == 5, "update WEIR_PLUGIN_ENTRY_SYMBOL with the ABI version");
 
 inline constexpr const char* kPluginEntryPrefix = "weir_plugin_v";
 inline constexpr const char* kBuildFingerprint = WEIR_PLUGIN_FINGERPRINT;

@@ -42,7 +42,7 @@ namespace weir {
 
 // Version of the binary contract between engine and plugins. Bumped whenever any type in this
 // header or the plugin descriptor changes incompatibly; it is part of the exported entry's name.
-inline constexpr std::uint32_t kSdkAbiVersion = 4;
+inline constexpr std::uint32_t kSdkAbiVersion = 5;
 
 // Record frame header: the length word, and the timestamp when present.
 inline constexpr std::size_t kFrameHeaderSize = 4;
@@ -222,9 +222,14 @@ class ChainInstance {
   virtual Status open() noexcept = 0;
   // Source chains: runs the source once and pushes what it emitted through the chain.
   virtual Status pollSource(SourceStatus& status) noexcept = 0;
-  // Other chains: one data buffer from network input channel `channel`. The bytes are only
+  // Other chains: the records of one data buffer from network input channel `channel`, or of what
+  // is left of it, up to one batch of records per call. Sets `consumed` to the bytes read: all of
+  // them, or fewer, and then the engine calls again with the rest, which starts with a record
+  // frame (between the calls it may take a checkpoint barrier or wait for output buffers). A
+  // record the bytes end within is kept by the chain and counts as consumed. The bytes are only
   // borrowed for the duration of the call.
-  virtual Status processInput(int channel, const std::uint8_t* data, std::size_t size) noexcept = 0;
+  virtual Status processInput(int channel, const std::uint8_t* data, std::size_t size,
+                              std::size_t& consumed) noexcept = 0;
   // The task's combined input watermark advanced (for a source chain: end of input, with
   // kMaxWatermark). Operators fire their event-time timers and pass it on.
   virtual Status processWatermark(std::int64_t watermark) noexcept = 0;

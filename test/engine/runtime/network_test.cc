@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -588,6 +589,35 @@ TEST_CASE("input gate: pollBarrier takes a barrier at a channel's head, never da
   CHECK(got == std::vector<std::string>{"0:1", "2:2", "3:3", "3:b"});
 }
 
+TEST_CASE("input gate: pollBarrier leaves an aligned barrier behind a buffer read in part") {
+  InputGate gate(2);
+  auto pool = std::make_shared<BufferPool>(16, 4);
+  auto aligned = std::make_shared<const CheckpointBarrier>(CheckpointBarrier{5, 0});
+  auto unaligned = std::make_shared<CheckpointBarrier>(CheckpointBarrier{6, 0});
+  unaligned->unaligned = true;
+  gate.push(0, Buffer::barrier(aligned));
+  // The task is reading a buffer of channel 0: the aligned barrier there comes after its rest.
+  CHECK_FALSE(gate.pollBarrier(0).has_value());
+  gate.push(1, Buffer::barrier(aligned));
+  auto item = gate.pollBarrier(0);
+  REQUIRE(item.has_value());
+  CHECK(item->channel == 1);
+  CHECK_FALSE(gate.pollBarrier(0).has_value());
+  // The buffer was read to its end.
+  item = gate.pollBarrier();
+  REQUIRE(item.has_value());
+  CHECK(item->channel == 0);
+  // An unaligned barrier overtakes the rest of the buffer being read as well as the queued data.
+  gate.push(0, oneByte(pool, 1));
+  gate.pushPriority(0, Buffer::barrier(unaligned));
+  item = gate.pollBarrier(0);
+  REQUIRE(item.has_value());
+  CHECK(item->channel == 0);
+  CHECK(item->buffer.barrier()->id == 6);
+  CHECK(item->buffer.overtaken() == 1);
+  CHECK(gate.queued() == 1);
+}
+
 TEST_CASE("exchange: a record cut at a snapshot is reassembled from its partial frame") {
   // Records larger than a buffer: every cut between buffers falls inside a record.
   std::vector<std::string> records;
@@ -641,6 +671,64 @@ TEST_CASE("exchange: a record cut at a snapshot is reassembled from its partial 
     for (std::size_t i = 0; i < records.size(); ++i)
       CHECK(stamps[i] == (i % 2 == 0 ? weir::kNoTimestamp : static_cast<std::int64_t>(i)));
   }
+}
+
+TEST_CASE("exchange: a reader hands a buffer over one batch at a time") {
+  // Small records: a 64 KiB buffer holds several batches of them.
+  constexpr std::size_t kBatch = weir::RecordBatch<std::int64_t>::kCapacity;
+  const std::size_t count = 2 * kBatch + kBatch / 2;
+  std::string buffer;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint8_t frame[weir::kFrameHeaderSize + sizeof(std::int64_t)];
+    weir::detail::storeFrameHeader(frame, sizeof(std::int64_t));
+    const auto value = static_cast<std::int64_t>(i);
+    std::memcpy(frame + weir::kFrameHeaderSize, &value, sizeof value);
+    buffer.append(reinterpret_cast<const char*>(frame), sizeof frame);
+  }
+  // The first 5 of the 12 bytes of one more record: it ends in the next buffer.
+  std::string next_buffer = buffer.substr(0, 12);
+  buffer += next_buffer.substr(0, 5);
+  next_buffer.erase(0, 5);
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+
+  Collect<std::int64_t> got;
+  weir::detail::InputReader<std::int64_t> reader(1, &got);
+  std::size_t offset = 0;
+  std::vector<std::size_t> sizes;
+  while (offset < buffer.size()) {
+    std::size_t consumed = 0;
+    REQUIRE(reader.readBatch(0, data + offset, buffer.size() - offset, consumed).empty());
+    REQUIRE(consumed > 0);
+    offset += consumed;
+    sizes.push_back(got.values.size());
+    if (offset < buffer.size()) {
+      // A batch ended early: the rest starts with a record frame, and no record is held back.
+      CHECK_FALSE(reader.hasPartialRecord());
+      std::string partial;
+      reader.partialFrame(0, partial);
+      CHECK(partial.empty());
+      CHECK(weir::detail::loadFrameHeader(data + offset) == sizeof(std::int64_t));
+    }
+  }
+  CHECK(sizes == std::vector<std::size_t>{kBatch, 2 * kBatch, count});
+  CHECK(got.batches == 3);
+  CHECK(offset == buffer.size());
+  CHECK(reader.hasPartialRecord());  // the cut record counts as read
+  std::size_t consumed = 0;
+  const auto* rest = reinterpret_cast<const std::uint8_t*>(next_buffer.data());
+  REQUIRE(reader.readBatch(0, rest, next_buffer.size(), consumed).empty());
+  CHECK(consumed == next_buffer.size());
+  REQUIRE(got.values.size() == count + 1);
+  for (std::size_t i = 0; i < count; ++i)
+    CHECK(got.values[i] == static_cast<std::int64_t>(i));
+  CHECK(got.values[count] == 0);
+
+  // read() takes every batch of a buffer in one call.
+  Collect<std::int64_t> all;
+  weir::detail::InputReader<std::int64_t> whole(1, &all);
+  REQUIRE(whole.read(0, data, buffer.size() - 5).empty());
+  CHECK(all.values.size() == count);
+  CHECK(all.batches == 3);
 }
 
 TEST_CASE("input gate: barriers waiting too long behind data are promoted to unaligned ones") {

@@ -99,23 +99,23 @@ TEST_CASE("a shared library without the Weir entry is refused as not a Weir plug
   const Status status = loadFails(badPlugin("weir_test_no_entry.so"));
   CHECK(status.code() == Status::Code::kInvalidArgument);
   CHECK(contains(status.message(), "not a Weir plugin"));
-  CHECK(contains(status.message(), "weir_plugin_v4"));
+  CHECK(contains(status.message(), "weir_plugin_v5"));
 }
 
 TEST_CASE("a plugin exporting the entry of another ABI is refused naming both ABIs") {
-  const Status status = loadFails(badPlugin("weir_test_abi_v5.so"));
+  const Status status = loadFails(badPlugin("weir_test_abi_v6.so"));
   CHECK(status.code() == Status::Code::kIncompatible);
-  CHECK(contains(status.message(), "built for SDK ABI 5"));
+  CHECK(contains(status.message(), "built for SDK ABI 6"));
+  CHECK(contains(status.message(), "weir_plugin_v6"));
+  CHECK(contains(status.message(), "supports ABI 5"));
   CHECK(contains(status.message(), "weir_plugin_v5"));
-  CHECK(contains(status.message(), "supports ABI 4"));
-  CHECK(contains(status.message(), "weir_plugin_v4"));
 }
 
 TEST_CASE("a plugin whose descriptor claims another ABI is refused naming both ABIs") {
   const Status status = loadFails(badPlugin("weir_test_abi_mismatch.so"));
   CHECK(status.code() == Status::Code::kIncompatible);
   CHECK(contains(status.message(), "built for SDK ABI 7"));
-  CHECK(contains(status.message(), "supports ABI 4"));
+  CHECK(contains(status.message(), "supports ABI 5"));
 }
 
 TEST_CASE("a plugin with another build fingerprint is refused naming both fingerprints") {
@@ -224,7 +224,7 @@ TEST_CASE("a program keeps its plugin library loaded after the plugin handle is 
 
 TEST_CASE("loading the same bad plugin twice gives the same error, and the process stays fine") {
   const std::string files[] = {"does_not_exist.so",         "not_a_library.so",
-                               "weir_test_no_entry.so",     "weir_test_abi_v5.so",
+                               "weir_test_no_entry.so",     "weir_test_abi_v6.so",
                                "weir_test_abi_mismatch.so", "weir_test_fingerprint.so"};
   for (const std::string& file : files) {
     INFO("plugin " << file);

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 
+#include "checkpoint/channel_state_file.h"
 #include "engine/job_test_util.h"
 #include "process_util.h"
 #include "weir/weir.h"
@@ -50,6 +51,16 @@ struct Valve {
     std::lock_guard<std::mutex> lock(mu);
     return consumed;
   }
+  // The sink's snapshot: how many records it had taken by then.
+  std::optional<std::uint64_t> consumed_at_snapshot;
+  void snapshotTaken() {
+    std::lock_guard<std::mutex> lock(mu);
+    consumed_at_snapshot = consumed;
+  }
+  std::optional<std::uint64_t> consumedAtSnapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    return consumed_at_snapshot;
+  }
 };
 
 // Opens the valve when the test ends, however it ends, so the blocked sink lets its task stop.
@@ -61,6 +72,7 @@ struct ReleaseOnExit {
 struct SlowSink {
   std::shared_ptr<Valve> valve;
   void invoke(const std::string&) { valve->take(); }
+  void snapshotState(const weir::CheckpointOptions&) { valve->snapshotTaken(); }
 };
 
 const TaskSnapshot* find(const std::vector<TaskSnapshot>& tasks, int chain) {
@@ -141,6 +153,35 @@ struct Acks {
   }
 };
 
+// Unaligned checkpoints into `dir`/job, reported to `acks`.
+weir::engine::ExecutorCheckpointing unalignedCheckpoints(const weir::testing::TempDir& dir,
+                                                         const std::shared_ptr<Acks>& acks) {
+  weir::engine::ExecutorCheckpointing checkpointing;
+  checkpointing.enabled = true;
+  checkpointing.job_dir = dir.file("job");
+  checkpointing.unaligned = true;
+  checkpointing.acknowledge = [acks](weir::thrift::CheckpointAck ack) {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    acks->acks.push_back(std::move(ack));
+  };
+  checkpointing.decline = [acks](std::int64_t, int chain, int, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    acks->declines.push_back("chain " + std::to_string(chain) + ": " + reason);
+  };
+  return checkpointing;
+}
+
+// Checkpoint `id` of `dir`/job, triggered now.
+weir::engine::CheckpointBarrier barrierNow(const weir::testing::TempDir& dir, std::int64_t id) {
+  weir::engine::CheckpointBarrier barrier;
+  barrier.id = id;
+  barrier.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  barrier.target_dir = dir.file("job/chk-" + std::to_string(id));
+  return barrier;
+}
+
 }  // namespace
 
 TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned checkpoint") {
@@ -159,21 +200,9 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
   };
   weir::testing::TempDir dir;
   auto acks = std::make_shared<Acks>();
-  weir::engine::ExecutorCheckpointing checkpointing;
-  checkpointing.enabled = true;
-  checkpointing.job_dir = dir.file("job");
-  checkpointing.unaligned = true;
-  checkpointing.acknowledge = [acks](weir::thrift::CheckpointAck ack) {
-    std::lock_guard<std::mutex> lock(acks->mu);
-    acks->acks.push_back(std::move(ack));
-  };
-  checkpointing.decline = [acks](std::int64_t, int chain, int, const std::string& reason) {
-    std::lock_guard<std::mutex> lock(acks->mu);
-    acks->declines.push_back("chain " + std::to_string(chain) + ": " + reason);
-  };
   // Buffers of 32 KiB: a poll of the generator (at most 256 records of 105 bytes) needs at most
   // two, so that the source never blocks inside one either.
-  auto job = weir::testing::startJob(build, 1, {}, {}, checkpointing);
+  auto job = weir::testing::startJob(build, 1, {}, {}, unalignedCheckpoints(dir, acks));
   REQUIRE(job.isOk());
   ReleaseOnExit release_on_exit{valve};
   REQUIRE((*job)->plan().tasks.size() == 3);
@@ -185,13 +214,7 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
     return relay->buffers_in_use >= relay->max_buffers && relay->backpressured_ns > 0;
   }));
 
-  weir::engine::CheckpointBarrier barrier;
-  barrier.id = 1;
-  barrier.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  barrier.target_dir = dir.file("job/chk-1");
-  REQUIRE((*job)->triggerCheckpoint(barrier, {{0, 0}}).isOk());
+  REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 1), {{0, 0}}).isOk());
 
   // Source and relay acknowledge while the sink still takes nothing.
   REQUIRE(weir::testing::eventually([&] { return acks->of(0) && acks->of(1); },
@@ -209,6 +232,70 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
   const auto sink = *acks->of(2);
   REQUIRE(sink.vertices.size() == 1);
   CHECK_FALSE(sink.vertices[0].inputChannelState.empty());
+  (*job)->cancel();
+  CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
+}
+
+TEST_CASE("back-pressure: a task takes an unaligned barrier between two batches of a buffer") {
+  // source -> slow sink over one channel. The sink takes one record at a time, as the test grants
+  // them, so the barrier reaches it in the middle of its first buffer: it takes the barrier once
+  // the batch it is in is done, and the rest of the buffer becomes in-flight input.
+  auto valve = std::make_shared<Valve>();
+  auto build = [valve](JobBuilder& job) {
+    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+        .name("source")
+        .rebalance()
+        .addSink(SlowSink{valve})
+        .name("slow sink");
+  };
+  weir::testing::TempDir dir;
+  auto acks = std::make_shared<Acks>();
+  weir::engine::TaskExecutorOptions options;
+  options.buffer_timeout = std::chrono::seconds(60);  // buffers leave full
+  auto job = weir::testing::startJob(build, 1, {}, options, unalignedCheckpoints(dir, acks));
+  REQUIRE(job.isOk());
+  ReleaseOnExit release_on_exit{valve};
+  valve->grant(1);
+  REQUIRE(weir::testing::eventually([&] { return valve->consumedSoFar() == 1; }));
+  REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 1), {{0, 0}}).isOk());
+  REQUIRE(weir::testing::eventually([&] { return acks->of(0).has_value(); }));
+
+  std::uint64_t granted = 1;
+  while (!valve->consumedAtSnapshot() && granted < 1000) {
+    valve->grant(1);
+    ++granted;
+    REQUIRE(weir::testing::eventually([&] {
+      return valve->consumedSoFar() == granted || valve->consumedAtSnapshot().has_value();
+    }));
+  }
+  // Frames of 4 + 1 + 100 bytes: a 32 KiB buffer holds 312 records, a batch 256 of them.
+  constexpr std::uint64_t kBatch = weir::RecordBatch<std::string>::kCapacity;
+  constexpr std::uint64_t kPerBuffer = (32 * 1024) / 105;
+  static_assert(kBatch < kPerBuffer);
+  REQUIRE(valve->consumedAtSnapshot().has_value());
+  CHECK(*valve->consumedAtSnapshot() == kBatch);
+
+  REQUIRE(weir::testing::eventually([&] { return acks->of(1).has_value(); }));
+  {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    CHECK_MESSAGE(acks->declines.empty(), acks->declines.front());
+  }
+  const auto sink = *acks->of(1);
+  REQUIRE(sink.vertices.size() == 1);
+  REQUIRE(sink.vertices[0].inputChannelState.size() == 1);
+  // The in-flight input starts with the rest of that buffer: its records after the batch.
+  std::vector<std::size_t> sizes;
+  REQUIRE(weir::engine::readChannelStateFile(
+              dir.file("job"), sink.vertices[0].inputChannelState[0],
+              [&](int channel, const std::uint8_t*, std::size_t size) {
+                CHECK(channel == 0);
+                sizes.push_back(size);
+                return weir::Status::ok();
+              })
+              .isOk());
+  REQUIRE_FALSE(sizes.empty());
+  CHECK(sizes.front() == (kPerBuffer - kBatch) * 105);
+  valve->release();
   (*job)->cancel();
   CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
 }

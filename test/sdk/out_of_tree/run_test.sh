@@ -144,15 +144,15 @@ grep -qF -- "$prefix/include" "$user_build/compile_commands.json" ||
 # Only the versioned plugin entry is exported (besides std/boost template instantiations).
 if command -v nm >/dev/null && command -v c++filt >/dev/null; then
   nm -D --defined-only "$plugin" | awk 'NF >= 3 { print $3 }' | c++filt >"$log/exports.txt"
-  grep -qx 'weir_plugin_v4' "$log/exports.txt" || fail "$plugin does not export weir_plugin_v4"
+  grep -qx 'weir_plugin_v5' "$log/exports.txt" || fail "$plugin does not export weir_plugin_v5"
   # Allowed: linker symbols and names in std/boost (optionally "vtable for ..." and the like, or
   # preceded by a builtin return type such as "void " or "unsigned long* ").
   std_or_boost='^((typeinfo name|typeinfo|vtable|VTT|construction vtable|guard variable) for )?'
   std_or_boost+='([a-z_ ]+[*& ]* )?(std|__gnu_cxx|__cxxabiv1|boost)::'
-  unexpected=$(grep -vx 'weir_plugin_v4' "$log/exports.txt" |
+  unexpected=$(grep -vx 'weir_plugin_v5' "$log/exports.txt" |
     grep -vE '^(_init|_fini|_edata|_end|__bss_start)$' |
     grep -vE "$std_or_boost" || true)
-  [[ -z "$unexpected" ]] || fail "$plugin exports more than weir_plugin_v4:
+  [[ -z "$unexpected" ]] || fail "$plugin exports more than weir_plugin_v5:
 $unexpected"
 else
   echo "   (nm or c++filt not found: skipping the exported-symbol check)"

@@ -27,7 +27,8 @@ namespace detail {
 class InputReaderBase {
  public:
   virtual ~InputReaderBase() = default;
-  virtual std::string read(int channel, const std::uint8_t* data, std::size_t size) = 0;
+  virtual std::string readBatch(int channel, const std::uint8_t* data, std::size_t size,
+                                std::size_t& consumed) = 0;
   virtual void partialFrame(int channel, std::string& out) const = 0;
 };
 
@@ -35,8 +36,9 @@ template <class T>
 class TypedInputReader final : public InputReaderBase {
  public:
   TypedInputReader(int num_channels, BatchConsumer<T>* head) : reader_(num_channels, head) {}
-  std::string read(int channel, const std::uint8_t* data, std::size_t size) override {
-    return reader_.read(channel, data, size);
+  std::string readBatch(int channel, const std::uint8_t* data, std::size_t size,
+                        std::size_t& consumed) override {
+    return reader_.readBatch(channel, data, size, consumed);
   }
   void partialFrame(int channel, std::string& out) const override {
     reader_.partialFrame(channel, out);

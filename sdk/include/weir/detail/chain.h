@@ -151,10 +151,12 @@ class ChainRuntime final : public ChainInstance {
     return boundary("source", [&] { status = source_->poll(); });
   }
 
-  Status processInput(int channel, const std::uint8_t* data, std::size_t size) noexcept override {
+  Status processInput(int channel, const std::uint8_t* data, std::size_t size,
+                      std::size_t& consumed) noexcept override {
+    consumed = size;
     if (reader_ == nullptr) return Status::internal("processInput on a source chain");
     std::string err;
-    Status s = boundary("input", [&] { err = reader_->read(channel, data, size); });
+    Status s = boundary("input", [&] { err = reader_->readBatch(channel, data, size, consumed); });
     if (s.isOk() && !err.empty()) return Status::corruption(err);
     return s;
   }

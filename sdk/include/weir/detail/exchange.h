@@ -191,8 +191,28 @@ class InputReader {
  public:
   InputReader(int num_channels, BatchConsumer<T>* head) : channels_(num_channels), head_(head) {}
 
-  // Returns an empty string on success, or what is wrong with the bytes.
+  // Reads every record of `data`. Returns an empty string on success, or what is wrong with the
+  // bytes.
   std::string read(int channel, const std::uint8_t* data, std::size_t size) {
+    while (size > 0) {
+      std::size_t consumed = 0;
+      std::string err = readBatch(channel, data, size, consumed);
+      if (!err.empty()) return err;
+      data += consumed;
+      size -= consumed;
+    }
+    return {};
+  }
+
+  // Reads the records of `data` (a buffer of `channel`, or what is left of one) until one batch is
+  // full, and pushes them into the head operator. `consumed` is set to the bytes read: all of them,
+  // or fewer when a batch filled up first, and then the rest starts with a record frame. The
+  // record the bytes end within (if any) is kept until the channel's next bytes complete it, and
+  // its bytes count as consumed. So the caller can react to events between batches of a buffer.
+  // Returns an empty string on success, or what is wrong with the bytes.
+  std::string readBatch(int channel, const std::uint8_t* data, std::size_t size,
+                        std::size_t& consumed) {
+    consumed = size;
     if (channel < 0 || channel >= static_cast<int>(channels_.size())) {
       return "input channel " + std::to_string(channel) + " does not exist";
     }
@@ -242,11 +262,6 @@ class InputReader {
         partial.bytes.assign(p, end);
         break;
       }
-      if (n == RecordBatch<T>::kCapacity) {
-        batch_.setSize(n);
-        flush();
-        n = 0;
-      }
       if (Serde<T>::read(p, p + len, slots[n]) != p + len) [[unlikely]] {
         batch_.setSize(n);
         flush();
@@ -255,6 +270,10 @@ class InputReader {
       stamps[n] = ts;
       ++n;
       p += len;
+      if (n == RecordBatch<T>::kCapacity) {
+        consumed = static_cast<std::size_t>(p - data);
+        break;
+      }
     }
     batch_.setSize(n);
     flush();
