@@ -606,31 +606,53 @@ Status StreamTask::runInputs() {
   return Status::ok();
 }
 
+namespace {
+
+// What one call into the chain for input aims to take at most, so that mail, barriers and output
+// buffers are looked at that often even when an operator is slow.
+constexpr auto kInputCallTarget = std::chrono::milliseconds(1);
+Status checkProgress(const InputProgress& progress, std::size_t size) {
+  if (progress.bytes > size || (progress.bytes == 0 && size > 0)) {
+    return Status::internal("the chain read " + std::to_string(progress.bytes) + " of " +
+                            std::to_string(size) + " bytes of input");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status StreamTask::readNextBatch() {
   const Buffer& buffer = reading_->buffer;
   const std::size_t left = buffer.size() - reading_offset_;
-  std::size_t consumed = 0;
+  InputProgress progress;
+  const auto start = Clock::now();
   Status s = chain_->processInput(reading_->channel, buffer.bytes() + reading_offset_, left,
-                                  consumed);
-  if (s.isOk() && (consumed > left || (consumed == 0 && left > 0))) {
-    s = Status::internal("the chain read " + std::to_string(consumed) + " of " +
-                         std::to_string(left) + " bytes of an input buffer");
+                                  records_per_call_, progress);
+  if (s.isOk()) s = checkProgress(progress, left);
+  if (progress.records > 0) {
+    // As many records as took about kInputCallTarget this time (the first batch of a buffer
+    // includes the record its start completed, which may be the rarer, slower path).
+    using std::chrono::nanoseconds;
+    const std::int64_t took_ns = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<nanoseconds>(Clock::now() - start).count());
+    const std::int64_t target_ns = nanoseconds(kInputCallTarget).count();
+    records_per_call_ = static_cast<std::size_t>(
+        std::clamp<std::int64_t>(static_cast<std::int64_t>(progress.records) * target_ns / took_ns,
+                                 1, kMaxRecordsPerCall));
   }
-  reading_offset_ += consumed;
+  reading_offset_ += progress.bytes;
   if (!s.isOk() || reading_offset_ >= buffer.size()) reading_.reset();  // recycled at once
   return s;
 }
 
 Status StreamTask::readAll(int channel, const std::uint8_t* data, std::size_t size) {
   while (size > 0) {
-    std::size_t consumed = 0;
-    if (Status s = chain_->processInput(channel, data, size, consumed); !s.isOk()) return s;
-    if (consumed == 0 || consumed > size) {
-      return Status::internal("the chain read " + std::to_string(consumed) + " of " +
-                              std::to_string(size) + " bytes of input");
-    }
-    data += consumed;
-    size -= consumed;
+    InputProgress progress;
+    Status s = chain_->processInput(channel, data, size, kMaxRecordsPerCall, progress);
+    if (s.isOk()) s = checkProgress(progress, size);
+    if (!s.isOk()) return s;
+    data += progress.bytes;
+    size -= progress.bytes;
   }
   return Status::ok();
 }

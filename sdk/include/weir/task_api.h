@@ -206,6 +206,12 @@ class TaskEnvironment {
   virtual Status openKvStore(int vertex_id, KvStore*& out) noexcept = 0;
 };
 
+// How much of the bytes it was given one ChainInstance::processInput call read.
+struct InputProgress {
+  std::size_t bytes = 0;
+  std::size_t records = 0;  // handed to the head operator (one the bytes completed included)
+};
+
 enum class SourceStatus : std::uint8_t {
   kMoreAvailable,     // call pollSource again at once
   kNothingAvailable,  // nothing now; the engine backs off briefly before polling again
@@ -223,13 +229,13 @@ class ChainInstance {
   // Source chains: runs the source once and pushes what it emitted through the chain.
   virtual Status pollSource(SourceStatus& status) noexcept = 0;
   // Other chains: the records of one data buffer from network input channel `channel`, or of what
-  // is left of it, up to one batch of records per call. Sets `consumed` to the bytes read: all of
-  // them, or fewer, and then the engine calls again with the rest, which starts with a record
-  // frame (between the calls it may take a checkpoint barrier or wait for output buffers). A
-  // record the bytes end within is kept by the chain and counts as consumed. The bytes are only
-  // borrowed for the duration of the call.
+  // is left of it: at most `max_records` of them (at least one) and at most one batch per call.
+  // `progress` tells how many bytes were read: all of them, or fewer, and then the engine calls
+  // again with the rest, which starts with a record frame (between the calls it may take a
+  // checkpoint barrier or wait for output buffers). A record the bytes end within is kept by the
+  // chain, and its bytes count as read. The bytes are only borrowed for the duration of the call.
   virtual Status processInput(int channel, const std::uint8_t* data, std::size_t size,
-                              std::size_t& consumed) noexcept = 0;
+                              std::size_t max_records, InputProgress& progress) noexcept = 0;
   // The task's combined input watermark advanced (for a source chain: end of input, with
   // kMaxWatermark). Operators fire their event-time timers and pass it on.
   virtual Status processWatermark(std::int64_t watermark) noexcept = 0;

@@ -693,13 +693,25 @@ TEST_CASE("exchange: a reader hands a buffer over one batch at a time") {
 
   Collect<std::int64_t> got;
   weir::detail::InputReader<std::int64_t> reader(1, &got);
-  std::size_t offset = 0;
+  weir::InputProgress progress;
+  // At most as many records as asked for.
+  REQUIRE(reader.readBatch(0, data, buffer.size(), 10, progress).empty());
+  CHECK(progress.records == 10);
+  CHECK(progress.bytes == 10 * 12);
+  REQUIRE(reader.readBatch(0, data + 120, buffer.size() - 120, 0, progress).empty());
+  CHECK(progress.records == 1);  // at least one
+  CHECK(progress.bytes == 12);
+  CHECK(got.values == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  got.values.clear();
+  got.batches = 0;
+  // Else at most one batch: the first one takes the rest of the first batch's worth.
+  std::size_t offset = 132;
   std::vector<std::size_t> sizes;
   while (offset < buffer.size()) {
-    std::size_t consumed = 0;
-    REQUIRE(reader.readBatch(0, data + offset, buffer.size() - offset, consumed).empty());
-    REQUIRE(consumed > 0);
-    offset += consumed;
+    REQUIRE(reader.readBatch(0, data + offset, buffer.size() - offset, 1 << 20, progress).empty());
+    REQUIRE(progress.bytes > 0);
+    CHECK(progress.records == got.values.size() - (sizes.empty() ? 0 : sizes.back()));
+    offset += progress.bytes;
     sizes.push_back(got.values.size());
     if (offset < buffer.size()) {
       // A batch ended early: the rest starts with a record frame, and no record is held back.
@@ -710,18 +722,18 @@ TEST_CASE("exchange: a reader hands a buffer over one batch at a time") {
       CHECK(weir::detail::loadFrameHeader(data + offset) == sizeof(std::int64_t));
     }
   }
-  CHECK(sizes == std::vector<std::size_t>{kBatch, 2 * kBatch, count});
+  CHECK(sizes == std::vector<std::size_t>{kBatch, 2 * kBatch, count - 11});
   CHECK(got.batches == 3);
   CHECK(offset == buffer.size());
   CHECK(reader.hasPartialRecord());  // the cut record counts as read
-  std::size_t consumed = 0;
   const auto* rest = reinterpret_cast<const std::uint8_t*>(next_buffer.data());
-  REQUIRE(reader.readBatch(0, rest, next_buffer.size(), consumed).empty());
-  CHECK(consumed == next_buffer.size());
-  REQUIRE(got.values.size() == count + 1);
-  for (std::size_t i = 0; i < count; ++i)
-    CHECK(got.values[i] == static_cast<std::int64_t>(i));
-  CHECK(got.values[count] == 0);
+  REQUIRE(reader.readBatch(0, rest, next_buffer.size(), 1, progress).empty());
+  CHECK(progress.bytes == next_buffer.size());
+  CHECK(progress.records == 1);
+  REQUIRE(got.values.size() == count - 11 + 1);
+  for (std::size_t i = 0; i + 11 < count; ++i)
+    CHECK(got.values[i] == static_cast<std::int64_t>(i + 11));
+  CHECK(got.values.back() == 0);
 
   // read() takes every batch of a buffer in one call.
   Collect<std::int64_t> all;

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "checkpoint/channel_state_file.h"
 #include "engine/job_test_util.h"
@@ -51,15 +52,16 @@ struct Valve {
     std::lock_guard<std::mutex> lock(mu);
     return consumed;
   }
-  // The sink's snapshot: how many records it had taken by then.
-  std::optional<std::uint64_t> consumed_at_snapshot;
+  // The sink's snapshots: how many records it had taken by each.
+  std::vector<std::uint64_t> consumed_at_snapshots;
   void snapshotTaken() {
     std::lock_guard<std::mutex> lock(mu);
-    consumed_at_snapshot = consumed;
+    consumed_at_snapshots.push_back(consumed);
   }
-  std::optional<std::uint64_t> consumedAtSnapshot() {
+  std::optional<std::uint64_t> consumedAtSnapshot(std::size_t n) {
     std::lock_guard<std::mutex> lock(mu);
-    return consumed_at_snapshot;
+    if (consumed_at_snapshots.size() < n) return std::nullopt;
+    return consumed_at_snapshots[n - 1];
   }
 };
 
@@ -71,7 +73,11 @@ struct ReleaseOnExit {
 
 struct SlowSink {
   std::shared_ptr<Valve> valve;
-  void invoke(const std::string&) { valve->take(); }
+  std::chrono::milliseconds work{0};  // spent on each record after its permit
+  void invoke(const std::string&) {
+    valve->take();
+    if (work.count() > 0) std::this_thread::sleep_for(work);
+  }
   void snapshotState(const weir::CheckpointOptions&) { valve->snapshotTaken(); }
 };
 
@@ -144,10 +150,10 @@ struct Acks {
   std::vector<weir::thrift::CheckpointAck> acks;
   std::vector<std::string> declines;
 
-  std::optional<weir::thrift::CheckpointAck> of(int chain) {
+  std::optional<weir::thrift::CheckpointAck> of(int chain, std::int64_t checkpoint = 1) {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& a : acks) {
-      if (a.chainId == chain) return a;
+      if (a.chainId == chain && a.checkpointId == checkpoint) return a;
     }
     return std::nullopt;
   }
@@ -236,16 +242,18 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
   CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
 }
 
-TEST_CASE("back-pressure: a task takes an unaligned barrier between two batches of a buffer") {
+TEST_CASE("back-pressure: a slow task takes an unaligned barrier between two records") {
   // source -> slow sink over one channel. The sink takes one record at a time, as the test grants
-  // them, so the barrier reaches it in the middle of its first buffer: it takes the barrier once
-  // the batch it is in is done, and the rest of the buffer becomes in-flight input.
+  // them, and spends 2 ms on each. The first barrier reaches it in the middle of its first buffer:
+  // it takes the barrier once the batch it is in is done, and the rest of the buffer becomes
+  // in-flight input. Having seen how slow it is, the task then hands its chain a record at a time
+  // (about a millisecond's worth), so the second barrier is taken after the record in progress.
   auto valve = std::make_shared<Valve>();
   auto build = [valve](JobBuilder& job) {
     job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
         .name("source")
         .rebalance()
-        .addSink(SlowSink{valve})
+        .addSink(SlowSink{valve, std::chrono::milliseconds(2)})
         .name("slow sink");
   };
   weir::testing::TempDir dir;
@@ -255,25 +263,30 @@ TEST_CASE("back-pressure: a task takes an unaligned barrier between two batches 
   auto job = weir::testing::startJob(build, 1, {}, options, unalignedCheckpoints(dir, acks));
   REQUIRE(job.isOk());
   ReleaseOnExit release_on_exit{valve};
+  // Grants one record at a time until the sink took snapshot n.
+  std::uint64_t granted = 0;
+  auto grantUntilSnapshot = [&](std::size_t n) {
+    while (!valve->consumedAtSnapshot(n) && granted < 1000) {
+      valve->grant(1);
+      ++granted;
+      REQUIRE(weir::testing::eventually([&] {
+        return valve->consumedSoFar() == granted || valve->consumedAtSnapshot(n).has_value();
+      }));
+    }
+    REQUIRE(valve->consumedAtSnapshot(n).has_value());
+  };
+
   valve->grant(1);
+  granted = 1;
   REQUIRE(weir::testing::eventually([&] { return valve->consumedSoFar() == 1; }));
   REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 1), {{0, 0}}).isOk());
   REQUIRE(weir::testing::eventually([&] { return acks->of(0).has_value(); }));
-
-  std::uint64_t granted = 1;
-  while (!valve->consumedAtSnapshot() && granted < 1000) {
-    valve->grant(1);
-    ++granted;
-    REQUIRE(weir::testing::eventually([&] {
-      return valve->consumedSoFar() == granted || valve->consumedAtSnapshot().has_value();
-    }));
-  }
+  grantUntilSnapshot(1);
   // Frames of 4 + 1 + 100 bytes: a 32 KiB buffer holds 312 records, a batch 256 of them.
   constexpr std::uint64_t kBatch = weir::RecordBatch<std::string>::kCapacity;
   constexpr std::uint64_t kPerBuffer = (32 * 1024) / 105;
   static_assert(kBatch < kPerBuffer);
-  REQUIRE(valve->consumedAtSnapshot().has_value());
-  CHECK(*valve->consumedAtSnapshot() == kBatch);
+  CHECK(*valve->consumedAtSnapshot(1) == kBatch);
 
   REQUIRE(weir::testing::eventually([&] { return acks->of(1).has_value(); }));
   {
@@ -295,6 +308,15 @@ TEST_CASE("back-pressure: a task takes an unaligned barrier between two batches 
               .isOk());
   REQUIRE_FALSE(sizes.empty());
   CHECK(sizes.front() == (kPerBuffer - kBatch) * 105);
+
+  // The sink now waits for the permit of record `granted` + 1, in a call for that record alone.
+  REQUIRE(weir::testing::eventually([&] { return valve->consumedSoFar() == granted; }));
+  const std::uint64_t at_trigger = granted;
+  REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 2), {{0, 0}}).isOk());
+  REQUIRE(weir::testing::eventually([&] { return acks->of(0, 2).has_value(); }));
+  grantUntilSnapshot(2);
+  CHECK(*valve->consumedAtSnapshot(2) == at_trigger + 1);
+  REQUIRE(weir::testing::eventually([&] { return acks->of(1, 2).has_value(); }));
   valve->release();
   (*job)->cancel();
   CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);

@@ -28,7 +28,7 @@ class InputReaderBase {
  public:
   virtual ~InputReaderBase() = default;
   virtual std::string readBatch(int channel, const std::uint8_t* data, std::size_t size,
-                                std::size_t& consumed) = 0;
+                                std::size_t max_records, InputProgress& progress) = 0;
   virtual void partialFrame(int channel, std::string& out) const = 0;
 };
 
@@ -37,8 +37,8 @@ class TypedInputReader final : public InputReaderBase {
  public:
   TypedInputReader(int num_channels, BatchConsumer<T>* head) : reader_(num_channels, head) {}
   std::string readBatch(int channel, const std::uint8_t* data, std::size_t size,
-                        std::size_t& consumed) override {
-    return reader_.readBatch(channel, data, size, consumed);
+                        std::size_t max_records, InputProgress& progress) override {
+    return reader_.readBatch(channel, data, size, max_records, progress);
   }
   void partialFrame(int channel, std::string& out) const override {
     reader_.partialFrame(channel, out);

@@ -152,11 +152,12 @@ class ChainRuntime final : public ChainInstance {
   }
 
   Status processInput(int channel, const std::uint8_t* data, std::size_t size,
-                      std::size_t& consumed) noexcept override {
-    consumed = size;
+                      std::size_t max_records, InputProgress& progress) noexcept override {
+    progress = InputProgress{size, 0};
     if (reader_ == nullptr) return Status::internal("processInput on a source chain");
     std::string err;
-    Status s = boundary("input", [&] { err = reader_->readBatch(channel, data, size, consumed); });
+    Status s = boundary(
+        "input", [&] { err = reader_->readBatch(channel, data, size, max_records, progress); });
     if (s.isOk() && !err.empty()) return Status::corruption(err);
     return s;
   }

@@ -195,24 +195,26 @@ class InputReader {
   // bytes.
   std::string read(int channel, const std::uint8_t* data, std::size_t size) {
     while (size > 0) {
-      std::size_t consumed = 0;
-      std::string err = readBatch(channel, data, size, consumed);
+      InputProgress progress;
+      std::string err = readBatch(channel, data, size, RecordBatch<T>::kCapacity, progress);
       if (!err.empty()) return err;
-      data += consumed;
-      size -= consumed;
+      data += progress.bytes;
+      size -= progress.bytes;
     }
     return {};
   }
 
-  // Reads the records of `data` (a buffer of `channel`, or what is left of one) until one batch is
-  // full, and pushes them into the head operator. `consumed` is set to the bytes read: all of them,
-  // or fewer when a batch filled up first, and then the rest starts with a record frame. The
-  // record the bytes end within (if any) is kept until the channel's next bytes complete it, and
-  // its bytes count as consumed. So the caller can react to events between batches of a buffer.
-  // Returns an empty string on success, or what is wrong with the bytes.
+  // Reads the records of `data` (a buffer of `channel`, or what is left of one) until one batch,
+  // or `max_records` (at least one), is full, and pushes them into the head operator. `progress`
+  // gets the records pushed and the bytes read: all of them, or fewer when the batch filled up
+  // first, and then the rest starts with a record frame. The record the bytes end within (if any)
+  // is kept until the channel's next bytes complete it, and its bytes count as read. So the
+  // caller can react to events between batches of a buffer. Returns an empty string on success,
+  // or what is wrong with the bytes.
   std::string readBatch(int channel, const std::uint8_t* data, std::size_t size,
-                        std::size_t& consumed) {
-    consumed = size;
+                        std::size_t max_records, InputProgress& progress) {
+    progress = InputProgress{size, 0};
+    const std::size_t limit = std::clamp<std::size_t>(max_records, 1, RecordBatch<T>::kCapacity);
     if (channel < 0 || channel >= static_cast<int>(channels_.size())) {
       return "input channel " + std::to_string(channel) + " does not exist";
     }
@@ -236,7 +238,8 @@ class InputReader {
     T* const slots = batch_.data();
     std::int64_t* const stamps = batch_.timestampData();
     std::size_t n = batch_.size();
-    while (p < end) {
+    if (n >= limit) progress.bytes = static_cast<std::size_t>(p - data);
+    while (p < end && n < limit) {
       if (static_cast<std::size_t>(end - p) < kFrameHeaderSize) [[unlikely]] {
         batch_.setSize(n);
         flush();
@@ -270,12 +273,13 @@ class InputReader {
       stamps[n] = ts;
       ++n;
       p += len;
-      if (n == RecordBatch<T>::kCapacity) {
-        consumed = static_cast<std::size_t>(p - data);
+      if (n == limit) {
+        progress.bytes = static_cast<std::size_t>(p - data);
         break;
       }
     }
     batch_.setSize(n);
+    progress.records = n;
     flush();
     return {};
   }
