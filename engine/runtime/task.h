@@ -297,9 +297,10 @@ class StreamTask final : public TaskEnvironment {
   std::optional<InputGate::Item> reading_;
   std::size_t reading_offset_ = 0;
   // How many records the next call into the chain for input may take: as many as took about a
-  // millisecond in the last call (see readNextBatch), and no more than a chain's batch holds.
+  // millisecond in the last call (see readNextBatch), and no more than a chain's batch holds. The
+  // first call takes one, as nothing is known yet of how long a record takes.
   static constexpr std::size_t kMaxRecordsPerCall = 1 << 16;
-  std::size_t records_per_call_ = kMaxRecordsPerCall;
+  std::size_t records_per_call_ = 1;
   // An aligned checkpoint whose barrier still waits behind data in a send queue of this task (for
   // credit), with the aligned timeout on: its acknowledgement waits until every barrier left, or
   // overtook that data after the timeout (ChannelSink::settleBarrier), which then is the task's
