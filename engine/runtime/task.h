@@ -92,6 +92,11 @@ struct TaskCheckpointing {
 //     records, where mail and barriers reach it (an unaligned barrier is taken from the head of
 //     its channel at once); a record that needs more buffers than were free draws on its pool's
 //     overdraft rather than block halfway;
+//   - a task hands its chain an input buffer in parts: as many records per call as took about a
+//     millisecond in the call before (one for a slow operator, a batch for a fast one). Between
+//     the calls it handles mail, waits for output buffers, and takes barriers: an aligned one on
+//     the buffer's own channel only after the buffer, an unaligned one at once, and then the part
+//     of the buffer not read yet leads that channel's in-flight input;
 //   - the synchronous part snapshots the chain (operator state; heap key groups are frozen, not
 //     copied) and takes a local RocksDB checkpoint of each store (hard links); the asynchronous
 //     part, on the job's writer thread, serialises the frozen key groups, writes files and
