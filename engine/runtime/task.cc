@@ -355,12 +355,15 @@ Status StreamTask::runSource() {
     const auto wake_at = std::min(
         timer_deadline, alignedTimeoutOn() ? next_promotion_check_ : Clock::time_point::max());
     if (!awaitOutputBuffers(flush_deadline, wake_at)) continue;
-    metrics_.busy.begin(Clock::now());
+    const auto start = Clock::now();
+    metrics_.busy.begin(start);
     SourceStatus status = SourceStatus::kMoreAvailable;
-    Status s = chain_->pollSource(status);
+    std::size_t emitted = 0;
+    Status s = chain_->pollSource(records_per_call_, status, emitted);
     const auto now = Clock::now();
     metrics_.busy.end(now);
     if (!s.isOk()) return s;
+    adaptRecordsPerCall(emitted, now - start);
     if (status == SourceStatus::kEndOfInput) {
       // Event time ends with the input: every event-time timer fires.
       return chain_->processWatermark(kMaxWatermark);
@@ -608,9 +611,10 @@ Status StreamTask::runInputs() {
 
 namespace {
 
-// What one call into the chain for input aims to take at most, so that mail, barriers and output
-// buffers are looked at that often even when an operator is slow.
-constexpr auto kInputCallTarget = std::chrono::milliseconds(1);
+// What one call into the chain for records (a source's poll, a part of an input buffer) aims to
+// take at most, so that mail, barriers and output buffers are looked at that often even when an
+// operator is slow.
+constexpr auto kRecordCallTarget = std::chrono::milliseconds(1);
 Status checkProgress(const InputProgress& progress, std::size_t size) {
   if (progress.bytes > size || (progress.bytes == 0 && size > 0)) {
     return Status::internal("the chain read " + std::to_string(progress.bytes) + " of " +
@@ -629,20 +633,20 @@ Status StreamTask::readNextBatch() {
   Status s = chain_->processInput(reading_->channel, buffer.bytes() + reading_offset_, left,
                                   records_per_call_, progress);
   if (s.isOk()) s = checkProgress(progress, left);
-  if (progress.records > 0) {
-    // As many records as took about kInputCallTarget this time (the first batch of a buffer
-    // includes the record its start completed, which may be the rarer, slower path).
-    using std::chrono::nanoseconds;
-    const std::int64_t took_ns = std::max<std::int64_t>(
-        1, std::chrono::duration_cast<nanoseconds>(Clock::now() - start).count());
-    const std::int64_t target_ns = nanoseconds(kInputCallTarget).count();
-    records_per_call_ = static_cast<std::size_t>(
-        std::clamp<std::int64_t>(static_cast<std::int64_t>(progress.records) * target_ns / took_ns,
-                                 1, kMaxRecordsPerCall));
-  }
+  adaptRecordsPerCall(progress.records, Clock::now() - start);
   reading_offset_ += progress.bytes;
   if (!s.isOk() || reading_offset_ >= buffer.size()) reading_.reset();  // recycled at once
   return s;
+}
+
+void StreamTask::adaptRecordsPerCall(std::size_t records, Clock::duration took) {
+  if (records == 0) return;
+  using std::chrono::nanoseconds;
+  const std::int64_t took_ns =
+      std::max<std::int64_t>(1, std::chrono::duration_cast<nanoseconds>(took).count());
+  const std::int64_t target_ns = nanoseconds(kRecordCallTarget).count();
+  records_per_call_ = static_cast<std::size_t>(std::clamp<std::int64_t>(
+      static_cast<std::int64_t>(records) * target_ns / took_ns, 1, kMaxRecordsPerCall));
 }
 
 Status StreamTask::readAll(int channel, const std::uint8_t* data, std::size_t size) {

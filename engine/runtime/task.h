@@ -96,7 +96,10 @@ struct TaskCheckpointing {
 //     millisecond in the call before (one for a slow operator, a batch for a fast one). Between
 //     the calls it handles mail, waits for output buffers, and takes barriers: an aligned one on
 //     the buffer's own channel only after the buffer, an unaligned one at once, and then the part
-//     of the buffer not read yet leads that channel's in-flight input;
+//     of the buffer not read yet leads that channel's in-flight input. A source task asks each
+//     poll for as many records the same way (Collector::pollBudget, which the built-in sources
+//     keep to), so a trigger reaches it soon even when its chain is slow, and a poll that blocked
+//     for output buffers is followed by smaller ones;
 //   - the synchronous part snapshots the chain (operator state; heap key groups are frozen, not
 //     copied) and takes a local RocksDB checkpoint of each store (hard links); the asynchronous
 //     part, on the job's writer thread, serialises the frozen key groups, writes files and
@@ -222,6 +225,9 @@ class StreamTask final : public TaskEnvironment {
   // Hands the chain the next batch of records of reading_ (see there); drops the buffer once it
   // was read to its end.
   Status readNextBatch();
+  // The next call into the chain for records takes as many as `records` took about a millisecond
+  // in `took` (no change when it had none).
+  void adaptRecordsPerCall(std::size_t records, Clock::duration took);
   // Hands the chain every record of `data`, a batch at a time.
   Status readAll(int channel, const std::uint8_t* data, std::size_t size);
   // Replays the restored in-flight input into the chain.
@@ -301,9 +307,9 @@ class StreamTask final : public TaskEnvironment {
   // in-flight state) and waits for output buffers.
   std::optional<InputGate::Item> reading_;
   std::size_t reading_offset_ = 0;
-  // How many records the next call into the chain for input may take: as many as took about a
-  // millisecond in the last call (see readNextBatch), and no more than a chain's batch holds. The
-  // first call takes one, as nothing is known yet of how long a record takes.
+  // How many records the next call into the chain may take (a source's poll, or a part of an input
+  // buffer, then no more than a chain's batch holds): as many as took about a millisecond in the
+  // last call. The first call takes one, as nothing is known yet of how long a record takes.
   static constexpr std::size_t kMaxRecordsPerCall = 1 << 16;
   std::size_t records_per_call_ = 1;
   // An aligned checkpoint whose barrier still waits behind data in a send queue of this task (for

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -464,8 +465,9 @@ TEST_CASE("operator state: every operator of a chain gives its function its own 
   auto& runtime = dynamic_cast<weir::detail::ChainRuntime&>(*chain);
   REQUIRE(chain->open().isOk());
   weir::SourceStatus status = weir::SourceStatus::kMoreAvailable;
+  std::size_t emitted = 0;
   while (status != weir::SourceStatus::kEndOfInput)
-    REQUIRE(chain->pollSource(status).isOk());
+    REQUIRE(chain->pollSource(std::numeric_limits<std::size_t>::max(), status, emitted).isOk());
   REQUIRE(chain->endInput().isOk());
 
   auto elements = [&](int vertex, const std::string& name) {

@@ -137,7 +137,9 @@ class SubtaskChain {
   void poll(int n) {
     for (int i = 0; (n < 0 || i < n) && !ended_; ++i) {
       SourceStatus status = SourceStatus::kMoreAvailable;
-      const weir::Status s = chain_->pollSource(status);
+      std::size_t emitted = 0;
+      const weir::Status s = chain_->pollSource(std::numeric_limits<std::size_t>::max(), status,
+                                                emitted);
       REQUIRE_MESSAGE(s.isOk(), s.message());
       ended_ = status == SourceStatus::kEndOfInput;
     }

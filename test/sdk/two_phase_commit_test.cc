@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -142,7 +143,8 @@ class Job {
   void poll(int n) {
     for (int i = 0; i < n && !ended_; ++i) {
       weir::SourceStatus status = weir::SourceStatus::kMoreAvailable;
-      REQUIRE(chain_->pollSource(status).isOk());
+      std::size_t emitted = 0;
+      REQUIRE(chain_->pollSource(std::numeric_limits<std::size_t>::max(), status, emitted).isOk());
       ended_ = status == weir::SourceStatus::kEndOfInput;
     }
   }

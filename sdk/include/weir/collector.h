@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -109,7 +110,15 @@ class Collector final {
   void setTimestamp(std::int64_t timestamp) { timestamp_ = timestamp; }
   std::int64_t timestamp() const { return timestamp_; }
 
+  // In a source's pollNext: how many records the task would like this poll to emit at most (at
+  // least one), about a millisecond's worth of the chain's work as measured on earlier polls. A
+  // source that stops there (returning kMoreAvailable) lets checkpoint triggers, timers and
+  // back-pressure reach its task sooner when what follows it in the chain is slow; it may emit
+  // more.
+  std::size_t pollBudget() const { return poll_budget_; }
+
   // --- engine-internal ---
+  void setPollBudget(std::size_t n) { poll_budget_ = n > 0 ? n : 1; }
   void bind(BatchConsumer<T>* downstream, VertexCounters* counters) {
     downstream_ = downstream;
     counters_ = counters;
@@ -139,6 +148,7 @@ class Collector final {
   BatchConsumer<T>* downstream_ = nullptr;
   VertexCounters* counters_ = nullptr;
   std::int64_t timestamp_ = kNoTimestamp;
+  std::size_t poll_budget_ = std::numeric_limits<std::size_t>::max();
 };
 
 }  // namespace weir

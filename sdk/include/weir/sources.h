@@ -179,8 +179,9 @@ class OrderedStrides {
 
 }  // namespace source_detail
 
-// How many records a source emits per poll: large enough to amortise the poll, small enough that
-// the task checks for cancellation and flush deadlines often.
+// How many records a built-in source emits per poll at most: large enough to amortise the poll,
+// small enough that the task checks for cancellation and flush deadlines often. A poll emits
+// fewer when the task asks for fewer (Collector::pollBudget).
 inline constexpr int kSourceRecordsPerPoll = 1024;
 
 // Emits fn(i) for every index i in [0, count) (or forever when count is kUnbounded). At a fresh
@@ -200,7 +201,7 @@ class GeneratorSource {
   }
 
   SourceStatus pollNext(Collector<T>& out) {
-    std::size_t left = kSourceRecordsPerPoll;
+    std::size_t left = std::min<std::size_t>(kSourceRecordsPerPoll, out.pollBudget());
     while (left > 0 && !strides_.empty()) {
       GeneratorStride& stride = strides_[current_];
       // Locals, not members: a store of a record may alias the members and force a reload per
@@ -276,7 +277,7 @@ class SequenceSource {
   }
 
   SourceStatus pollNext(Collector<std::int64_t>& out) {
-    std::size_t left = kSourceRecordsPerPoll;
+    std::size_t left = std::min<std::size_t>(kSourceRecordsPerPoll, out.pollBudget());
     std::size_t done = 0;  // splits finished in this poll, at the front
     while (left > 0 && done < splits_.size()) {
       SequenceSplit& split = splits_[done];
@@ -364,7 +365,8 @@ class CollectionSource {
   void open(const RuntimeContext& ctx) { strides_.open(ctx, items_->size(), "collection"); }
 
   SourceStatus pollNext(Collector<T>& out) {
-    for (int i = 0; i < kSourceRecordsPerPoll && strides_.next() != kUnbounded; ++i) {
+    const std::size_t budget = std::min<std::size_t>(kSourceRecordsPerPoll, out.pollBudget());
+    for (std::size_t i = 0; i < budget && strides_.next() != kUnbounded; ++i) {
       out.collect((*items_)[static_cast<std::size_t>(strides_.next())]);
       strides_.advance();
     }
@@ -413,7 +415,8 @@ class TextFileSource {
   }
 
   SourceStatus pollNext(Collector<std::string>& out) {
-    for (int i = 0; i < kSourceRecordsPerPoll && strides_.next() != kUnbounded; ++i) {
+    const std::size_t budget = std::min<std::size_t>(kSourceRecordsPerPoll, out.pollBudget());
+    for (std::size_t i = 0; i < budget && strides_.next() != kUnbounded; ++i) {
       if (!std::getline(*in_, line_)) {
         if (in_->bad()) throw std::runtime_error("error reading '" + path_ + "'");
         strides_.clear();

@@ -226,8 +226,11 @@ class ChainInstance {
   virtual ~ChainInstance() = default;
   // Opens every operator, the tail first.
   virtual Status open() noexcept = 0;
-  // Source chains: runs the source once and pushes what it emitted through the chain.
-  virtual Status pollSource(SourceStatus& status) noexcept = 0;
+  // Source chains: runs the source once, asking for at most `max_records` records (at least one;
+  // a source may emit more), and pushes what it emitted through the chain. `emitted` is set to
+  // the number of records the source emitted.
+  virtual Status pollSource(std::size_t max_records, SourceStatus& status,
+                            std::size_t& emitted) noexcept = 0;
   // Other chains: the records of one data buffer from network input channel `channel`, or of what
   // is left of it: at most `max_records` of them (at least one) and at most one batch per call.
   // `progress` tells how many bytes were read: all of them, or fewer, and then the engine calls

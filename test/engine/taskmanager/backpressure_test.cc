@@ -197,6 +197,17 @@ weir::engine::CheckpointBarrier barrierNow(const weir::testing::TempDir& dir, st
   return barrier;
 }
 
+// Grants the sink one record at a time (`granted` so far) until it took snapshot n.
+void grantUntilSnapshot(Valve& valve, std::uint64_t& granted, std::size_t n) {
+  while (!valve.consumedAtSnapshot(n) && granted < 1000) {
+    valve.grant(1);
+    ++granted;
+    REQUIRE(weir::testing::eventually(
+        [&] { return valve.waitingAfter(granted) || valve.consumedAtSnapshot(n).has_value(); }));
+  }
+  REQUIRE(valve.consumedAtSnapshot(n).has_value());
+}
+
 }  // namespace
 
 TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned checkpoint") {
@@ -222,11 +233,13 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
   ReleaseOnExit release_on_exit{valve};
   REQUIRE((*job)->plan().tasks.size() == 3);
 
-  // The relay (chain 1) is back-pressured: its pool is used up, and it waits.
+  // The relay (chain 1) is back-pressured: its pool is used up, and it waits. The sink waits in
+  // its first record (had it not taken a buffer yet, the barrier could reach it first).
   REQUIRE(weir::testing::eventually([&] {
     const auto tasks = (*job)->snapshot();
     const TaskSnapshot* relay = find(tasks, 1);
-    return relay->buffers_in_use >= relay->max_buffers && relay->backpressured_ns > 0;
+    return relay->buffers_in_use >= relay->max_buffers && relay->backpressured_ns > 0 &&
+           valve->waitingAfter(0);
   }));
 
   REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 1), {{0, 0}}).isOk());
@@ -272,25 +285,12 @@ TEST_CASE("back-pressure: a slow task takes an unaligned barrier between two rec
   auto job = weir::testing::startJob(build, 1, {}, options, unalignedCheckpoints(dir, acks));
   REQUIRE(job.isOk());
   ReleaseOnExit release_on_exit{valve};
-  // Grants one record at a time until the sink took snapshot n.
-  std::uint64_t granted = 0;
-  auto grantUntilSnapshot = [&](std::size_t n) {
-    while (!valve->consumedAtSnapshot(n) && granted < 1000) {
-      valve->grant(1);
-      ++granted;
-      REQUIRE(weir::testing::eventually([&] {
-        return valve->waitingAfter(granted) || valve->consumedAtSnapshot(n).has_value();
-      }));
-    }
-    REQUIRE(valve->consumedAtSnapshot(n).has_value());
-  };
-
+  std::uint64_t granted = 1;
   valve->grant(1);
-  granted = 1;
   REQUIRE(weir::testing::eventually([&] { return valve->waitingAfter(1); }));
   REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 1), {{0, 0}}).isOk());
   REQUIRE(weir::testing::eventually([&] { return acks->of(0).has_value(); }));
-  grantUntilSnapshot(1);
+  grantUntilSnapshot(*valve, granted, 1);
   CHECK(*valve->consumedAtSnapshot(1) == 2);
 
   REQUIRE(weir::testing::eventually([&] { return acks->of(1).has_value(); }));
@@ -320,9 +320,42 @@ TEST_CASE("back-pressure: a slow task takes an unaligned barrier between two rec
   const std::uint64_t at_trigger = granted;
   REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 2), {{0, 0}}).isOk());
   REQUIRE(weir::testing::eventually([&] { return acks->of(0, 2).has_value(); }));
-  grantUntilSnapshot(2);
+  grantUntilSnapshot(*valve, granted, 2);
   CHECK(*valve->consumedAtSnapshot(2) == at_trigger + 1);
   REQUIRE(weir::testing::eventually([&] { return acks->of(1, 2).has_value(); }));
+  valve->release();
+  (*job)->cancel();
+  CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
+}
+
+TEST_CASE("back-pressure: a source chained to a slow operator is triggered between two records") {
+  // generator -> slow sink, chained into one task. The task asks each poll of the generator for
+  // about a millisecond's worth of records: after the first poll (one record) that is one record
+  // here, so a trigger is handled after the record in progress rather than after a poll of 1024.
+  auto valve = std::make_shared<Valve>();
+  auto build = [valve](JobBuilder& job) {
+    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+        .name("source")
+        .addSink(SlowSink{valve, std::chrono::milliseconds(2)})
+        .name("slow sink");
+  };
+  weir::testing::TempDir dir;
+  auto acks = std::make_shared<Acks>();
+  auto job = weir::testing::startJob(build, 1, {}, {}, unalignedCheckpoints(dir, acks));
+  REQUIRE(job.isOk());
+  ReleaseOnExit release_on_exit{valve};
+  REQUIRE((*job)->plan().tasks.size() == 1);
+  std::uint64_t granted = 5;
+  valve->grant(granted);
+  REQUIRE(weir::testing::eventually([&] { return valve->waitingAfter(granted); }));
+  REQUIRE((*job)->triggerCheckpoint(barrierNow(dir, 1), {{0, 0}}).isOk());
+  grantUntilSnapshot(*valve, granted, 1);
+  CHECK(*valve->consumedAtSnapshot(1) == 6);
+  REQUIRE(weir::testing::eventually([&] { return acks->of(0).has_value(); }));
+  {
+    std::lock_guard<std::mutex> lock(acks->mu);
+    CHECK_MESSAGE(acks->declines.empty(), acks->declines.front());
+  }
   valve->release();
   (*job)->cancel();
   CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);

@@ -146,9 +146,15 @@ class ChainRuntime final : public ChainInstance {
     });
   }
 
-  Status pollSource(SourceStatus& status) noexcept override {
+  Status pollSource(std::size_t max_records, SourceStatus& status,
+                    std::size_t& emitted) noexcept override {
+    emitted = 0;
     if (source_ == nullptr) return Status::internal("pollSource on a chain without a source");
-    return boundary("source", [&] { status = source_->poll(); });
+    const std::uint64_t before = source_->counters.records_out.load(std::memory_order_relaxed);
+    Status s = boundary("source", [&] { status = source_->poll(max_records); });
+    emitted = static_cast<std::size_t>(
+        source_->counters.records_out.load(std::memory_order_relaxed) - before);
+    return s;
   }
 
   Status processInput(int channel, const std::uint8_t* data, std::size_t size,

@@ -460,7 +460,8 @@ class SinkOperator final : public OperatorInstance, public BatchConsumer<T> {
 
 class SourceOperatorBase : public OperatorInstance {
  public:
-  virtual SourceStatus poll() = 0;
+  // Polls the source once, asking for at most `max_records` records (Collector::pollBudget).
+  virtual SourceStatus poll(std::size_t max_records) = 0;
 };
 
 template <class T, class F>
@@ -485,8 +486,9 @@ class SourceOperator final : public SourceOperatorBase {
     notifyFunctionCheckpointAborted(fn_, checkpoint_id);
   }
 
-  SourceStatus poll() override {
+  SourceStatus poll(std::size_t max_records) override {
     SourceStatus status = SourceStatus::kEndOfInput;
+    out_.setPollBudget(max_records);
     guarded(name, [&] { status = fn_.pollNext(out_); });
     out_.flush();
     return status;
