@@ -269,7 +269,8 @@ using KeyOf = std::remove_cvref_t<decltype(callKey(std::declval<F&>(), std::decl
 // ---- sources ----
 // A source function emits records when polled. One copy runs per parallel subtask; it decides from
 // its RuntimeContext (subtask index, parallelism) which part of the input is its own.
-//   weir::SourceStatus pollNext(weir::Collector<T>& out)   emit zero or more records
+//   weir::SourceStatus pollNext(weir::Collector<T>& out)   emit zero or more records, best no
+//                                                           more than out.pollBudget()
 //   bool bounded() const                                    optional; true when it ends by itself
 // Bounded sources return kEndOfInput once exhausted; unbounded ones normally never do.
 template <class F, class T>

@@ -40,7 +40,8 @@ inline constexpr std::uint64_t kUnbounded = std::numeric_limits<std::uint64_t>::
 
 // Base classes for user sources; optional (any class with a matching pollNext works) but they
 // document the contract. A copy runs per parallel subtask: open() tells it which one.
-//   pollNext() emits zero or more records and says whether more may come.
+//   pollNext() emits zero or more records (best at most out.pollBudget(), see Collector) and says
+//   whether more may come.
 template <class T>
 class BoundedSource {
  public:
