@@ -80,6 +80,9 @@ struct ReleaseOnExit {
   ~ReleaseOnExit() { valve->release(); }
 };
 
+// Record i of the jobs below: 100 bytes (frames of 4 + 1 + 100 bytes).
+std::string letters(std::uint64_t i) { return std::string(100, char('a' + i % 26)); }
+
 struct SlowSink {
   std::shared_ptr<Valve> valve;
   std::chrono::milliseconds work{0};  // spent on each record after its permit
@@ -102,7 +105,7 @@ const TaskSnapshot* find(const std::vector<TaskSnapshot>& tasks, int chain) {
 TEST_CASE("back-pressure: an unbounded source behind a stalled sink stays bounded") {
   auto valve = std::make_shared<Valve>();
   auto build = [valve](JobBuilder& job) {
-    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+    job.fromGenerator(letters)
         .name("source")
         .rebalance()
         .addSink(SlowSink{valve})
@@ -159,6 +162,10 @@ struct Acks {
   std::vector<weir::thrift::CheckpointAck> acks;
   std::vector<std::string> declines;
 
+  void checkNoneDeclined() {
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK_MESSAGE(declines.empty(), declines.front());
+  }
   std::optional<weir::thrift::CheckpointAck> of(int chain, std::int64_t checkpoint = 1) {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& a : acks) {
@@ -215,7 +222,7 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
   // the sink takes nothing. The relay must still pass the barrier on and acknowledge.
   auto valve = std::make_shared<Valve>();
   auto build = [valve](JobBuilder& job) {
-    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+    job.fromGenerator(letters)
         .name("source")
         .rebalance()
         .map([](const std::string& s) { return s; })
@@ -248,10 +255,7 @@ TEST_CASE("back-pressure: a task waiting for an output buffer takes an unaligned
   REQUIRE(weir::testing::eventually([&] { return acks->of(0) && acks->of(1); },
                                     std::chrono::seconds(10)));
   CHECK_FALSE(acks->of(2));
-  {
-    std::lock_guard<std::mutex> lock(acks->mu);
-    CHECK_MESSAGE(acks->declines.empty(), acks->declines.front());
-  }
+  acks->checkNoneDeclined();
 
   // Once the sink moves, it meets the barrier ahead of the data it overtook, and persists that
   // data as its in-flight input.
@@ -272,7 +276,7 @@ TEST_CASE("back-pressure: a slow task takes an unaligned barrier between two rec
   // input.
   auto valve = std::make_shared<Valve>();
   auto build = [valve](JobBuilder& job) {
-    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+    job.fromGenerator(letters)
         .name("source")
         .rebalance()
         .addSink(SlowSink{valve, std::chrono::milliseconds(2)})
@@ -294,10 +298,7 @@ TEST_CASE("back-pressure: a slow task takes an unaligned barrier between two rec
   CHECK(*valve->consumedAtSnapshot(1) == 2);
 
   REQUIRE(weir::testing::eventually([&] { return acks->of(1).has_value(); }));
-  {
-    std::lock_guard<std::mutex> lock(acks->mu);
-    CHECK_MESSAGE(acks->declines.empty(), acks->declines.front());
-  }
+  acks->checkNoneDeclined();
   const auto sink = *acks->of(1);
   REQUIRE(sink.vertices.size() == 1);
   REQUIRE(sink.vertices[0].inputChannelState.size() == 1);
@@ -334,7 +335,7 @@ TEST_CASE("back-pressure: a source chained to a slow operator is triggered betwe
   // here, so a trigger is handled after the record in progress rather than after a poll of 1024.
   auto valve = std::make_shared<Valve>();
   auto build = [valve](JobBuilder& job) {
-    job.fromGenerator([](std::uint64_t i) { return std::string(100, char('a' + i % 26)); })
+    job.fromGenerator(letters)
         .name("source")
         .addSink(SlowSink{valve, std::chrono::milliseconds(2)})
         .name("slow sink");
@@ -352,10 +353,7 @@ TEST_CASE("back-pressure: a source chained to a slow operator is triggered betwe
   grantUntilSnapshot(*valve, granted, 1);
   CHECK(*valve->consumedAtSnapshot(1) == 6);
   REQUIRE(weir::testing::eventually([&] { return acks->of(0).has_value(); }));
-  {
-    std::lock_guard<std::mutex> lock(acks->mu);
-    CHECK_MESSAGE(acks->declines.empty(), acks->declines.front());
-  }
+  acks->checkNoneDeclined();
   valve->release();
   (*job)->cancel();
   CHECK((*job)->wait().code() == weir::Status::Code::kCancelled);
