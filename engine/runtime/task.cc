@@ -615,6 +615,8 @@ namespace {
 // take at most, so that mail, barriers and output buffers are looked at that often even when an
 // operator is slow.
 constexpr auto kRecordCallTarget = std::chrono::milliseconds(1);
+
+// A chain reads at least one byte of what it is given, and no more.
 Status checkProgress(const InputProgress& progress, std::size_t size) {
   if (progress.bytes > size || (progress.bytes == 0 && size > 0)) {
     return Status::internal("the chain read " + std::to_string(progress.bytes) + " of " +
@@ -900,7 +902,7 @@ Status StreamTask::startUnaligned(const std::shared_ptr<const CheckpointBarrier>
                           reinterpret_cast<const std::uint8_t*>(partial.data()), partial.size());
     }
     if (static_cast<int>(ch) == reading) {
-      // The batches of the buffer the chain has not read yet follow (the barrier overtook them).
+      // The records of the buffer the chain has not read yet follow (the barrier overtook them).
       const Buffer& buffer = reading_->buffer;
       appendChannelBuffer(capture.channels[ch], reading, buffer.bytes() + reading_offset_,
                           buffer.size() - reading_offset_);
