@@ -10,7 +10,9 @@
 // job is then back-pressured), out (the sink's directory, required), fail_marker (optional: the
 // first subtask that sees record fail_at creates this file and throws; with the file present
 // nothing throws again), max_parallelism (optional), counter_uid (the keyed counter's uid,
-// default "count": another name makes a different job for savepoints).
+// default "count": another name makes a different job for savepoints), padding (optional: the
+// numbers cross the keyed exchange as decimal strings followed by this many spaces, so that
+// records can be larger than a network buffer).
 #include <weir/weir.h>
 
 #include <chrono>
@@ -45,13 +47,14 @@ struct Throttle {
   }
 };
 
+template <class In>
 struct CountPerKey {
   std::int64_t slow_us = 0;
   weir::ValueState<std::int64_t>* count_ = nullptr;
   void open(const weir::RuntimeContext& ctx) {
     count_ = &ctx.getState(weir::ValueStateDescriptor<std::int64_t>("count"));
   }
-  void processElement(const std::int64_t& v, weir::KeyedContext<std::int64_t>& ctx,
+  void processElement(const In& v, weir::KeyedContext<std::int64_t>& ctx,
                       weir::Collector<std::string>& out) {
     (void)v;
     if (slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
@@ -77,15 +80,34 @@ void build(weir::JobBuilder& job) {
     job.maxParallelism(static_cast<int>(max));
   }
   const std::string counter_uid = args.get("counter_uid", "count");
-  job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(i); }, count)
-      .uid("numbers")
-      .map(throttle)
-      .uid("throttle")
-      .keyBy([keys](const std::int64_t& v) { return v % keys; })
-      .process(CountPerKey{args.getInt("slow_us", 0)})
-      .uid(counter_uid)
-      .addSink(weir::ExactlyOnceFileSink<std::string>(out), "Counts to files")
-      .uid("files");
+  const std::int64_t slow_us = args.getInt("slow_us", 0);
+  auto numbers =
+      job.fromGenerator([](std::uint64_t i) { return static_cast<std::int64_t>(i); }, count)
+          .uid("numbers")
+          .map(throttle)
+          .uid("throttle");
+  auto count_and_commit = [&](auto keyed, auto counter) {
+    keyed.process(counter)
+        .uid(counter_uid)
+        .addSink(weir::ExactlyOnceFileSink<std::string>(out), "Counts to files")
+        .uid("files");
+  };
+  if (const std::int64_t padding = args.getInt("padding", 0); padding > 0) {
+    auto padded = numbers
+                      .map([padding](const std::int64_t& v) {
+                        std::string s = std::to_string(v);
+                        s.append(static_cast<std::size_t>(padding), ' ');
+                        return s;
+                      })
+                      .uid("pad");
+    count_and_commit(padded.keyBy([keys](const std::string& s) {
+      return static_cast<std::int64_t>(std::stoll(s)) % keys;
+    }),
+                     CountPerKey<std::string>{slow_us});
+  } else {
+    count_and_commit(numbers.keyBy([keys](const std::int64_t& v) { return v % keys; }),
+                     CountPerKey<std::int64_t>{slow_us});
+  }
 }
 
 }  // namespace
