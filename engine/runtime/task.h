@@ -222,8 +222,8 @@ class StreamTask final : public TaskEnvironment {
   // buffer; else waits for one (flushing at `flush_deadline`) and returns false at mail, at a
   // barrier queued in the input gate, at cancellation or at `wake_at`.
   bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point wake_at);
-  // Hands the chain the next batch of records of reading_ (see there); drops the buffer once it
-  // was read to its end.
+  // Hands the chain the next part of reading_ (see there); drops the buffer once it was read to
+  // its end.
   Status readNextBatch();
   // The next call into the chain for records takes as many as `records` took about a millisecond
   // in `took` (no change when it had none).
@@ -302,9 +302,9 @@ class StreamTask final : public TaskEnvironment {
   };
   std::optional<InFlightCapture> capture_;
   // The data buffer the chain has read only in part, and how many of its bytes it read: the chain
-  // takes a buffer one batch of records at a time, and between batches the task handles mail,
-  // takes barriers (an unaligned one overtakes the rest of the buffer, which goes into the
-  // in-flight state) and waits for output buffers.
+  // takes a buffer in parts of at most records_per_call_ records, and between parts the task
+  // handles mail, takes barriers (an unaligned one overtakes the rest of the buffer, which goes
+  // into the in-flight state) and waits for output buffers.
   std::optional<InputGate::Item> reading_;
   std::size_t reading_offset_ = 0;
   // How many records the next call into the chain may take (a source's poll, or a part of an input
