@@ -546,15 +546,17 @@ Status StreamTask::runInputs() {
       }
     } else if (reading_) {
       // Between two batches of a buffer: a barrier queued meanwhile is taken first.
-      if (barrier_queued_.exchange(false, std::memory_order_acq_rel)) {
+      if (barrier_queued_.load(std::memory_order_acquire) &&
+          barrier_queued_.exchange(false, std::memory_order_acq_rel)) {
         item = gate_->pollBarrier(reading);
         // Another one may be queued behind it.
         if (item) barrier_queued_.store(true, std::memory_order_release);
       }
       if (!item) {
-        metrics_.busy.begin(wait_start);
-        Status s = readNextBatch();
-        const auto done = Clock::now();
+        const auto start = Clock::now();
+        metrics_.busy.begin(start);
+        Clock::time_point done;
+        Status s = readNextBatch(start, done);
         metrics_.busy.end(done);
         if (!s.isOk()) return s;
         after_work(done);
@@ -593,12 +595,14 @@ Status StreamTask::runInputs() {
       case Buffer::Kind::kWatermarkStatus:
         s = forward(valve.onStatus(ch, item->buffer.value() != 0));
         break;
-      case Buffer::Kind::kData:
+      case Buffer::Kind::kData: {
         if (capture_) captureData(ch, item->buffer);
         reading_ = std::move(item);
         reading_offset_ = 0;
-        s = readNextBatch();
+        Clock::time_point read_done;
+        s = readNextBatch(got, read_done);
         break;
+      }
     }
     item.reset();  // recycle the buffer at once
     const auto done = Clock::now();
@@ -627,15 +631,15 @@ Status checkProgress(const InputProgress& progress, std::size_t size) {
 
 }  // namespace
 
-Status StreamTask::readNextBatch() {
+Status StreamTask::readNextBatch(Clock::time_point start, Clock::time_point& done) {
   const Buffer& buffer = reading_->buffer;
   const std::size_t left = buffer.size() - reading_offset_;
   InputProgress progress;
-  const auto start = Clock::now();
   Status s = chain_->processInput(reading_->channel, buffer.bytes() + reading_offset_, left,
                                   records_per_call_, progress);
+  done = Clock::now();
   if (s.isOk()) s = checkProgress(progress, left);
-  adaptRecordsPerCall(progress.records, Clock::now() - start);
+  adaptRecordsPerCall(progress.records, done - start);
   reading_offset_ += progress.bytes;
   if (!s.isOk() || reading_offset_ >= buffer.size()) reading_.reset();  // recycled at once
   return s;

@@ -222,9 +222,9 @@ class StreamTask final : public TaskEnvironment {
   // buffer; else waits for one (flushing at `flush_deadline`) and returns false at mail, at a
   // barrier queued in the input gate, at cancellation or at `wake_at`.
   bool awaitOutputBuffers(Clock::time_point& flush_deadline, Clock::time_point wake_at);
-  // Hands the chain the next part of reading_ (see there); drops the buffer once it was read to
-  // its end.
-  Status readNextBatch();
+  // Hands the chain the next part of reading_ (see there), starting at `start`, and sets `done`
+  // to when the chain returned; drops the buffer once it was read to its end.
+  Status readNextBatch(Clock::time_point start, Clock::time_point& done);
   // The next call into the chain for records takes as many as `records` took about a millisecond
   // in `took` (no change when it had none).
   void adaptRecordsPerCall(std::size_t records, Clock::duration took);

@@ -27,8 +27,9 @@ struct Valve {
   std::uint64_t permits = 0;
   std::uint64_t consumed = 0;
   bool open = false;
-
   bool waiting = false;  // the sink waits for a permit
+  // The sink's snapshots: how many records it had taken by each.
+  std::vector<std::uint64_t> consumed_at_snapshots;
 
   void take() {
     std::unique_lock<std::mutex> lock(mu);
@@ -61,8 +62,6 @@ struct Valve {
     std::lock_guard<std::mutex> lock(mu);
     return waiting && consumed == n;
   }
-  // The sink's snapshots: how many records it had taken by each.
-  std::vector<std::uint64_t> consumed_at_snapshots;
   void snapshotTaken() {
     std::lock_guard<std::mutex> lock(mu);
     consumed_at_snapshots.push_back(consumed);
