@@ -423,11 +423,13 @@ TEST_CASE("generator: an empty generator, and fewer indices than subtasks") {
 TEST_CASE("generator: stop with savepoint at parallelism 2, resume at 3, then at 1") {
   const auto runs = runStages(generator(100000), {{2, {3, 1}}, {3, {2, 1, 3}}, {1, {}}});
   CHECK(flatten(runs[0]).size() == 4 * weir::kSourceRecordsPerPoll);
-  // The two strides go to the first two new subtasks; the third has none and ends at once.
-  CHECK(runs[1][0].size() == 2 * weir::kSourceRecordsPerPoll);
-  CHECK(runs[1][1].size() == weir::kSourceRecordsPerPoll);
-  CHECK(runs[1][2].empty());
-  CHECK(runs[1][1].front() == 2 * weir::kSourceRecordsPerPoll + 1);  // subtask 1 resumes
+  // The savepoint's pieces of the two strides give every new subtask a share, which it emits in
+  // increasing order.
+  for (std::size_t s = 0; s < 3; ++s) {
+    CAPTURE(s);
+    CHECK(runs[1][s].size() == (s == 2 ? 3 : 2 - s) * weir::kSourceRecordsPerPoll);
+    CHECK(std::is_sorted(runs[1][s].begin(), runs[1][s].end()));
+  }
   std::vector<std::int64_t> all;
   for (const auto& stage : runs) {
     const auto records = flatten(stage);
@@ -436,7 +438,27 @@ TEST_CASE("generator: stop with savepoint at parallelism 2, resume at 3, then at
   CHECK(sorted(all) == closedRange(0, 99999));
 }
 
-TEST_CASE("generator: a subtask with several strides emits from them in turn") {
+TEST_CASE("generator: scaled out to the max parallelism, every subtask has indices to emit") {
+  const std::vector<int> none(128, 0);
+  const auto runs = runStages(generator(100000), {{2, {3, 1}}, {128, none}, {1, {}}});
+  const auto resumed = runStages(generator(100000), {{2, {3, 1}}, {128, {}}});
+  for (std::size_t s = 0; s < 128; ++s) {
+    CAPTURE(s);
+    CHECK(!resumed[1][s].empty());
+    CHECK(std::is_sorted(resumed[1][s].begin(), resumed[1][s].end()));
+  }
+  std::vector<std::int64_t> all = flatten(resumed[0]);
+  const auto rest = flatten(resumed[1]);
+  all.insert(all.end(), rest.begin(), rest.end());
+  CHECK(sorted(all) == closedRange(0, 99999));
+  // Through a savepoint at 128 (taken before any poll) back to 1.
+  std::vector<std::int64_t> again = flatten(runs[0]);
+  CHECK(flatten(runs[1]).empty());
+  again.insert(again.end(), runs[2][0].begin(), runs[2][0].end());
+  CHECK(sorted(again) == closedRange(0, 99999));
+}
+
+TEST_CASE("generator: a subtask with several strides emits their indices in increasing order") {
   constexpr std::int64_t kPoll = weir::kSourceRecordsPerPoll;
   for (const std::uint64_t count : {std::uint64_t{100000}, std::uint64_t{5000}}) {
     CAPTURE(count);
@@ -453,41 +475,82 @@ TEST_CASE("generator: a subtask with several strides emits from them in turn") {
         weir::detail::redistributeOperatorState({old_zero.snapshot(), old_one.snapshot()}, 1);
     OperatorStateStore store;
     store.restore(merged[0]);
-    CHECK(stridesOf(store) == std::vector<GeneratorStride>{{4 * kPoll, 2}, {2 * kPoll + 1, 2}});
-
     Generator restored(identity, count);
+    // The first poll has only subtask 1's odd indices below 4 * kPoll; the second goes on with
+    // both strides, one index after the other.
     const auto first = drive(restored, store, 0, 1, 1);
-    REQUIRE(first.size() == static_cast<std::size_t>(kPoll));
-    CHECK(first.front() == 4 * kPoll);
-    if (count == 100000) {
-      // One poll serves one stride; the next poll starts with the other.
-      CHECK(first.back() == 4 * kPoll + 2 * (kPoll - 1));
-      CHECK(stridesOf(store) == std::vector<GeneratorStride>{{6 * kPoll, 2}, {2 * kPoll + 1, 2}});
-    } else {
-      // The first stride ends within the poll, which goes on with the second.
-      const std::int64_t tail = (5000 - 4 * kPoll + 1) / 2;
-      CHECK(first[static_cast<std::size_t>(tail - 1)] == 4998);
-      CHECK(first[static_cast<std::size_t>(tail)] == 2 * kPoll + 1);
-      CHECK(stridesOf(store) ==
-            std::vector<GeneratorStride>{
-                {static_cast<std::uint64_t>(2 * kPoll + 1 + 2 * (kPoll - tail)), 2}});
-    }
+    CHECK(stridesOf(store) == std::vector<GeneratorStride>{{4 * kPoll, 2}, {4 * kPoll + 1, 2}});
+    std::vector<std::int64_t> odd;
+    for (std::int64_t i = 2 * kPoll + 1; i < 4 * kPoll; i += 2)
+      odd.push_back(i);
+    CHECK(first == odd);
     all.insert(all.end(), first.begin(), first.end());
     Generator rest(identity, count);
     OperatorStateStore rest_store;
     rest_store.restore(store.snapshot());
     const auto after = drive(rest, rest_store, 0, 1);
+    CHECK(after == closedRange(4 * kPoll, static_cast<std::int64_t>(count) - 1));
     all.insert(all.end(), after.begin(), after.end());
     CHECK(stridesOf(rest_store).empty());
     CHECK(sorted(all) == closedRange(0, static_cast<std::int64_t>(count) - 1));
   }
 }
 
+TEST_CASE("strides: a checkpoint cuts them into pieces, a restore pairs the pieces up again") {
+  using Strides = std::vector<GeneratorStride>;
+  using weir::source_detail::cutStrides;
+  using weir::source_detail::mergeStrides;
+  // Subtask 0 of 2 at max parallelism 128: 64 pieces of step 128 in bit-reversed order.
+  const Strides pieces = cutStrides({{1000, 2}}, weir::kUnbounded, 2, 128);
+  REQUIRE(pieces.size() == 64);
+  CHECK(pieces[0] == GeneratorStride{1000, 128});
+  CHECK(pieces[1] == GeneratorStride{1000 + 32 * 2, 128});
+  CHECK(pieces[2] == GeneratorStride{1000 + 16 * 2, 128});
+  CHECK(pieces[63] == GeneratorStride{1000 + 63 * 2, 128});
+  CHECK(mergeStrides(pieces, "generator", 0) == Strides{{1000, 2}});
+  // A contiguous run of 43 of them (what a new subtask of 3 gets) pairs into 4 strides.
+  const Strides run(pieces.begin(), pieces.begin() + 43);
+  CHECK(mergeStrides(run, "generator", 0) ==
+        Strides{{1000, 4}, {1002, 16}, {1010, 64}, {1042, 128}});
+  // Pieces of two strides, in any order.
+  Strides two = cutStrides({{7, 3}, {5, 3}}, weir::kUnbounded, 1, 8);
+  REQUIRE(two.size() == 8);
+  std::reverse(two.begin(), two.end());
+  CHECK(mergeStrides(two, "generator", 0) == Strides{{5, 3}, {7, 3}});
+  // Enough strides already, nothing left, pieces beyond the count.
+  CHECK(cutStrides({{0, 4}, {1, 4}, {2, 4}}, 100, 1, 3) == Strides{{0, 4}, {1, 4}, {2, 4}});
+  CHECK(cutStrides({}, 100, 2, 128).empty());
+  CHECK(cutStrides({{10, 1}}, 12, 1, 4) == Strides{{10, 4}, {11, 4}});
+  // Equal strides would emit their indices twice.
+  CHECK_THROWS_WITH_AS(mergeStrides({{3, 2}, {5, 4}, {3, 2}}, "generator", 4),
+                       "generator subtask 4 was restored with the stride {3, 2} twice",
+                       std::runtime_error);
+}
+
+TEST_CASE("strides: a checkpoint and a restore at the same parallelism keep one stride") {
+  OperatorStateStore store;
+  Generator first(identity, 100000);
+  const auto before = drive(first, store, 1, 3, 2);
+  const GeneratorStride at{1 + 3 * before.size(), 3};
+  CHECK(stridesOf(store) == std::vector<GeneratorStride>{at});
+  first.snapshotState(CheckpointOptions{});
+  CHECK(stridesOf(store).size() == 64);  // ceil(128 / 3) = 43 pieces wanted: 64
+  OperatorStateStore restored_store;
+  restored_store.restore(store.snapshot());
+  Generator restored(identity, 100000);
+  const auto after = drive(restored, restored_store, 1, 3, 1);
+  CHECK(after.front() == static_cast<std::int64_t>(at.next));
+  CHECK(stridesOf(restored_store) ==
+        std::vector<GeneratorStride>{{at.next + 3 * after.size(), 3}});
+}
+
 TEST_CASE("collection source: stop with savepoint at parallelism 2, resume at 3, then at 1") {
   const auto runs = runStages(collection(10000), {{2, {3, 1}}, {3, {2, 1, 3}}, {1, {}}});
-  // The two strides go to the first two new subtasks; the third has none and ends at once.
-  CHECK(runs[1][2].empty());
-  CHECK(runs[1][1].front() == weir::kSourceRecordsPerPoll * 2 + 1);  // subtask 1 resumes
+  for (std::size_t s = 0; s < 3; ++s) {
+    CAPTURE(s);
+    CHECK(!runs[1][s].empty());  // every new subtask has a share
+    CHECK(std::is_sorted(runs[1][s].begin(), runs[1][s].end()));
+  }
   std::vector<std::int64_t> all;
   for (const auto& stage : runs) {
     const auto records = flatten(stage);
@@ -513,6 +576,8 @@ TEST_CASE("text file source: stop with savepoint at parallelism 2, resume at 3, 
   CHECK(merged.front() == weir::kSourceRecordsPerPoll + 1);
   CHECK(std::count_if(merged.begin(), merged.end(), [](std::int64_t v) { return v % 2 == 0; }) >
         0);
+  for (const auto& records : runs[2])
+    CHECK(!records.empty());  // every subtask of parallelism 3 has a share
   std::vector<std::int64_t> all;
   for (const auto& stage : runs) {
     const auto records = flatten(stage);

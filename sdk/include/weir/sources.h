@@ -9,11 +9,15 @@
 //   - the generator (GeneratorSource, fromGenerator), the collection source (CollectionSource,
 //     fromCollection) and the text file source (TextFileSource, readTextFile) in "strides"
 //     (kSourceStridesState): one GeneratorStride {next, step} per arithmetic progression of
-//     indices (generator indices, elements, lines) it still has to emit.
+//     indices (generator indices, elements, lines) it still has to emit. At a checkpoint a
+//     subtask cuts its strides into pieces (each stride into an equal number of progressions with
+//     a multiple of its step), enough that the job has at least max parallelism pieces; on
+//     restore a subtask pairs the pieces it was given up again into few strides.
 // Every built-in source can be restored at another parallelism: the engine pools the elements of
 // all old subtasks and hands each new subtask a share, and a subtask emits exactly the splits or
 // strides it was given (possibly several, possibly none), so every number, index, element or line
-// is still emitted exactly once across the job. A subtask given none ends at once.
+// is still emitted exactly once across the job. Up to the max parallelism every new subtask gets
+// a share (of what is left); a subtask given none ends at once.
 #pragma once
 
 #include <algorithm>
@@ -21,8 +25,11 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -92,9 +99,96 @@ struct SequenceSplit {
 
 namespace source_detail {
 
+// The i-th of the `bits`-bit numbers in bit-reversed order (0, 2^(bits-1), 2^(bits-2), ...).
+inline std::uint64_t bitReversed(std::uint64_t i, int bits) {
+  std::uint64_t r = 0;
+  for (int b = 0; b < bits; ++b)
+    r = (r << 1) | ((i >> b) & 1);
+  return r;
+}
+
+// Cuts `strides` (a subtask's, at `parallelism` of `max_parallelism`) into pieces for a checkpoint
+// so that the job's pieces can give work to every subtask of any parallelism up to the max
+// parallelism: a subtask with w strides cuts each into k pieces, k the smallest power of two with
+// w * k >= ceil(max(max parallelism, parallelism) / parallelism). Stride {next, step} becomes
+//   {next + j * step, k * step}  for j = 0 .. k - 1,
+// which together are exactly its indices. The pieces of a stride are listed in bit-reversed order
+// of j, so that the contiguous run of pieces the engine hands a new subtask pairs up again (see
+// mergeStrides) into few strides. Pieces at or beyond `count` are dropped (they have nothing to
+// emit); a stride whose pieces' indices would overflow stays whole.
+inline std::vector<GeneratorStride> cutStrides(std::vector<GeneratorStride> strides,
+                                               std::uint64_t count, int parallelism,
+                                               int max_parallelism) {
+  if (strides.empty()) return strides;
+  std::sort(strides.begin(), strides.end(),
+            [](const GeneratorStride& a, const GeneratorStride& b) { return a.next < b.next; });
+  const auto p = static_cast<std::uint64_t>(std::max(parallelism, 1));
+  const std::uint64_t wanted = (std::max<std::uint64_t>(max_parallelism, p) + p - 1) / p;
+  std::uint64_t k = 1;
+  int bits = 0;
+  while (strides.size() * k < wanted) {
+    k *= 2;
+    ++bits;
+  }
+  if (k == 1) return strides;
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  std::vector<GeneratorStride> pieces;
+  pieces.reserve(strides.size() * k);
+  for (const GeneratorStride& st : strides) {
+    if (st.step > kMax / k || st.next > kMax - (k - 1) * st.step) {
+      pieces.push_back(st);
+      continue;
+    }
+    for (std::uint64_t i = 0; i < k; ++i) {
+      const std::uint64_t next = st.next + bitReversed(i, bits) * st.step;
+      if (next < count) pieces.push_back({next, st.step * k});
+    }
+  }
+  return pieces;
+}
+
+// Pairs restored strides up again: {a, 2d} and {a + d, 2d} together are exactly {a, d}. Merges
+// such pairs (from the largest step down, so that merged pairs can pair again) and returns the
+// strides sorted by next index. The pieces of one stride cut by cutStrides merge back into it,
+// and a run of them into a few strides. Two equal strides would emit their indices twice: that is
+// a std::runtime_error naming the source (`what`) and the subtask.
+inline std::vector<GeneratorStride> mergeStrides(const std::vector<GeneratorStride>& strides,
+                                                 const char* what, int subtask) {
+  std::map<std::uint64_t, std::set<std::uint64_t>, std::greater<>> by_step;
+  for (const GeneratorStride& st : strides) {
+    if (!by_step[st.step].insert(st.next).second) {
+      throw std::runtime_error(std::string(what) + " subtask " + std::to_string(subtask) +
+                               " was restored with the stride {" + std::to_string(st.next) +
+                               ", " + std::to_string(st.step) + "} twice");
+    }
+  }
+  std::vector<GeneratorStride> merged;
+  while (!by_step.empty()) {
+    const auto group = by_step.begin();
+    const std::uint64_t step = group->first;
+    std::set<std::uint64_t> nexts = std::move(group->second);
+    by_step.erase(group);
+    const std::uint64_t half = step / 2;
+    while (!nexts.empty()) {
+      const std::uint64_t a = nexts.extract(nexts.begin()).value();
+      const bool pairs = step % 2 == 0 && a <= std::numeric_limits<std::uint64_t>::max() - half &&
+                         nexts.erase(a + half) == 1;
+      if (pairs) {
+        by_step[half].insert(a);
+      } else {
+        merged.push_back({a, step});
+      }
+    }
+  }
+  std::sort(merged.begin(), merged.end(), [](const GeneratorStride& a, const GeneratorStride& b) {
+    return a.next < b.next || (a.next == b.next && a.step < b.step);
+  });
+  return merged;
+}
+
 // The strides an index-striding source (generator, collection, text file) emits, registering its
-// state: the restored ones, or {subtask, parallelism} at a fresh start. Strides at or beyond
-// `count` are dropped. `what` names the source in errors.
+// state: the restored ones (merged, see mergeStrides), or {subtask, parallelism} at a fresh start.
+// Strides at or beyond `count` are dropped. `what` names the source in errors.
 inline std::vector<GeneratorStride> openStrides(const RuntimeContext& ctx,
                                                 ListState<GeneratorStride>*& state,
                                                 std::uint64_t count, const char* what) {
@@ -122,58 +216,64 @@ inline std::vector<GeneratorStride> openStrides(const RuntimeContext& ctx,
     }
   }
   std::erase_if(strides, [count](const GeneratorStride& st) { return st.next >= count; });
+  if (strides.size() > 1) strides = mergeStrides(strides, what, ctx.subtaskIndex());
   state->update(strides);
   return strides;
 }
 
-// The strides of a source that emits its indices in increasing order (collection, text file):
-// next() is the smallest index any stride still has to emit.
+// The strides of an index-striding source, emitted in increasing index order: next() is the
+// smallest index any stride still has to emit. The strides are kept as a min-heap by next index,
+// so advancing costs O(log strides).
 class OrderedStrides {
  public:
   void open(const RuntimeContext& ctx, std::uint64_t count, const char* what) {
     count_ = count;
+    parallelism_ = ctx.parallelism();
+    max_parallelism_ = ctx.maxParallelism();
     strides_ = openStrides(ctx, state_, count, what);
+    std::make_heap(strides_.begin(), strides_.end(), later);
     for (const GeneratorStride& st : strides_)
       max_step_ = std::max(max_step_, st.step);
-    findNext();
   }
   // The next index to emit; kUnbounded when there is none.
-  std::uint64_t next() const { return next_; }
+  std::uint64_t next() const { return strides_.empty() ? kUnbounded : strides_.front().next; }
   // The largest step among the strides (0 when none).
   std::uint64_t maxStep() const { return max_step_; }
+  // The only stride left, or nullptr when there are none or several.
+  GeneratorStride* single() { return strides_.size() == 1 ? &strides_.front() : nullptr; }
   // next() was emitted: its stride moves on (and is dropped once at or beyond the count).
   void advance() {
-    GeneratorStride& st = strides_[current_];
+    std::pop_heap(strides_.begin(), strides_.end(), later);
+    GeneratorStride& st = strides_.back();
     if (count_ - st.next <= st.step) {  // st.next < count_ always
-      strides_.erase(strides_.begin() + static_cast<std::ptrdiff_t>(current_));
+      strides_.pop_back();
     } else {
       st.next += st.step;
+      std::push_heap(strides_.begin(), strides_.end(), later);
     }
-    findNext();
   }
-  // The input ended before the count: nothing is left to emit.
-  void clear() {
-    strides_.clear();
-    next_ = kUnbounded;
+  // The single stride (see single()) has moved on to `next`; it is dropped at or beyond the count.
+  void moveSingle(std::uint64_t next) {
+    strides_.front().next = next;
+    if (next >= count_) strides_.clear();
   }
+  // Nothing is left to emit (the input ended before the count).
+  void clear() { strides_.clear(); }
   // Records the position in the operator state (after every poll).
   void save() { state_->update(strides_); }
-
- private:
-  void findNext() {
-    next_ = kUnbounded;
-    for (std::size_t i = 0; i < strides_.size(); ++i) {
-      if (strides_[i].next < next_) {
-        next_ = strides_[i].next;
-        current_ = i;
-      }
-    }
+  // Records the position for a checkpoint: the strides cut into pieces (see cutStrides).
+  void snapshot() {
+    state_->update(cutStrides(strides_, count_, parallelism_, max_parallelism_));
   }
 
+ private:
+  // Heap order: the stride with the smallest next index at the front.
+  static bool later(const GeneratorStride& a, const GeneratorStride& b) { return a.next > b.next; }
+
   std::uint64_t count_ = kUnbounded;
+  int parallelism_ = 1;
+  int max_parallelism_ = 1;
   std::vector<GeneratorStride> strides_;
-  std::size_t current_ = 0;
-  std::uint64_t next_ = kUnbounded;
   std::uint64_t max_step_ = 0;
   ListState<GeneratorStride>* state_ = nullptr;
 };
@@ -187,64 +287,61 @@ inline constexpr int kSourceRecordsPerPoll = 1024;
 
 // Emits fn(i) for every index i in [0, count) (or forever when count is kUnbounded). At a fresh
 // start subtask s of p has one stride {s, p}: it emits the indices congruent to s modulo p, in
-// increasing order. Restored, it emits from the strides it was given, round robin: one poll's worth
-// of records from one stride, then the next (a stride that ends within a poll leaves the rest of
-// the poll to the next one); a finished stride is dropped, and the source ends when it has none
-// left. Strides are never split, so after scaling out some subtasks may have none.
+// increasing order. Restored, it emits the indices of the strides it was given, in increasing
+// order, and ends when none are left. A checkpoint cuts the strides into pieces (see
+// source_detail::cutStrides), so that a restore at a higher parallelism gives every subtask some.
 template <class T, class F>
 class GeneratorSource {
  public:
   GeneratorSource(F fn, std::uint64_t count) : fn_(std::move(fn)), count_(count) {}
 
-  void open(const RuntimeContext& ctx) {
-    strides_ = source_detail::openStrides(ctx, state_, count_, "generator");
-    current_ = 0;
-  }
+  void open(const RuntimeContext& ctx) { strides_.open(ctx, count_, "generator"); }
 
   SourceStatus pollNext(Collector<T>& out) {
     std::size_t left = std::min<std::size_t>(kSourceRecordsPerPoll, out.pollBudget());
-    while (left > 0 && !strides_.empty()) {
-      GeneratorStride& stride = strides_[current_];
-      // Locals, not members: a store of a record may alias the members and force a reload per
-      // record.
-      std::uint64_t next = stride.next;
-      const std::uint64_t step = stride.step;
-      const std::uint64_t count = count_;
-      while (left > 0 && next < count) {
-        std::size_t room = 0;
-        std::int64_t* ts = nullptr;
-        T* dst = out.reserve(room, ts);
-        std::size_t k = std::min(room, left);
-        const std::uint64_t remaining = (count - next - 1) / step + 1;
+    while (left > 0 && strides_.next() != kUnbounded) {
+      std::size_t room = 0;
+      std::int64_t* ts = nullptr;
+      T* dst = out.reserve(room, ts);
+      std::size_t k = std::min(room, left);
+      if (GeneratorStride* only = strides_.single()) {
+        // Locals, not members: a store of a record may alias the members and force a reload per
+        // record.
+        std::uint64_t next = only->next;
+        const std::uint64_t step = only->step;
+        const std::uint64_t remaining = (count_ - next - 1) / step + 1;
         if (remaining < k) k = static_cast<std::size_t>(remaining);
         for (std::size_t i = 0; i < k; ++i) {
           dst[i] = fn_(next);
           ts[i] = kNoTimestamp;
           next += step;
         }
-        out.commitReserved(k);
-        left -= k;
-      }
-      stride.next = next;
-      if (next >= count) {
-        strides_.erase(strides_.begin() + static_cast<std::ptrdiff_t>(current_));
+        strides_.moveSingle(next);
       } else {
-        ++current_;
+        std::size_t i = 0;
+        for (; i < k && strides_.next() != kUnbounded; ++i) {
+          dst[i] = fn_(strides_.next());
+          ts[i] = kNoTimestamp;
+          strides_.advance();
+        }
+        k = i;
       }
-      if (current_ >= strides_.size()) current_ = 0;
+      out.commitReserved(k);
+      left -= k;
     }
-    state_->update(strides_);
-    return strides_.empty() ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
+    strides_.save();
+    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
+                                         : SourceStatus::kMoreAvailable;
   }
+
+  void snapshotState(const CheckpointOptions&) { strides_.snapshot(); }
 
   bool bounded() const { return count_ != kUnbounded; }
 
  private:
   F fn_;
   std::uint64_t count_;
-  std::vector<GeneratorStride> strides_;
-  std::size_t current_ = 0;  // the stride the next poll starts with
-  ListState<GeneratorStride>* state_ = nullptr;
+  source_detail::OrderedStrides strides_;
 };
 
 // Emits the numbers from `from` to `to`, both included (nothing when from > to), like Flink's
@@ -376,6 +473,8 @@ class CollectionSource {
                                          : SourceStatus::kMoreAvailable;
   }
 
+  void snapshotState(const CheckpointOptions&) { strides_.snapshot(); }
+
  private:
   std::shared_ptr<const std::vector<T>> items_;
   source_detail::OrderedStrides strides_;
@@ -432,6 +531,8 @@ class TextFileSource {
     return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
                                          : SourceStatus::kMoreAvailable;
   }
+
+  void snapshotState(const CheckpointOptions&) { strides_.snapshot(); }
 
   void close() { in_.reset(); }
 
