@@ -26,6 +26,9 @@
 #                                                    checkpoints through a back-pressured
 #                                                    pipeline next to the same one without
 #                                                    (weir_backpressure_bench)
+#   bench/run.sh sources [--records N] [--runs R]
+#                                                    a rescaled generator (several strides) next
+#                                                    to a fresh one (weir_source_bench)
 #   bench/run.sh recovery [--runs R] [--backend heap|rocksdb] [-D key=value]...
 #                                                    time to recover from kill -9 of a TaskManager
 #                                                    (weir_recovery_bench)
@@ -58,6 +61,10 @@ elif [[ $# -gt 0 && "$1" == "heap-snapshot" ]]; then
 elif [[ $# -gt 0 && "$1" == "backpressure" ]]; then
   shift
   target=weir_backpressure_bench
+  args=("$@")
+elif [[ $# -gt 0 && "$1" == "sources" ]]; then
+  shift
+  target=weir_source_bench
   args=("$@")
 elif [[ $# -gt 0 && "$1" == "recovery" ]]; then
   shift

@@ -496,6 +496,70 @@ TEST_CASE("generator: a subtask with several strides emits their indices in incr
   }
 }
 
+// The indices of `strides` below `count`, in increasing order.
+std::vector<std::int64_t> indicesOf(const std::vector<GeneratorStride>& strides,
+                                    std::uint64_t count) {
+  std::vector<std::int64_t> out;
+  for (const GeneratorStride& st : strides) {
+    for (std::uint64_t i = st.next; i < count; i += st.step)
+      out.push_back(static_cast<std::int64_t>(i));
+  }
+  return sorted(out);
+}
+
+TEST_CASE("generator: several strides emit exactly their indices in order, whatever the budget") {
+  using Strides = std::vector<GeneratorStride>;
+  Strides unpaired;
+  for (std::uint64_t i = 0; i < 43; ++i)
+    unpaired.push_back({i, 128});
+  const Strides pieces = weir::source_detail::cutStrides({{0, 1}}, weir::kUnbounded, 1, 128);
+  const std::vector<std::pair<std::string, Strides>> cases = {
+      // In phase from the start: emitted from their pattern.
+      {"a third of the pieces of one stride", Strides(pieces.begin(), pieces.begin() + 43)},
+      {"43 pieces that do not pair", unpaired},
+      // Not in phase: runs of the lowest stride until it catches up, then the pattern.
+      {"strides far apart", {{3, 2}, {1000, 4}, {1002, 4}}},
+      // The pattern stops short of the count, the rest goes stride by stride.
+      {"a period that does not divide the count", {{0, 3}, {1, 3}, {5, 6}}},
+  };
+  for (const auto& [name, strides] : cases) {
+    for (const std::size_t budget : {std::size_t{1}, std::size_t{7}, std::size_t{1024}}) {
+      CAPTURE(name);
+      CAPTURE(budget);
+      constexpr std::uint64_t kCount = 5003;
+      const std::vector<std::int64_t> expected = indicesOf(strides, kCount);
+      OperatorStateStore saved;
+      RuntimeContext saved_ctx = contextFor(saved, 0, 1);
+      saved_ctx
+          .getOperatorListState(ListStateDescriptor<GeneratorStride>(weir::kSourceStridesState))
+          .update(strides);
+      OperatorStateStore store;
+      store.restore(saved.snapshot());
+      RuntimeContext ctx = contextFor(store, 0, 1);
+      Generator source(identity, kCount);
+      source.open(ctx);
+      weir::test::Recorder<std::int64_t> recorder;
+      weir::VertexCounters counters;
+      weir::Collector<std::int64_t> out;
+      out.bind(&recorder, &counters);
+      bool ended = false;
+      for (int poll = 0; poll < 20000 && !ended; ++poll) {
+        out.setPollBudget(budget);
+        ended = source.pollNext(out) == SourceStatus::kEndOfInput;
+        out.flush();
+        REQUIRE(recorder.records.size() <= expected.size());
+        // After every poll the state holds exactly the indices not emitted yet.
+        const std::vector<std::int64_t> rest(
+            expected.begin() + static_cast<std::ptrdiff_t>(recorder.records.size()),
+            expected.end());
+        REQUIRE(indicesOf(stridesOf(store), kCount) == rest);
+      }
+      CHECK(ended);
+      CHECK(recorder.records == expected);
+    }
+  }
+}
+
 TEST_CASE("strides: a checkpoint cuts them into pieces, a restore pairs the pieces up again") {
   using Strides = std::vector<GeneratorStride>;
   using weir::source_detail::cutStrides;

@@ -28,6 +28,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -257,6 +258,41 @@ class OrderedStrides {
     strides_.front().next = next;
     if (next >= count_) strides_.clear();
   }
+  // Emits, through emit(i, index), the run of indices of the stride with the smallest next index
+  // that come before every other stride's next index and before the count: at most `max` (> 0) of
+  // them, at least one. Returns how many it emitted.
+  template <class Emit>
+  std::size_t emitRun(std::size_t max, Emit&& emit) {
+    std::pop_heap(strides_.begin(), strides_.end(), later);
+    GeneratorStride& st = strides_.back();
+    std::uint64_t bound = count_;
+    if (strides_.size() > 1) bound = std::min(bound, strides_.front().next);
+    std::uint64_t n = bound > st.next ? (bound - st.next - 1) / st.step + 1 : 1;
+    if (n > max) n = max;
+    std::uint64_t next = st.next;
+    const std::uint64_t step = st.step;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      emit(static_cast<std::size_t>(i), next);
+      next += step;
+    }
+    if (next >= count_ || next < st.next) {  // past the count, or past the last index there is
+      strides_.pop_back();
+    } else {
+      st.next = next;
+      std::push_heap(strides_.begin(), strides_.end(), later);
+    }
+    return static_cast<std::size_t>(n);
+  }
+  // The strides, in no particular order.
+  const std::vector<GeneratorStride>& all() const { return strides_; }
+  // Replaces the strides (dropping those at or beyond the count).
+  void reset(const std::vector<GeneratorStride>& strides) {
+    strides_.clear();
+    for (const GeneratorStride& st : strides) {
+      if (st.next < count_) strides_.push_back(st);
+    }
+    std::make_heap(strides_.begin(), strides_.end(), later);
+  }
   // Nothing is left to emit (the input ended before the count).
   void clear() { strides_.clear(); }
   // Records the position in the operator state (after every poll).
@@ -278,6 +314,92 @@ class OrderedStrides {
   ListState<GeneratorStride>* state_ = nullptr;
 };
 
+// Several strides in phase, emitted as a repeating pattern. When some W has
+//   W <= next < W + step  for every stride,
+// the indices the strides have in [W + t * L, W + (t + 1) * L), L the least common multiple of
+// their steps, are W + t * L + the same offsets for every t. Emitting from the pattern is a
+// loop over the offsets, about as fast as one stride; the strides a subtask gets on scale-out
+// (pieces of one stride, paired up) are in phase.
+class StridePattern {
+ public:
+  // Periods longer than this are not worth a table.
+  static constexpr std::uint64_t kMaxPeriod = std::uint64_t{1} << 16;
+
+  // Builds the pattern of `strides` (at least one, every next below `count`) from their next
+  // indices on. False, and inactive, when they are not in phase, their period is longer than
+  // kMaxPeriod, or a whole period does not fit below the count.
+  bool build(const std::vector<GeneratorStride>& strides, std::uint64_t count) {
+    active_ = false;
+    std::uint64_t min_next = kUnbounded;
+    std::uint64_t base = 0;  // the least W
+    std::uint64_t period = 1;
+    for (const GeneratorStride& st : strides) {
+      min_next = std::min(min_next, st.next);
+      if (st.next + 1 > st.step) base = std::max(base, st.next + 1 - st.step);
+      if (st.step > kMaxPeriod) return false;
+      period = std::lcm(period, st.step);
+      if (period > kMaxPeriod) return false;
+    }
+    if (base > min_next || base > count || count - base < period) return false;
+    offsets_.clear();
+    phases_.clear();
+    for (const GeneratorStride& st : strides) {
+      phases_.push_back({st.next - base, st.step});
+      for (std::uint64_t o = st.next - base; o < period; o += st.step)
+        offsets_.push_back(o);
+    }
+    std::sort(offsets_.begin(), offsets_.end());
+    base_ = base;
+    period_ = period;
+    count_ = count;
+    pos_ = 0;
+    active_ = true;
+    return true;
+  }
+  bool active() const { return active_; }
+
+  // Emits through emit(i, index) the next indices of the pattern, at most `max`; stops early (and
+  // becomes inactive) where the next period would not fit below the count. Returns how many.
+  template <class Emit>
+  std::size_t emit(std::size_t max, Emit&& emit) {
+    std::size_t i = 0;
+    while (i < max && active_) {
+      const std::size_t end = std::min(offsets_.size(), pos_ + (max - i));
+      const std::uint64_t base = base_;
+      for (std::size_t p = pos_; p < end; ++p, ++i)
+        emit(i, base + offsets_[p]);
+      pos_ = end;
+      if (pos_ == offsets_.size()) {
+        pos_ = 0;
+        base_ += period_;
+        if (base_ > count_ || count_ - base_ < period_) active_ = false;
+      }
+    }
+    return i;
+  }
+
+  // The strides, each at its next index not emitted yet (after the last emit).
+  std::vector<GeneratorStride> strides() const {
+    std::vector<GeneratorStride> out;
+    const std::uint64_t at = offsets_[pos_];  // offset of the next index to emit from base_
+    for (const GeneratorStride& phase : phases_) {
+      std::uint64_t next = base_ + phase.next;
+      if (at > phase.next) next += (at - phase.next + phase.step - 1) / phase.step * phase.step;
+      out.push_back({next, phase.step});
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::uint64_t> offsets_;
+  std::vector<GeneratorStride> phases_;  // per stride: its offset in the first period, its step
+  std::uint64_t base_ = 0;               // W of the current period
+  std::uint64_t period_ = 1;
+  std::uint64_t count_ = kUnbounded;
+  std::size_t pos_ = 0;  // the next offset to emit
+  bool active_ = false;
+};
+
 }  // namespace source_detail
 
 // How many records a built-in source emits per poll at most: large enough to amortise the poll,
@@ -288,8 +410,10 @@ inline constexpr int kSourceRecordsPerPoll = 1024;
 // Emits fn(i) for every index i in [0, count) (or forever when count is kUnbounded). At a fresh
 // start subtask s of p has one stride {s, p}: it emits the indices congruent to s modulo p, in
 // increasing order. Restored, it emits the indices of the strides it was given, in increasing
-// order, and ends when none are left. A checkpoint cuts the strides into pieces (see
-// source_detail::cutStrides), so that a restore at a higher parallelism gives every subtask some.
+// order, and ends when none are left: strides in phase (those of a scale-out) from their pattern
+// (source_detail::StridePattern), others a run of the lowest stride at a time. A checkpoint cuts
+// the strides into pieces (see source_detail::cutStrides), so that a restore at a higher
+// parallelism gives every subtask some.
 template <class T, class F>
 class GeneratorSource {
  public:
@@ -299,12 +423,13 @@ class GeneratorSource {
 
   SourceStatus pollNext(Collector<T>& out) {
     std::size_t left = std::min<std::size_t>(kSourceRecordsPerPoll, out.pollBudget());
-    while (left > 0 && strides_.next() != kUnbounded) {
+    while (left > 0 && (pattern_.active() || strides_.next() != kUnbounded)) {
       std::size_t room = 0;
       std::int64_t* ts = nullptr;
       T* dst = out.reserve(room, ts);
       std::size_t k = std::min(room, left);
-      if (GeneratorStride* only = strides_.single()) {
+      GeneratorStride* only = pattern_.active() ? nullptr : strides_.single();
+      if (only != nullptr) {
         // Locals, not members: a store of a record may alias the members and force a reload per
         // record.
         std::uint64_t next = only->next;
@@ -318,17 +443,31 @@ class GeneratorSource {
         }
         strides_.moveSingle(next);
       } else {
-        std::size_t i = 0;
-        for (; i < k && strides_.next() != kUnbounded; ++i) {
-          dst[i] = fn_(strides_.next());
+        // Several strides: in increasing index order, from their pattern when they are in phase,
+        // else a run of the smallest stride at a time.
+        auto put = [&](std::size_t i, std::uint64_t index) {
+          dst[i] = fn_(index);
           ts[i] = kNoTimestamp;
-          strides_.advance();
+        };
+        if (!pattern_.active()) pattern_.build(strides_.all(), count_);
+        if (pattern_.active()) {
+          k = pattern_.emit(k, put);
+          if (!pattern_.active()) strides_.reset(pattern_.strides());
+        } else {
+          std::size_t i = 0;
+          while (i < k && strides_.next() != kUnbounded) {
+            i += strides_.emitRun(k - i, [&](std::size_t j, std::uint64_t index) {
+              put(i + j, index);
+            });
+          }
+          k = i;
         }
-        k = i;
       }
       out.commitReserved(k);
       left -= k;
     }
+    // While the pattern emits, the strides are brought up to date once per poll.
+    if (pattern_.active()) strides_.reset(pattern_.strides());
     strides_.save();
     return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
                                          : SourceStatus::kMoreAvailable;
@@ -341,7 +480,8 @@ class GeneratorSource {
  private:
   F fn_;
   std::uint64_t count_;
-  source_detail::OrderedStrides strides_;
+  source_detail::OrderedStrides strides_;  // while pattern_ is active: as of the last poll's end
+  source_detail::StridePattern pattern_;
 };
 
 // Emits the numbers from `from` to `to`, both included (nothing when from > to), like Flink's
