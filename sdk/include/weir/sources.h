@@ -28,8 +28,8 @@
 #include <functional>
 #include <limits>
 #include <map>
-#include <numeric>
 #include <memory>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -378,16 +378,15 @@ class StridePattern {
     return i;
   }
 
-  // The strides, each at its next index not emitted yet (after the last emit).
-  std::vector<GeneratorStride> strides() const {
-    std::vector<GeneratorStride> out;
+  // The strides, each at its next index not emitted yet (after the last emit), into `out`.
+  void strides(std::vector<GeneratorStride>& out) const {
+    out.clear();
     const std::uint64_t at = offsets_[pos_];  // offset of the next index to emit from base_
     for (const GeneratorStride& phase : phases_) {
       std::uint64_t next = base_ + phase.next;
       if (at > phase.next) next += (at - phase.next + phase.step - 1) / phase.step * phase.step;
       out.push_back({next, phase.step});
     }
-    return out;
   }
 
  private:
@@ -452,7 +451,7 @@ class GeneratorSource {
         if (!pattern_.active()) pattern_.build(strides_.all(), count_);
         if (pattern_.active()) {
           k = pattern_.emit(k, put);
-          if (!pattern_.active()) strides_.reset(pattern_.strides());
+          if (!pattern_.active()) syncStrides();
         } else {
           std::size_t i = 0;
           while (i < k && strides_.next() != kUnbounded) {
@@ -467,7 +466,7 @@ class GeneratorSource {
       left -= k;
     }
     // While the pattern emits, the strides are brought up to date once per poll.
-    if (pattern_.active()) strides_.reset(pattern_.strides());
+    if (pattern_.active()) syncStrides();
     strides_.save();
     return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
                                          : SourceStatus::kMoreAvailable;
@@ -478,10 +477,17 @@ class GeneratorSource {
   bool bounded() const { return count_ != kUnbounded; }
 
  private:
+  // The strides where the pattern stands.
+  void syncStrides() {
+    pattern_.strides(synced_);
+    strides_.reset(synced_);
+  }
+
   F fn_;
   std::uint64_t count_;
   source_detail::OrderedStrides strides_;  // while pattern_ is active: as of the last poll's end
   source_detail::StridePattern pattern_;
+  std::vector<GeneratorStride> synced_;  // reused by syncStrides
 };
 
 // Emits the numbers from `from` to `to`, both included (nothing when from > to), like Flink's
