@@ -157,8 +157,9 @@ int main(int argc, char** argv) {
     merge_best = std::min(merge_best, secondsSince(start) / kCalls);
   }
   if (check != static_cast<std::size_t>(runs) * kCalls * 129) die("cut or merge miscounted");
-  std::printf("\ncheckpoint hook (1 stride -> 128 pieces): %.2f us; restore (128 pieces -> 1): "
-              "%.2f us\n",
-              cut_best * 1e6, merge_best * 1e6);
+  std::printf(
+      "\ncheckpoint hook (1 stride -> 128 pieces): %.2f us; restore (128 pieces -> 1): "
+      "%.2f us\n",
+      cut_best * 1e6, merge_best * 1e6);
   return 0;
 }

@@ -255,6 +255,17 @@ SourceDef textFile(const std::string& path) {
   };
 }
 
+// The indices of `strides` below `count`, in increasing order.
+std::vector<std::int64_t> indicesOf(const std::vector<GeneratorStride>& strides,
+                                    std::uint64_t count) {
+  std::vector<std::int64_t> out;
+  for (const GeneratorStride& st : strides) {
+    for (std::uint64_t i = st.next; i < count; i += st.step)
+      out.push_back(static_cast<std::int64_t>(i));
+  }
+  return sorted(out);
+}
+
 }  // namespace
 
 TEST_CASE("sequence source: a fresh start cuts the range into contiguous splits") {
@@ -494,17 +505,6 @@ TEST_CASE("generator: a subtask with several strides emits their indices in incr
     CHECK(stridesOf(rest_store).empty());
     CHECK(sorted(all) == closedRange(0, static_cast<std::int64_t>(count) - 1));
   }
-}
-
-// The indices of `strides` below `count`, in increasing order.
-std::vector<std::int64_t> indicesOf(const std::vector<GeneratorStride>& strides,
-                                    std::uint64_t count) {
-  std::vector<std::int64_t> out;
-  for (const GeneratorStride& st : strides) {
-    for (std::uint64_t i = st.next; i < count; i += st.step)
-      out.push_back(static_cast<std::int64_t>(i));
-  }
-  return sorted(out);
 }
 
 TEST_CASE("generator: several strides emit exactly their indices in order, whatever the budget") {

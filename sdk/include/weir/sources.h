@@ -159,8 +159,8 @@ inline std::vector<GeneratorStride> mergeStrides(const std::vector<GeneratorStri
   for (const GeneratorStride& st : strides) {
     if (!by_step[st.step].insert(st.next).second) {
       throw std::runtime_error(std::string(what) + " subtask " + std::to_string(subtask) +
-                               " was restored with the stride {" + std::to_string(st.next) +
-                               ", " + std::to_string(st.step) + "} twice");
+                               " was restored with the stride {" + std::to_string(st.next) + ", " +
+                               std::to_string(st.step) + "} twice");
     }
   }
   std::vector<GeneratorStride> merged;
@@ -200,8 +200,7 @@ inline std::vector<GeneratorStride> openStrides(const RuntimeContext& ctx,
       !ctx.getOperatorListState(ListStateDescriptor<std::uint64_t>(kSourceOffsetState))
            .get()
            .empty()) {
-    throw std::runtime_error(std::string(what) + " subtask " +
-                             std::to_string(ctx.subtaskIndex()) +
+    throw std::runtime_error(std::string(what) + " subtask " + std::to_string(ctx.subtaskIndex()) +
                              " was restored with a position in the 'offset' state of an earlier "
                              "Weir version, which this version cannot resume from");
   }
@@ -244,14 +243,7 @@ class OrderedStrides {
   GeneratorStride* single() { return strides_.size() == 1 ? &strides_.front() : nullptr; }
   // next() was emitted: its stride moves on (and is dropped once at or beyond the count).
   void advance() {
-    std::pop_heap(strides_.begin(), strides_.end(), later);
-    GeneratorStride& st = strides_.back();
-    if (count_ - st.next <= st.step) {  // st.next < count_ always
-      strides_.pop_back();
-    } else {
-      st.next += st.step;
-      std::push_heap(strides_.begin(), strides_.end(), later);
-    }
+    emitRun(1, [](std::size_t, std::uint64_t) {});
   }
   // The single stride (see single()) has moved on to `next`; it is dropped at or beyond the count.
   void moveSingle(std::uint64_t next) {
@@ -298,9 +290,7 @@ class OrderedStrides {
   // Records the position in the operator state (after every poll).
   void save() { state_->update(strides_); }
   // Records the position for a checkpoint: the strides cut into pieces (see cutStrides).
-  void snapshot() {
-    state_->update(cutStrides(strides_, count_, parallelism_, max_parallelism_));
-  }
+  void snapshot() { state_->update(cutStrides(strides_, count_, parallelism_, max_parallelism_)); }
 
  private:
   // Heap order: the stride with the smallest next index at the front.
@@ -455,9 +445,8 @@ class GeneratorSource {
         } else {
           std::size_t i = 0;
           while (i < k && strides_.next() != kUnbounded) {
-            i += strides_.emitRun(k - i, [&](std::size_t j, std::uint64_t index) {
-              put(i + j, index);
-            });
+            i += strides_.emitRun(k - i,
+                                  [&](std::size_t j, std::uint64_t index) { put(i + j, index); });
           }
           k = i;
         }
@@ -468,8 +457,7 @@ class GeneratorSource {
     // While the pattern emits, the strides are brought up to date once per poll.
     if (pattern_.active()) syncStrides();
     strides_.save();
-    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
-                                         : SourceStatus::kMoreAvailable;
+    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
   }
 
   void snapshotState(const CheckpointOptions&) { strides_.snapshot(); }
@@ -615,8 +603,7 @@ class CollectionSource {
       strides_.advance();
     }
     strides_.save();
-    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
-                                         : SourceStatus::kMoreAvailable;
+    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
   }
 
   void snapshotState(const CheckpointOptions&) { strides_.snapshot(); }
@@ -674,8 +661,7 @@ class TextFileSource {
       strides_.advance();
     }
     strides_.save();
-    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput
-                                         : SourceStatus::kMoreAvailable;
+    return strides_.next() == kUnbounded ? SourceStatus::kEndOfInput : SourceStatus::kMoreAvailable;
   }
 
   void snapshotState(const CheckpointOptions&) { strides_.snapshot(); }
